@@ -1,0 +1,58 @@
+//! The reference sweeper: sha2's compression function (SHA-NI where the CPU has it) from the
+//! header's midstate, one thread. It is the yardstick of `bench` and the `cpu` device.
+
+use crate::device::{DeviceInfo, SweepError, Sweeper};
+use crate::work::sha256::{Midstate, header_tail_block, sha256d_from_midstate};
+use crate::work::target::target_top_word;
+use crate::work::{NonceRange, Work};
+
+pub struct CpuSweeper {
+    info: DeviceInfo,
+}
+
+impl CpuSweeper {
+    pub fn new() -> Self {
+        CpuSweeper {
+            info: DeviceInfo {
+                name: "CPU reference (sha2, 1 thread)".into(),
+                backend: "cpu".into(),
+                vendor: String::new(),
+                device_type: "Cpu".into(),
+                driver: format!("sha2 on {}", std::env::consts::ARCH),
+            },
+        }
+    }
+}
+
+impl Default for CpuSweeper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sweeper for CpuSweeper {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
+        Ok(sweep(work, range))
+    }
+}
+
+/// Candidates of `range` by the same rule as the kernel: top 32 bits of the hash ≤ the target's.
+pub fn sweep(work: &Work, range: NonceRange) -> Vec<u32> {
+    let header = work.header_bytes();
+    let midstate = Midstate::of_header(&header);
+    let mut tail = header_tail_block(&header);
+    let top = target_top_word(&work.target);
+    let mut candidates = Vec::new();
+    for nonce in range.iter() {
+        tail[12..16].copy_from_slice(&nonce.to_le_bytes());
+        let digest = sha256d_from_midstate(&midstate, &tail);
+        if u32::from_le_bytes([digest[28], digest[29], digest[30], digest[31]]) <= top {
+            candidates.push(nonce);
+        }
+    }
+    candidates
+}

@@ -1,0 +1,99 @@
+//! Every candidate a device reports is hashed again here, with sha2, before it counts.
+//!
+//! Devices pre-filter on the top 32 bits of the hash, so a candidate falls in one of three
+//! classes: a hit (the full hash meets the target), a near miss (the top word passes but the
+//! rest does not: expected, dropped silently), or a hardware error (the device claimed a hash
+//! that it does not have, a duplicate, or a nonce outside the range it was given).
+
+use crate::work::target::target_top_word;
+use crate::work::{BlockHash, Hit, NonceRange, Work};
+
+/// A candidate that the device should never have reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HardwareError {
+    pub nonce: u32,
+    pub hash: BlockHash,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Verified hits, in nonce order.
+    pub hits: Vec<Hit>,
+    pub near_misses: u64,
+    pub hw_errors: Vec<HardwareError>,
+}
+
+pub fn verify(work: &Work, range: NonceRange, candidates: &[u32]) -> Verified {
+    let top = target_top_word(&work.target);
+    let mut sorted = candidates.to_vec();
+    sorted.sort_unstable();
+    let mut out = Verified::default();
+    for (i, &nonce) in sorted.iter().enumerate() {
+        let hash = work.hash(nonce);
+        let duplicate = i > 0 && sorted[i - 1] == nonce;
+        let hash_top = {
+            let b: &[u8; 32] = hash.as_ref();
+            u32::from_le_bytes([b[28], b[29], b[30], b[31]])
+        };
+        if duplicate || !range.contains(nonce) || hash_top > top {
+            out.hw_errors.push(HardwareError { nonce, hash });
+        } else if work.target.is_met_by(hash) {
+            out.hits.push(Hit { nonce, hash });
+        } else {
+            out.near_misses += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::{Difficulty, header_from_hex};
+
+    const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+
+    #[test]
+    fn sorts_candidates_into_hits_near_misses_and_errors() {
+        let header = header_from_hex(GENESIS).unwrap();
+        let work = Work::block(header).unwrap();
+        let range = NonceRange::new(0x7c2b_ac00, 0x100).unwrap();
+        let real = 0x7c2b_ac1d;
+        let v = verify(&work, range, &[real, real, 0x7c2b_ac00, 5]);
+        assert_eq!(v.hits.len(), 1);
+        assert_eq!(v.hits[0].nonce, real);
+        assert_eq!(
+            v.hits[0].hash.to_string(),
+            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+        );
+        // The duplicate, a nonce whose hash fails the top word, and one outside the range.
+        let mut bad: Vec<u32> = v.hw_errors.iter().map(|e| e.nonce).collect();
+        bad.sort();
+        assert_eq!(bad, [5, 0x7c2b_ac00, real]);
+        assert_eq!(v.near_misses, 0);
+    }
+
+    #[test]
+    fn a_top_word_match_above_the_target_is_a_near_miss() {
+        let header = header_from_hex(GENESIS).unwrap();
+        // A target with the genesis hash's top word but lower bits all zero.
+        let hash = header.block_hash();
+        let mut le = [0u8; 32];
+        le[28..].copy_from_slice(&AsRef::<[u8; 32]>::as_ref(&hash)[28..]);
+        let work = Work::new(header, crate::work::Target::from_le_bytes(le));
+        let v = verify(
+            &work,
+            NonceRange::new(header.nonce, 1).unwrap(),
+            &[header.nonce],
+        );
+        assert_eq!((v.hits.len(), v.near_misses, v.hw_errors.len()), (0, 1, 0));
+        // And with difficulty 1 it is a hit.
+        let work = Work::new(header, Difficulty::ONE.to_target());
+        let v = verify(
+            &work,
+            NonceRange::new(header.nonce, 1).unwrap(),
+            &[header.nonce],
+        );
+        assert_eq!(v.hits.len(), 1);
+    }
+}

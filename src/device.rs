@@ -1,0 +1,108 @@
+//! What every sweeping device offers, GPU or CPU: take one `Work` and a nonce range, return the
+//! candidate nonces. Devices know nothing of pools or nodes, and nothing they return counts
+//! before `cpu::verify` has re-hashed it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::work::{NonceRange, Work};
+
+/// Describes a device as `wgminer devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub backend: String,
+    pub vendor: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.name, self.backend)?;
+        if !self.driver.is_empty() {
+            write!(f, ", {}", self.driver)?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// A device failed while sweeping: lost, out of memory, or a driver error.
+#[derive(Debug, thiserror::Error)]
+#[error("{device}: {message}")]
+pub struct SweepError {
+    pub device: String,
+    pub message: String,
+}
+
+/// A device that sweeps nonces.
+pub trait Sweeper: Send {
+    fn info(&self) -> &DeviceInfo;
+
+    /// Every nonce of `range` whose hash's most significant 32 bits do not exceed the target's,
+    /// in any order, and none missing. The caller verifies each one.
+    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError>;
+}
+
+/// How the user names a device on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSelector {
+    /// The best adapter: discrete before integrated before software, native APIs before GL.
+    Auto,
+    /// The sha2 reference sweeper on one CPU thread.
+    Cpu,
+    /// The adapter at this position in `wgminer devices`.
+    Index(usize),
+    /// The first adapter whose name contains this text, case-insensitively.
+    Name(String),
+}
+
+impl FromStr for DeviceSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Ok(match s {
+            "" => return Err(
+                "empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`"
+                    .into(),
+            ),
+            "auto" => DeviceSelector::Auto,
+            "cpu" => DeviceSelector::Cpu,
+            _ => match s.parse::<usize>() {
+                Ok(i) => DeviceSelector::Index(i),
+                Err(_) => DeviceSelector::Name(s.to_string()),
+            },
+        })
+    }
+}
+
+impl fmt::Display for DeviceSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSelector::Auto => write!(f, "auto"),
+            DeviceSelector::Cpu => write!(f, "cpu"),
+            DeviceSelector::Index(i) => write!(f, "{i}"),
+            DeviceSelector::Name(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse() {
+        assert_eq!("auto".parse(), Ok(DeviceSelector::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceSelector::Cpu));
+        assert_eq!("2".parse(), Ok(DeviceSelector::Index(2)));
+        assert_eq!(
+            "llvmpipe".parse(),
+            Ok(DeviceSelector::Name("llvmpipe".into()))
+        );
+        assert!(" ".parse::<DeviceSelector>().is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! Finding adapters: every backend wgpu offers on this OS (Vulkan and GL here; Metal and DX12
+//! where the OS has them), listed in a stable order so that an index means the same adapter
+//! from one run to the next.
+
+use crate::device::{DeviceInfo, DeviceSelector};
+
+/// What to tell a user whose machine shows no adapter.
+pub const INSTALL_HINT: &str = "install a Vulkan driver: on Debian or Ubuntu `sudo apt-get install mesa-vulkan-drivers` \
+(lavapipe, which runs the kernel on the CPU) or your GPU vendor's driver; `vulkaninfo --summary` \
+(package vulkan-tools) shows what the loader finds";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found on any backend ({backends}); {INSTALL_HINT}")]
+    NoAdapter { backends: String },
+    #[error("no adapter matches `{selector}`; `wgminer devices` lists {count} adapter(s)")]
+    NoMatch { selector: String, count: usize },
+    #[error(
+        "adapter {name} does not support compute shaders with storage buffers (it needs Vulkan, Metal, DX12 or GL ES 3.1)"
+    )]
+    NoCompute { name: String },
+    #[error("{name}: could not open the device: {message}")]
+    Open { name: String, message: String },
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter, in enumeration order (the indices of `wgminer devices`).
+pub fn list_adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+pub fn describe(info: &wgpu::AdapterInfo) -> DeviceInfo {
+    let driver = match (info.driver.is_empty(), info.driver_info.is_empty()) {
+        (false, false) => format!("{} {}", info.driver, info.driver_info),
+        (false, true) => info.driver.clone(),
+        _ => info.driver_info.clone(),
+    };
+    DeviceInfo {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        vendor: vendor_name(info.vendor),
+        device_type: format!("{:?}", info.device_type),
+        driver,
+    }
+}
+
+fn vendor_name(id: u32) -> String {
+    let name = match id {
+        0x10de => "NVIDIA",
+        0x1002 | 0x1022 => "AMD",
+        0x8086 => "Intel",
+        0x106b => "Apple",
+        0x13b5 => "ARM",
+        0x5143 => "Qualcomm",
+        0x1010 => "Imagination",
+        0x10005 => "Mesa",
+        _ => return format!("{id:#06x}"),
+    };
+    name.to_string()
+}
+
+/// Preference for `auto`: lower is better.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, api)
+}
+
+/// The adapter a selector names. `Cpu` is not an adapter: the caller handles it.
+pub fn select_adapter(selector: &DeviceSelector) -> Result<wgpu::Adapter, GpuError> {
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        let backends = format!("{:?}", wgpu::Instance::enabled_backend_features());
+        return Err(GpuError::NoAdapter { backends });
+    }
+    let count = adapters.len();
+    let no_match = || GpuError::NoMatch {
+        selector: selector.to_string(),
+        count,
+    };
+    match selector {
+        DeviceSelector::Auto | DeviceSelector::Cpu => adapters
+            .into_iter()
+            .filter(|a| supports_compute(a))
+            .min_by_key(|a| rank(&a.get_info()))
+            .ok_or_else(no_match),
+        DeviceSelector::Index(i) => adapters.into_iter().nth(*i).ok_or_else(no_match),
+        DeviceSelector::Name(name) => {
+            let needle = name.to_lowercase();
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(no_match)
+        }
+    }
+}
+
+pub fn supports_compute(adapter: &wgpu::Adapter) -> bool {
+    adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        && adapter.limits().max_storage_buffers_per_shader_stage > 0
+}

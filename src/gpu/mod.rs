@@ -1,0 +1,10 @@
+//! The GPU side: adapters on every backend wgpu reaches, the sweep pipeline around
+//! `shaders/sha256d.wgsl`, and the auto-tuner that sizes its dispatches.
+
+pub mod adapter;
+pub mod kernel;
+pub mod sweep;
+pub mod tune;
+
+pub use adapter::{GpuError, list_adapters, select_adapter};
+pub use sweep::{GpuOptions, GpuSweeper};

@@ -1,0 +1,377 @@
+//! The sweep pipeline: one compute pipeline, a ring of dispatch slots so that the next dispatch
+//! is queued while the host reads the last one's candidates, and the re-sweep that makes sure
+//! no candidate is lost when more arrive than the buffer holds.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+
+use bytemuck::Zeroable;
+use wgpu::util::DeviceExt;
+
+use super::adapter::{GpuError, describe, supports_compute};
+use super::kernel::{KernelParams, SOURCE};
+use crate::device::{DeviceInfo, SweepError, Sweeper};
+use crate::work::{NonceRange, Work};
+
+/// Candidates one dispatch can return before the host re-sweeps its range in parts. At any
+/// real share target a dispatch has a handful; only test targets come near this.
+pub const CANDIDATE_CAPACITY: u32 = 4096;
+
+/// Dispatches in flight: one running while the host reads the one before.
+const SLOTS: usize = 2;
+
+/// The most nonces in one dispatch: keeps `invocation * NONCES_PER_INVOCATION` in u32.
+pub const MAX_BATCH: u32 = 1 << 31;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuOptions {
+    pub workgroup_size: u32,
+    pub nonces_per_invocation: u32,
+    /// Nonces per dispatch; `GpuSweeper::tune` sets it from a measured dispatch time.
+    pub batch: u32,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            workgroup_size: 64,
+            nonces_per_invocation: 64,
+            batch: 1 << 20,
+        }
+    }
+}
+
+struct Slot {
+    params: wgpu::Buffer,
+    candidates: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+/// A dispatch that has been submitted and whose candidates are being mapped for reading.
+struct InFlight {
+    slot: usize,
+    range: NonceRange,
+    submission: wgpu::SubmissionIndex,
+    mapped: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+}
+
+pub struct GpuSweeper {
+    info: DeviceInfo,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pipeline: wgpu::ComputePipeline,
+    slots: Vec<Slot>,
+    options: GpuOptions,
+    max_groups_per_dimension: u32,
+    submitted: usize,
+}
+
+const CANDIDATE_BYTES: u64 = 4 * (1 + CANDIDATE_CAPACITY as u64);
+
+impl GpuSweeper {
+    pub fn open(adapter: wgpu::Adapter, options: GpuOptions) -> Result<Self, GpuError> {
+        let adapter_info = adapter.get_info();
+        let info = describe(&adapter_info);
+        if !supports_compute(&adapter) {
+            return Err(GpuError::NoCompute { name: info.name });
+        }
+        let open_error = |message: String| GpuError::Open {
+            name: info.name.clone(),
+            message,
+        };
+        let limits = adapter.limits();
+        if options.workgroup_size == 0
+            || options.workgroup_size > limits.max_compute_invocations_per_workgroup
+            || options.workgroup_size > limits.max_compute_workgroup_size_x
+            || options.nonces_per_invocation == 0
+        {
+            return Err(open_error(format!(
+                "workgroup size {} / {} nonces per invocation is outside the adapter's limits (at most {} invocations)",
+                options.workgroup_size,
+                options.nonces_per_invocation,
+                limits.max_compute_invocations_per_workgroup
+            )));
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgminer"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| open_error(e.to_string()))?;
+
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("sha256d.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(SOURCE.into()),
+        });
+        let constants = [
+            ("WORKGROUP_SIZE", f64::from(options.workgroup_size)),
+            (
+                "NONCES_PER_INVOCATION",
+                f64::from(options.nonces_per_invocation),
+            ),
+        ];
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("sweep"),
+            layout: None,
+            module: &module,
+            entry_point: Some("sweep"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        let slots = (0..SLOTS)
+            .map(|i| {
+                let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: bytemuck::bytes_of(&KernelParams::zeroed()),
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                });
+                let candidates = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("candidates"),
+                    size: CANDIDATE_BYTES,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: CANDIDATE_BYTES,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(if i == 0 { "slot 0" } else { "slot 1" }),
+                    layout: &layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: params.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: candidates.as_entire_binding(),
+                        },
+                    ],
+                });
+                Slot {
+                    params,
+                    candidates,
+                    readback,
+                    bind_group,
+                }
+            })
+            .collect();
+        let options = GpuOptions {
+            batch: clamp_batch(options.batch, &options),
+            ..options
+        };
+        Ok(GpuSweeper {
+            info,
+            device,
+            queue,
+            pipeline,
+            slots,
+            options,
+            max_groups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            submitted: 0,
+        })
+    }
+
+    pub fn options(&self) -> GpuOptions {
+        self.options
+    }
+
+    pub fn set_batch(&mut self, batch: u32) {
+        self.options.batch = clamp_batch(batch, &self.options);
+    }
+
+    fn error(&self, message: impl ToString) -> SweepError {
+        SweepError {
+            device: self.info.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Workgroups for `count` nonces, folded into two dimensions past the per-dimension limit.
+    fn grid(&self, count: u32) -> (u32, u32) {
+        let per_group =
+            u64::from(self.options.workgroup_size) * u64::from(self.options.nonces_per_invocation);
+        let groups = u64::from(count).div_ceil(per_group);
+        let max = u64::from(self.max_groups_per_dimension);
+        let y = groups.div_ceil(max);
+        (groups.div_ceil(y) as u32, y as u32)
+    }
+
+    fn submit(&mut self, params: &KernelParams, range: NonceRange) -> InFlight {
+        debug_assert!(range.count > 0 && range.count <= u64::from(MAX_BATCH));
+        let slot_index = self.submitted % SLOTS;
+        self.submitted += 1;
+        let slot = &self.slots[slot_index];
+        let dispatch = params.dispatch(range.start, range.count as u32);
+        self.queue
+            .write_buffer(&slot.params, 0, bytemuck::bytes_of(&dispatch));
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.clear_buffer(&slot.candidates, 0, Some(4));
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &slot.bind_group, &[]);
+            let (x, y) = self.grid(range.count as u32);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        encoder.copy_buffer_to_buffer(&slot.candidates, 0, &slot.readback, 0, CANDIDATE_BYTES);
+        let submission = self.queue.submit([encoder.finish()]);
+        let (tx, mapped) = mpsc::channel();
+        slot.readback
+            .map_async(wgpu::MapMode::Read, .., move |result| {
+                let _ = tx.send(result);
+            });
+        InFlight {
+            slot: slot_index,
+            range,
+            submission,
+            mapped,
+        }
+    }
+
+    /// Waits for a dispatch; returns how many candidates it found and those that fit.
+    fn collect(&self, flight: InFlight) -> Result<(u32, Vec<u32>), SweepError> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(flight.submission),
+                timeout: None,
+            })
+            .map_err(|e| self.error(e))?;
+        flight
+            .mapped
+            .recv()
+            .map_err(|_| self.error("the driver dropped a buffer mapping"))?
+            .map_err(|e| self.error(e))?;
+        let readback = &self.slots[flight.slot].readback;
+        let (count, nonces) = {
+            let view = readback.get_mapped_range(..).map_err(|e| self.error(e))?;
+            let words: &[u32] = bytemuck::cast_slice(&view);
+            let count = words[0];
+            (
+                count,
+                words[1..1 + count.min(CANDIDATE_CAPACITY) as usize].to_vec(),
+            )
+        };
+        readback.unmap();
+        Ok((count, nonces))
+    }
+
+    /// Sweeps a range that overflowed the candidate buffer again, in parts small enough that
+    /// each holds its candidates; parts that still overflow split again. A part of at most
+    /// `CANDIDATE_CAPACITY` nonces cannot overflow, so this ends.
+    fn resweep(
+        &mut self,
+        params: &KernelParams,
+        range: NonceRange,
+        found: u32,
+        out: &mut Vec<u32>,
+    ) -> Result<(), SweepError> {
+        let parts = u64::from(found)
+            .div_ceil(u64::from(CANDIDATE_CAPACITY / 2))
+            .clamp(2, range.count);
+        let part = range.count.div_ceil(parts);
+        let mut rest = range;
+        while rest.count > 0 {
+            let (head, tail) = rest.split_at(part);
+            rest = tail;
+            let flight = self.submit(params, head);
+            let (count, nonces) = self.collect(flight)?;
+            if count > CANDIDATE_CAPACITY {
+                self.resweep(params, head, count, out)?;
+            } else {
+                out.extend(nonces);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one dispatch of `count` nonces against a target nothing meets and returns how
+    /// long it took; the auto-tuner's probe.
+    pub fn time_dispatch(&mut self, count: u32) -> Result<std::time::Duration, SweepError> {
+        let work = Work::new(
+            crate::work::header_from_hex(&"00".repeat(80)).expect("80 zero bytes"),
+            crate::work::Target::ZERO,
+        );
+        let params = KernelParams::new(&work);
+        let started = std::time::Instant::now();
+        let flight = self.submit(
+            &params,
+            NonceRange {
+                start: 0,
+                count: u64::from(count.max(1)),
+            },
+        );
+        self.collect(flight)?;
+        Ok(started.elapsed())
+    }
+}
+
+fn clamp_batch(batch: u32, options: &GpuOptions) -> u32 {
+    let granule = options.workgroup_size * options.nonces_per_invocation;
+    batch.clamp(granule, MAX_BATCH) / granule * granule
+}
+
+impl Sweeper for GpuSweeper {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
+        let params = KernelParams::new(work);
+        let mut out = Vec::new();
+        let mut rest = range;
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        loop {
+            while in_flight.len() < SLOTS && rest.count > 0 {
+                let (head, tail) = rest.split_at(u64::from(self.options.batch));
+                rest = tail;
+                in_flight.push_back(self.submit(&params, head));
+            }
+            let Some(flight) = in_flight.pop_front() else {
+                break;
+            };
+            let range = flight.range;
+            let (count, nonces) = self.collect(flight)?;
+            if count > CANDIDATE_CAPACITY {
+                // The other slot may still be in flight; the re-sweep uses the slot just freed,
+                // so it must not run ahead of that slot's turn in the ring.
+                self.drain_then_resweep(&params, range, count, &mut in_flight, &mut out)?;
+            } else {
+                out.extend(nonces);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl GpuSweeper {
+    fn drain_then_resweep(
+        &mut self,
+        params: &KernelParams,
+        range: NonceRange,
+        count: u32,
+        in_flight: &mut VecDeque<InFlight>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), SweepError> {
+        while let Some(flight) = in_flight.pop_front() {
+            let other = flight.range;
+            let (n, nonces) = self.collect(flight)?;
+            if n > CANDIDATE_CAPACITY {
+                self.resweep(params, other, n, out)?;
+            } else {
+                out.extend(nonces);
+            }
+        }
+        self.resweep(params, range, count, out)
+    }
+}

@@ -1,0 +1,6 @@
+//! wgminer: a portable GPU Bitcoin miner. See ARCHITECTURE.md for the map.
+
+pub mod cpu;
+pub mod device;
+pub mod gpu;
+pub mod work;
