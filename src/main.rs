@@ -1,1 +1,190 @@
-fn main() {}
+//! The command line: parses arguments and hands them to `wgminer::commands`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use wgminer::commands::{self, DeviceOptions};
+use wgminer::device::DeviceSelector;
+use wgminer::gpu::GpuOptions;
+use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
+
+#[derive(Parser)]
+#[command(
+    name = "wgminer",
+    version,
+    about = "A portable GPU Bitcoin miner: one WGSL SHA-256d kernel on every GPU that wgpu reaches",
+    long_about = "A portable GPU Bitcoin miner: one WGSL SHA-256d kernel on every GPU that wgpu \
+reaches (Vulkan, Metal, DX12, GL). Every hit a GPU reports is hashed again on the CPU before it \
+counts; a wrong one is a hardware error, counted and never submitted.\n\n\
+Start with `wgminer devices`, then `wgminer selftest` and `wgminer bench`.",
+    after_help = "No GPU? On Debian or Ubuntu, `sudo apt-get install mesa-vulkan-drivers` gives lavapipe, \
+a Vulkan driver that runs the kernel on the CPU."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DeviceArgs {
+    /// Device to use: an index from `wgminer devices`, part of an adapter's name, `auto` (the
+    /// fastest kind of adapter found) or `cpu` (the sha2 reference sweeper, one thread)
+    #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+    device: DeviceSelector,
+
+    #[command(flatten)]
+    kernel: KernelArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct KernelArgs {
+    /// Time each GPU dispatch should take; the dispatch size is tuned to it at start
+    #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    dispatch_ms: u64,
+
+    /// Invocations per workgroup (the kernel's @workgroup_size)
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workgroup_size: u32,
+
+    /// Nonces each invocation tests
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    nonces_per_invocation: u32,
+}
+
+impl KernelArgs {
+    fn options(&self) -> DeviceOptions {
+        DeviceOptions {
+            gpu: GpuOptions {
+                workgroup_size: self.workgroup_size,
+                nonces_per_invocation: self.nonces_per_invocation,
+                ..GpuOptions::default()
+            },
+            dispatch: Some(Duration::from_millis(self.dispatch_ms)),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the adapters wgpu finds on every backend, with the index `--device` takes
+    Devices {
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sweep real mainnet headers on a device: each must give back its real nonce and hash
+    ///
+    /// Eight blocks from 2009 to 2025 (the genesis block, windows that wrap past 0xffffffff,
+    /// version-rolled headers), then a target so easy that every nonce is a hit, which must give
+    /// exactly the CPU reference's set. Prints PASS or FAIL per case; exits 1 on any failure.
+    Selftest {
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Sweep a nonce range of one header; print each verified hit as a JSON line
+    ///
+    /// One line per hit (`{"type":"hit","nonce":…,"nonce_hex":…,"hash":…}`), then a summary line
+    /// with hashes, seconds, MH/s, hardware errors and the device. The target is the header's own
+    /// nBits unless --target or --difficulty gives another.
+    Scan {
+        /// The 80-byte block header, as 160 hex digits in wire order
+        #[arg(long, value_name = "HEX")]
+        header: String,
+        /// First nonce (decimal, or hex with 0x)
+        #[arg(long, default_value = "0", value_parser = parse_u64, value_name = "N")]
+        start: u64,
+        /// Number of nonces, up to 4294967296 (the whole space); the range wraps past 0xffffffff
+        #[arg(long, default_value = "4294967296", value_parser = parse_u64, value_name = "N")]
+        count: u64,
+        /// Target as 64 hex digits, most significant first (as block explorers print hashes)
+        #[arg(long, value_name = "HEX", conflicts_with = "difficulty")]
+        target: Option<String>,
+        /// Pool difficulty of the target (1 = 0x00000000ffff0000…; fractions allowed)
+        #[arg(long, value_name = "D")]
+        difficulty: Option<f64>,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Measure the hash rate of devices against the sha2 one-thread CPU reference
+    Bench {
+        /// Seconds to measure each device (and the CPU reference)
+        #[arg(long, default_value_t = 10.0, value_name = "S")]
+        seconds: f64,
+        /// Device to measure; repeat for several (see `wgminer devices`)
+        #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+        device: Vec<DeviceSelector>,
+        /// One JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("`{s}` is not a number: {e}"))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("wgminer: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Devices { json } => commands::devices::run(json)?,
+        Command::Selftest { device } => {
+            let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
+            if commands::selftest::run(sweeper.as_mut())? > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Scan {
+            header,
+            start,
+            count,
+            target,
+            difficulty,
+            device,
+        } => {
+            let header = header_from_hex(&header)?;
+            let start = u32::try_from(start)
+                .map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
+            let range = NonceRange::new(start, count).map_err(anyhow::Error::msg)?;
+            let work = match (target, difficulty) {
+                (Some(hex), _) => Work::new(
+                    header,
+                    Target::from_unprefixed_hex(hex.trim_start_matches("0x"))
+                        .map_err(|e| anyhow::anyhow!("--target must be 64 hex digits: {e}"))?,
+                ),
+                (None, Some(d)) => Work::new(header, Difficulty::new(d)?.to_target()),
+                (None, None) => Work::block(header)?,
+            };
+            let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
+            commands::scan::run(sweeper.as_mut(), &work, range)?;
+        }
+        Command::Bench {
+            seconds,
+            device,
+            json,
+            kernel,
+        } => {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                anyhow::bail!("--seconds must be a positive number, got {seconds}");
+            }
+            commands::bench::run(&device, seconds, &kernel.options(), json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
