@@ -93,7 +93,7 @@ pub fn select_adapter(selector: &DeviceSelector) -> Result<wgpu::Adapter, GpuErr
     match selector {
         DeviceSelector::Auto | DeviceSelector::Cpu => adapters
             .into_iter()
-            .filter(|a| supports_compute(a))
+            .filter(supports_compute)
             .min_by_key(|a| rank(&a.get_info()))
             .ok_or_else(no_match),
         DeviceSelector::Index(i) => adapters.into_iter().nth(*i).ok_or_else(no_match),

@@ -197,16 +197,6 @@ impl GpuSweeper {
         }
     }
 
-    /// Workgroups for `count` nonces, folded into two dimensions past the per-dimension limit.
-    fn grid(&self, count: u32) -> (u32, u32) {
-        let per_group =
-            u64::from(self.options.workgroup_size) * u64::from(self.options.nonces_per_invocation);
-        let groups = u64::from(count).div_ceil(per_group);
-        let max = u64::from(self.max_groups_per_dimension);
-        let y = groups.div_ceil(max);
-        (groups.div_ceil(y) as u32, y as u32)
-    }
-
     fn submit(&mut self, params: &KernelParams, range: NonceRange) -> InFlight {
         debug_assert!(range.count > 0 && range.count <= u64::from(MAX_BATCH));
         let slot_index = self.submitted % SLOTS;
@@ -221,7 +211,8 @@ impl GpuSweeper {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &slot.bind_group, &[]);
-            let (x, y) = self.grid(range.count as u32);
+            let per_group = self.options.workgroup_size * self.options.nonces_per_invocation;
+            let (x, y) = grid(range.count as u32, per_group, self.max_groups_per_dimension);
             pass.dispatch_workgroups(x, y, 1);
         }
         encoder.copy_buffer_to_buffer(&slot.candidates, 0, &slot.readback, 0, CANDIDATE_BYTES);
@@ -316,6 +307,14 @@ impl GpuSweeper {
     }
 }
 
+/// Workgroups for `count` nonces at `per_group` nonces each, folded into a second dimension
+/// past the per-dimension limit (65,535 on most adapters). Surplus invocations exit at once.
+pub fn grid(count: u32, per_group: u32, max_per_dimension: u32) -> (u32, u32) {
+    let groups = u64::from(count).div_ceil(u64::from(per_group));
+    let y = groups.div_ceil(u64::from(max_per_dimension));
+    (groups.div_ceil(y.max(1)) as u32, y.max(1) as u32)
+}
+
 fn clamp_batch(batch: u32, options: &GpuOptions) -> u32 {
     let granule = options.workgroup_size * options.nonces_per_invocation;
     batch.clamp(granule, MAX_BATCH) / granule * granule
@@ -373,5 +372,23 @@ impl GpuSweeper {
             }
         }
         self.resweep(params, range, count, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_stays_within_the_per_dimension_limit() {
+        assert_eq!(grid(1, 4096, 65535), (1, 1));
+        assert_eq!(grid(4096 * 65535, 4096, 65535), (65535, 1));
+        assert_eq!(grid(4096 * 65535 + 1, 4096, 65535), (32768, 2));
+        // The largest batch with 64 invocations of 64 nonces per workgroup.
+        let (x, y) = grid(MAX_BATCH, 64 * 64, 65535);
+        let covered = u64::from(x) * u64::from(y) * 64 * 64;
+        assert!(x <= 65535 && covered >= u64::from(MAX_BATCH));
+        // Every nonce offset of the grid fits the kernel's u32 arithmetic.
+        assert!(covered <= 1 << 32);
     }
 }

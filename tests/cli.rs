@@ -1,0 +1,148 @@
+//! The binary as a user runs it: exact JSON out of `scan`, PASS lines out of `selftest`, and
+//! clear errors (exit 2, no panic) for bad input.
+
+use std::process::{Command, Output};
+
+const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+
+fn wgminer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn scan_prints_the_genesis_nonce_then_a_summary() {
+    for device in ["auto", "cpu"] {
+        let out = wgminer(&[
+            "scan",
+            "--header",
+            GENESIS,
+            "--start",
+            "0x7c2b0000",
+            "--count",
+            "65536",
+            "-d",
+            device,
+            "--dispatch-ms",
+            "5",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"type": "hit", "nonce": 2083236893u32, "nonce_hex": "7c2bac1d",
+                "hash": "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"})
+        );
+        assert_eq!(lines[1]["type"], "summary");
+        assert_eq!(lines[1]["hashes"], 65536);
+        assert_eq!(lines[1]["hits"], 1);
+        assert_eq!(lines[1]["hw_errors"], 0);
+    }
+}
+
+#[test]
+fn scan_with_a_difficulty_reports_every_share() {
+    // The real block nonce is also a share at difficulty 1/65536.
+    let out = wgminer(&[
+        "scan",
+        "--header",
+        GENESIS,
+        "--start",
+        "0x7c2bac1d",
+        "--count",
+        "1",
+        "--difficulty",
+        "0.0000152587890625",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"nonce\":2083236893"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn selftest_passes_on_the_default_device() {
+    let out = wgminer(&["selftest", "--dispatch-ms", "10"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("PASS")).count(),
+        9,
+        "{text}"
+    );
+    assert!(text.contains("9 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn devices_lists_an_adapter_and_the_cpu() {
+    let out = wgminer(&["devices", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        rows.len() >= 2,
+        "no adapter found: install mesa-vulkan-drivers"
+    );
+    assert_eq!(rows[0]["index"], "0");
+    assert_eq!(rows.last().unwrap()["index"], "cpu");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["scan", "--header", "abcd"], "80 bytes"),
+        (&["scan", "--header", &"zz".repeat(80)], "not valid hex"),
+        (
+            &["scan", "--header", GENESIS, "--count", "4294967297"],
+            "at most 2^32",
+        ),
+        (
+            &["scan", "--header", GENESIS, "--start", "4294967296"],
+            "past 0xffffffff",
+        ),
+        (
+            &["scan", "--header", GENESIS, "--difficulty=-1"],
+            "positive finite",
+        ),
+        (
+            &["scan", "--header", GENESIS, "--target", "xyz"],
+            "64 hex digits",
+        ),
+        (
+            &["scan", "--header", GENESIS, "--device", "no-such-gpu"],
+            "no adapter matches",
+        ),
+        (&["bench", "--seconds", "0"], "positive number"),
+    ];
+    for (args, needle) in cases {
+        let out = wgminer(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A header whose nBits is negative cannot be a block target.
+    let negative = format!("{}{}{}", &GENESIS[..144], "ffff801d", &GENESIS[152..]);
+    let out = wgminer(&["scan", "--header", &negative, "--count", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("negative"), "{}", stderr(&out));
+}
