@@ -18,12 +18,8 @@ fn benches(c: &mut Criterion) {
     let work = Work::block(header).unwrap();
     let bytes = work.header_bytes();
 
-    c.bench_function("midstate", |b| {
-        b.iter(|| Midstate::of_header(black_box(&bytes)))
-    });
-    c.bench_function("kernel_params", |b| {
-        b.iter(|| KernelParams::new(black_box(&work)))
-    });
+    c.bench_function("midstate", |b| b.iter(|| Midstate::of_header(black_box(&bytes))));
+    c.bench_function("kernel_params", |b| b.iter(|| KernelParams::new(black_box(&work))));
 
     let range = NonceRange::new(header.nonce, 1).unwrap();
     c.bench_function("verify_one_candidate", |b| {
@@ -32,20 +28,14 @@ fn benches(c: &mut Criterion) {
 
     let hash = header.block_hash();
     let share = Difficulty::new(1024.0).unwrap().to_target();
-    c.bench_function("target_is_met_by", |b| {
-        b.iter(|| black_box(&share).is_met_by(black_box(hash)))
-    });
-    c.bench_function("difficulty_to_target", |b| {
-        b.iter(|| Difficulty::new(black_box(0.001)).unwrap().to_target())
-    });
+    c.bench_function("target_is_met_by", |b| b.iter(|| black_box(&share).is_met_by(black_box(hash))));
+    c.bench_function("difficulty_to_target", |b| b.iter(|| Difficulty::new(black_box(0.001)).unwrap().to_target()));
 
     let mut group = c.benchmark_group("reference_sweep");
     let count = 1 << 14;
     group.throughput(Throughput::Elements(count));
     let range = NonceRange::new(0, count).unwrap();
-    group.bench_function("sha2_one_thread", |b| {
-        b.iter(|| cpu::sweep::sweep(black_box(&work), range))
-    });
+    group.bench_function("sha2_one_thread", |b| b.iter(|| cpu::sweep::sweep(black_box(&work), range)));
     group.finish();
 }
 

@@ -44,6 +44,9 @@ pub trait Sweeper: Send {
     /// Every nonce of `range` whose hash's most significant 32 bits do not exceed the target's,
     /// in any order, and none missing. The caller verifies each one.
     fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError>;
+
+    /// Nonces per `sweep` call that keep the device busy yet let a new job in quickly.
+    fn preferred_chunk(&self) -> u64;
 }
 
 /// How the user names a device on the command line.
@@ -65,10 +68,7 @@ impl FromStr for DeviceSelector {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         Ok(match s {
-            "" => return Err(
-                "empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`"
-                    .into(),
-            ),
+            "" => return Err("empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`".into()),
             "auto" => DeviceSelector::Auto,
             "cpu" => DeviceSelector::Cpu,
             _ => match s.parse::<usize>() {
@@ -99,10 +99,7 @@ mod tests {
         assert_eq!("auto".parse(), Ok(DeviceSelector::Auto));
         assert_eq!("cpu".parse(), Ok(DeviceSelector::Cpu));
         assert_eq!("2".parse(), Ok(DeviceSelector::Index(2)));
-        assert_eq!(
-            "llvmpipe".parse(),
-            Ok(DeviceSelector::Name("llvmpipe".into()))
-        );
+        assert_eq!("llvmpipe".parse(), Ok(DeviceSelector::Name("llvmpipe".into())));
         assert!(" ".parse::<DeviceSelector>().is_err());
     }
 }

@@ -4,4 +4,8 @@ pub mod commands;
 pub mod cpu;
 pub mod device;
 pub mod gpu;
+pub mod pool;
+pub mod scheduler;
+pub mod source;
+pub mod stats;
 pub mod work;

@@ -39,6 +39,40 @@ struct DeviceArgs {
 }
 
 #[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Device to mine on; repeat for several (see `wgminer devices`)
+    #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+    device: Vec<DeviceSelector>,
+    /// Seconds between status lines
+    #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    status_every: u64,
+    /// File where shares that could not be sent are appended, one JSON line each
+    #[arg(long, default_value = "wgminer-journal.jsonl", value_name = "PATH")]
+    journal: std::path::PathBuf,
+    #[command(flatten)]
+    kernel: KernelArgs,
+}
+
+impl RunArgs {
+    fn open(&self) -> anyhow::Result<Vec<Box<dyn wgminer::device::Sweeper>>> {
+        self.device.iter().map(|d| commands::open_device(d, &self.kernel.options())).collect()
+    }
+
+    fn options(&self, seconds: Option<f64>) -> anyhow::Result<commands::mine::MineOptions> {
+        let duration = match seconds {
+            Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
+            Some(s) => anyhow::bail!("--seconds must be a positive number, got {s}"),
+            None => None,
+        };
+        Ok(commands::mine::MineOptions { duration, status_every: Duration::from_secs(self.status_every) })
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+#[derive(clap::Args, Clone)]
 struct KernelArgs {
     /// Time each GPU dispatch should take; the dispatch size is tuned to it at start
     #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -107,6 +141,50 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Mine on a Stratum v1 pool
+    ///
+    /// Several -o give pools in priority order (the first is used today; failover is to come).
+    /// Verified shares that cannot be sent (the pool away, the miner stopping) are written to
+    /// the journal file, never dropped.
+    Mine {
+        /// Pool URL: stratum+tcp://HOST:PORT
+        #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
+        urls: Vec<String>,
+        /// Worker name
+        #[arg(short, long, value_name = "USER")]
+        user: String,
+        /// Worker password
+        #[arg(short, long, default_value = "x", value_name = "PASS")]
+        pass: String,
+        /// Stop after this many seconds (default: until Ctrl-C)
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run the embedded pool and mine against it for a while: no account, no network needed
+    Demo {
+        /// How long to mine
+        #[arg(long, default_value_t = 30.0, value_name = "S")]
+        seconds: f64,
+        /// Starting share difficulty (vardiff moves it towards a share every 2 s)
+        #[arg(long, default_value_t = 0.001, value_name = "D")]
+        difficulty: f64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run the embedded Stratum v1 pool alone (for testing miners)
+    Pool {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:3333", value_name = "ADDR")]
+        listen: String,
+        /// Starting share difficulty
+        #[arg(long, default_value_t = 0.001, value_name = "D")]
+        difficulty: f64,
+        /// Seconds between new chain tips (clean jobs)
+        #[arg(long, default_value_t = 30, value_name = "S")]
+        job_interval: u64,
+    },
     /// Measure the hash rate of devices against the sha2 one-thread CPU reference
     Bench {
         /// Seconds to measure each device (and the CPU reference)
@@ -150,17 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Scan {
-            header,
-            start,
-            count,
-            target,
-            difficulty,
-            device,
-        } => {
+        Command::Scan { header, start, count, target, difficulty, device } => {
             let header = header_from_hex(&header)?;
-            let start = u32::try_from(start)
-                .map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
+            let start = u32::try_from(start).map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
             let range = NonceRange::new(start, count).map_err(anyhow::Error::msg)?;
             let work = match (target, difficulty) {
                 (Some(hex), _) => Work::new(
@@ -174,12 +244,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
-        Command::Bench {
-            seconds,
-            device,
-            json,
-            kernel,
-        } => {
+        Command::Mine { urls, user, pass, seconds, run } => {
+            let options = run.options(seconds)?;
+            let config =
+                wgminer::source::stratum::PoolConfig { url: urls[0].clone(), user, pass, journal: run.journal.clone() };
+            config.address().map_err(anyhow::Error::msg)?;
+            let devices = run.open()?;
+            let summary = runtime()?.block_on(commands::mine::mine(config, devices, &options));
+            commands::mine::print_summary(&summary);
+        }
+        Command::Demo { seconds, difficulty, run } => {
+            let options = run.options(Some(seconds))?;
+            let pool =
+                wgminer::pool::PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
+            let devices = run.open()?;
+            let summary = runtime()?.block_on(commands::mine::demo(devices, &options, pool, run.journal.clone()))?;
+            commands::mine::print_summary(&summary);
+            if summary.accepted == 0 {
+                anyhow::bail!("no share was accepted");
+            }
+        }
+        Command::Pool { listen, difficulty, job_interval } => {
+            let options = wgminer::pool::PoolOptions {
+                difficulty: Difficulty::new(difficulty)?.value(),
+                job_interval: Duration::from_secs(job_interval.max(1)),
+                ..Default::default()
+            };
+            runtime()?.block_on(async {
+                let pool = wgminer::pool::EmbeddedPool::start(&listen, options).await?;
+                println!("embedded pool listening on {} (Ctrl-C stops it)", pool.addr);
+                tokio::signal::ctrl_c().await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Bench { seconds, device, json, kernel } => {
             if !(seconds > 0.0 && seconds.is_finite()) {
                 anyhow::bail!("--seconds must be a positive number, got {seconds}");
             }

@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
 
 fn wgminer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgminer"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_wgminer")).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -38,10 +35,7 @@ fn scan_prints_the_genesis_nonce_then_a_summary() {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let text = stdout(&out);
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(
             lines[0],
@@ -70,11 +64,7 @@ fn scan_with_a_difficulty_reports_every_share() {
         "0.0000152587890625",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("\"nonce\":2083236893"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("\"nonce\":2083236893"), "{}", stdout(&out));
 }
 
 #[test]
@@ -82,11 +72,7 @@ fn selftest_passes_on_the_default_device() {
     let out = wgminer(&["selftest", "--dispatch-ms", "10"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with("PASS")).count(),
-        9,
-        "{text}"
-    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("PASS")).count(), 9, "{text}");
     assert!(text.contains("9 passed, 0 failed"), "{text}");
 }
 
@@ -94,14 +80,8 @@ fn selftest_passes_on_the_default_device() {
 fn devices_lists_an_adapter_and_the_cpu() {
     let out = wgminer(&["devices", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(
-        rows.len() >= 2,
-        "no adapter found: install mesa-vulkan-drivers"
-    );
+    let rows: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(rows.len() >= 2, "no adapter found: install mesa-vulkan-drivers");
     assert_eq!(rows[0]["index"], "0");
     assert_eq!(rows.last().unwrap()["index"], "cpu");
 }
@@ -111,26 +91,11 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let cases: &[(&[&str], &str)] = &[
         (&["scan", "--header", "abcd"], "80 bytes"),
         (&["scan", "--header", &"zz".repeat(80)], "not valid hex"),
-        (
-            &["scan", "--header", GENESIS, "--count", "4294967297"],
-            "at most 2^32",
-        ),
-        (
-            &["scan", "--header", GENESIS, "--start", "4294967296"],
-            "past 0xffffffff",
-        ),
-        (
-            &["scan", "--header", GENESIS, "--difficulty=-1"],
-            "positive finite",
-        ),
-        (
-            &["scan", "--header", GENESIS, "--target", "xyz"],
-            "64 hex digits",
-        ),
-        (
-            &["scan", "--header", GENESIS, "--device", "no-such-gpu"],
-            "no adapter matches",
-        ),
+        (&["scan", "--header", GENESIS, "--count", "4294967297"], "at most 2^32"),
+        (&["scan", "--header", GENESIS, "--start", "4294967296"], "past 0xffffffff"),
+        (&["scan", "--header", GENESIS, "--difficulty=-1"], "positive finite"),
+        (&["scan", "--header", GENESIS, "--target", "xyz"], "64 hex digits"),
+        (&["scan", "--header", GENESIS, "--device", "no-such-gpu"], "no adapter matches"),
         (&["bench", "--seconds", "0"], "positive number"),
     ];
     for (args, needle) in cases {

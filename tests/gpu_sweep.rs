@@ -22,11 +22,7 @@ fn target_with_top(top: u32) -> Target {
 fn gpu_hits(work: &Work, range: NonceRange) -> Vec<u32> {
     let candidates = gpu().sweep(work, range).unwrap();
     let verified = cpu::verify(work, range, &candidates);
-    assert!(
-        verified.hw_errors.is_empty(),
-        "hardware errors: {:?}",
-        verified.hw_errors
-    );
+    assert!(verified.hw_errors.is_empty(), "hardware errors: {:?}", verified.hw_errors);
     verified.hits.iter().map(|h| h.nonce).collect()
 }
 
@@ -41,17 +37,8 @@ fn every_mainnet_header_yields_its_real_nonce_and_hash() {
         let range = NonceRange::new(block.header.nonce.wrapping_sub(before), 1 << 16).unwrap();
         let candidates = gpu().sweep(&work, range).unwrap();
         let verified = cpu::verify(&work, range, &candidates);
-        assert_eq!(
-            verified.hits.len(),
-            1,
-            "block {}: {verified:?}",
-            block.height
-        );
-        assert_eq!(
-            verified.hits[0].nonce, block.header.nonce,
-            "block {}",
-            block.height
-        );
+        assert_eq!(verified.hits.len(), 1, "block {}: {verified:?}", block.height);
+        assert_eq!(verified.hits[0].nonce, block.header.nonce, "block {}", block.height);
         assert_eq!(verified.hits[0].hash, block.hash, "block {}", block.height);
         assert!(verified.hw_errors.is_empty());
     }
@@ -62,10 +49,7 @@ fn windows_that_wrap_past_the_last_nonce() {
     let headers = mainnet_headers();
     let block = |height: u32| headers.iter().find(|b| b.height == height).unwrap();
     // Nonce 0x005020b4, window 0xffc00000..0x00600000; nonce 0xffda6c71, window ..0x00100000.
-    for (height, start, count) in [
-        (2500, 0xffc0_0000, 0x00a0_0000),
-        (825_100, 0xffd0_0000, 0x0040_0000),
-    ] {
+    for (height, start, count) in [(2500, 0xffc0_0000, 0x00a0_0000), (825_100, 0xffd0_0000, 0x0040_0000)] {
         let b = block(height);
         let work = Work::block(b.header).unwrap();
         let range = NonceRange::new(start, count).unwrap();
@@ -128,15 +112,6 @@ fn overflowing_the_candidate_buffer_loses_nothing() {
 fn a_range_smaller_than_one_invocation_and_a_single_nonce() {
     let genesis = &mainnet_headers()[0];
     let work = Work::block(genesis.header).unwrap();
-    assert_eq!(
-        gpu_hits(&work, NonceRange::new(genesis.header.nonce, 1).unwrap()),
-        [genesis.header.nonce]
-    );
-    assert!(
-        gpu_hits(
-            &work,
-            NonceRange::new(genesis.header.nonce.wrapping_add(1), 63).unwrap()
-        )
-        .is_empty()
-    );
+    assert_eq!(gpu_hits(&work, NonceRange::new(genesis.header.nonce, 1).unwrap()), [genesis.header.nonce]);
+    assert!(gpu_hits(&work, NonceRange::new(genesis.header.nonce.wrapping_add(1), 63).unwrap()).is_empty());
 }

@@ -7,19 +7,13 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn module() -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(wgminer::gpu::kernel::SOURCE).expect("WGSL parses");
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
-        .validate(&module)
-        .expect("the kernel validates");
+    let info =
+        Validator::new(ValidationFlags::all(), Capabilities::empty()).validate(&module).expect("the kernel validates");
     // The host overrides both constants; translate with the values it uses by default.
-    let constants: naga::back::PipelineConstants = [
-        ("WORKGROUP_SIZE".to_string(), 64.0),
-        ("NONCES_PER_INVOCATION".to_string(), 64.0),
-    ]
-    .into_iter()
-    .collect();
+    let constants: naga::back::PipelineConstants =
+        [("WORKGROUP_SIZE".to_string(), 64.0), ("NONCES_PER_INVOCATION".to_string(), 64.0)].into_iter().collect();
     let (module, info) =
-        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
-            .expect("overrides resolve");
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants).expect("overrides resolve");
     (module.into_owned(), info.into_owned())
 }
 
@@ -34,8 +28,7 @@ fn translates_to_spirv() {
 fn translates_to_msl() {
     let (module, info) = module();
     let pipeline = msl::PipelineOptions::default();
-    let (source, _) =
-        msl::write_string(&module, &info, &msl::Options::default(), &pipeline).unwrap();
+    let (source, _) = msl::write_string(&module, &info, &msl::Options::default(), &pipeline).unwrap();
     assert!(source.contains("kernel void sweep"), "{source}");
 }
 
@@ -54,24 +47,15 @@ fn translates_to_hlsl() {
 fn translates_to_glsl() {
     let (module, info) = module();
     let mut source = String::new();
-    let options = glsl::Options {
-        version: glsl::Version::new_gles(310),
-        ..Default::default()
-    };
+    let options = glsl::Options { version: glsl::Version::new_gles(310), ..Default::default() };
     let pipeline = glsl::PipelineOptions {
         shader_stage: naga::ShaderStage::Compute,
         entry_point: "sweep".into(),
         multiview: None,
     };
-    let mut writer = glsl::Writer::new(
-        &mut source,
-        &module,
-        &info,
-        &options,
-        &pipeline,
-        naga::proc::BoundsCheckPolicies::default(),
-    )
-    .unwrap();
+    let mut writer =
+        glsl::Writer::new(&mut source, &module, &info, &options, &pipeline, naga::proc::BoundsCheckPolicies::default())
+            .unwrap();
     writer.write().unwrap();
     assert!(source.contains("local_size_x = 64"), "{source}");
 }

@@ -115,18 +115,8 @@ impl Rounds<'_> {
     /// Round i; with `only_e`, the new a is not needed and not written.
     fn round(&mut self, i: usize, only_e: bool) {
         let n = self.a.len(); // A[i-1] is self.a[n - 1]
-        let (a, b, c, d) = (
-            &self.a[n - 1],
-            &self.a[n - 2],
-            &self.a[n - 3],
-            &self.a[n - 4],
-        );
-        let (e, f, g, h) = (
-            &self.e[n - 1],
-            &self.e[n - 2],
-            &self.e[n - 3],
-            &self.e[n - 4],
-        );
+        let (a, b, c, d) = (&self.a[n - 1], &self.a[n - 2], &self.a[n - 3], &self.a[n - 4]);
+        let (e, f, g, h) = (&self.e[n - 1], &self.e[n - 2], &self.e[n - 3], &self.e[n - 4]);
         let p = self.prefix;
         let t1 = sum(&[
             h.clone(),
@@ -161,23 +151,11 @@ impl Rounds<'_> {
 fn generate() -> String {
     let mut out = String::new();
     writeln!(out, "{BEGIN}: do not edit by hand.").unwrap();
-    writeln!(
-        out,
-        "// Word 7 of SHA-256(SHA-256(header)) for one nonce. w3 is the nonce as SHA-256 reads it:"
-    )
-    .unwrap();
+    writeln!(out, "// Word 7 of SHA-256(SHA-256(header)) for one nonce. w3 is the nonce as SHA-256 reads it:").unwrap();
     writeln!(out, "// the big-endian word of its little-endian bytes.").unwrap();
     writeln!(out, "fn hash_word7(p: Params, w3: u32) -> u32 {{").unwrap();
-    writeln!(
-        out,
-        "    // First hash, second block. The host ran rounds 0-2 (they see no nonce) and all of"
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    // round 3 but W3, which adds to the new a and e alike."
-    )
-    .unwrap();
+    writeln!(out, "    // First hash, second block. The host ran rounds 0-2 (they see no nonce) and all of").unwrap();
+    writeln!(out, "    // round 3 but W3, which adds to the new a and e alike.").unwrap();
 
     // W0..W2 only feed W16..W18, which the host folds; W4.. are the padding of 80 bytes.
     let mut w: Vec<V> = vec![V::name("unused"); 3];
@@ -191,18 +169,8 @@ fn generate() -> String {
         out: &mut out,
         prefix: "",
         // A[0..=3] and E[0..=3]: d, c, b, a and h, g, f, e after round 3.
-        a: vec![
-            V::name("p.state_lo.z"),
-            V::name("p.state_lo.y"),
-            V::name("p.state_lo.x"),
-            V::name("a3"),
-        ],
-        e: vec![
-            V::name("p.state_hi.y"),
-            V::name("p.state_hi.x"),
-            V::name("p.state_lo.w"),
-            V::name("e3"),
-        ],
+        a: vec![V::name("p.state_lo.z"), V::name("p.state_lo.y"), V::name("p.state_lo.x"), V::name("a3")],
+        e: vec![V::name("p.state_hi.y"), V::name("p.state_hi.x"), V::name("p.state_lo.w"), V::name("e3")],
         w,
         ab: None,
     };
@@ -225,39 +193,18 @@ fn generate() -> String {
     }
     // The digest: the midstate plus a, b, c, d, e, f, g, h after round 63.
     let n = first.a.len();
-    let finals = [
-        &first.a[n - 1],
-        &first.a[n - 2],
-        &first.a[n - 3],
-        &first.a[n - 4],
-    ]
-    .into_iter()
-    .chain([
-        &first.e[n - 1],
-        &first.e[n - 2],
-        &first.e[n - 3],
-        &first.e[n - 4],
-    ])
-    .cloned()
-    .collect::<Vec<_>>();
-    let mids = [
-        "midstate_lo.x",
-        "midstate_lo.y",
-        "midstate_lo.z",
-        "midstate_lo.w",
-    ]
-    .into_iter()
-    .chain([
+    let finals = [&first.a[n - 1], &first.a[n - 2], &first.a[n - 3], &first.a[n - 4]]
+        .into_iter()
+        .chain([&first.e[n - 1], &first.e[n - 2], &first.e[n - 3], &first.e[n - 4]])
+        .cloned()
+        .collect::<Vec<_>>();
+    let mids = ["midstate_lo.x", "midstate_lo.y", "midstate_lo.z", "midstate_lo.w"].into_iter().chain([
         "midstate_hi.x",
         "midstate_hi.y",
         "midstate_hi.z",
         "midstate_hi.w",
     ]);
-    writeln!(
-        out,
-        "    // Second hash: the 32-byte digest, padded, from the initial hash value."
-    )
-    .unwrap();
+    writeln!(out, "    // Second hash: the 32-byte digest, padded, from the initial hash value.").unwrap();
     let mut x = Vec::new();
     for (j, (m, v)) in mids.zip(finals).enumerate() {
         writeln!(out, "    let x{j} = p.{m} + {};", wgsl(&v)).unwrap();
@@ -293,14 +240,8 @@ fn generate() -> String {
 fn shader_rounds_are_up_to_date() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/sha256d.wgsl");
     let source = std::fs::read_to_string(path).unwrap();
-    let begin = source
-        .find(BEGIN)
-        .expect("shader has a BEGIN GENERATED marker");
-    let end = source
-        .find(END)
-        .expect("shader has an END GENERATED marker")
-        + END.len()
-        + 1;
+    let begin = source.find(BEGIN).expect("shader has a BEGIN GENERATED marker");
+    let end = source.find(END).expect("shader has an END GENERATED marker") + END.len() + 1;
     let fresh = generate();
     if source[begin..end] == fresh {
         return;
@@ -310,7 +251,5 @@ fn shader_rounds_are_up_to_date() {
         std::fs::write(path, updated).unwrap();
         return;
     }
-    panic!(
-        "shaders/sha256d.wgsl is stale: run `UPDATE_SHADER=1 cargo test --test sourcegen_shader`"
-    );
+    panic!("shaders/sha256d.wgsl is stale: run `UPDATE_SHADER=1 cargo test --test sourcegen_shader`");
 }

@@ -13,11 +13,7 @@ fn every_real_header_decodes_meets_its_target_and_re_encodes() {
         let h = &block.header;
         assert_eq!(h.block_hash(), block.hash, "block {}", block.height);
         let target = target_from_compact(h.bits).unwrap();
-        assert!(
-            target.is_met_by(block.hash),
-            "block {} misses its own target",
-            block.height
-        );
+        assert!(target.is_met_by(block.hash), "block {} misses its own target", block.height);
         assert_eq!(target.to_compact_lossy(), h.bits, "block {}", block.height);
         // Mainnet targets sit below difficulty 1, whose top 32 bits are zero.
         assert_eq!(target_top_word(&target), 0, "block {}", block.height);
@@ -26,11 +22,7 @@ fn every_real_header_decodes_meets_its_target_and_re_encodes() {
         // Difficulty back to a target agrees to double precision.
         let back = Difficulty::new(difficulty).unwrap().to_target();
         let ratio = Difficulty::from_target(&back).value() / difficulty;
-        assert!(
-            (ratio - 1.0).abs() < 1e-12,
-            "block {}: {ratio}",
-            block.height
-        );
+        assert!((ratio - 1.0).abs() < 1e-12, "block {}: {ratio}", block.height);
         assert_eq!(header_bytes(h).len(), 80);
     }
 }
@@ -44,9 +36,5 @@ fn known_difficulties() {
     };
     assert_eq!(at(0), 1.0);
     // Block 33000, in the first period above 1: nBits 0x1d00d86a, difficulty 1.1828995343128408.
-    assert!(
-        (at(33000) - 1.182_899_534_312_840_8).abs() < 1e-12,
-        "{}",
-        at(33000)
-    );
+    assert!((at(33000) - 1.182_899_534_312_840_8).abs() < 1e-12, "{}", at(33000));
 }

@@ -28,12 +28,7 @@ pub struct Report {
 const GPU_CHUNK: u64 = 1 << 28;
 const CPU_CHUNK: u64 = 1 << 18;
 
-fn rate(
-    device: &mut dyn Sweeper,
-    seconds: f64,
-    chunk: u64,
-    reference_mhs: Option<f64>,
-) -> anyhow::Result<Rate> {
+fn rate(device: &mut dyn Sweeper, seconds: f64, chunk: u64, reference_mhs: Option<f64>) -> anyhow::Result<Rate> {
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
     let mhs = hashes as f64 / secs / 1e6;
     Ok(Rate {
@@ -45,27 +40,15 @@ fn rate(
     })
 }
 
-pub fn run(
-    selectors: &[DeviceSelector],
-    seconds: f64,
-    options: &DeviceOptions,
-    json: bool,
-) -> anyhow::Result<()> {
+pub fn run(selectors: &[DeviceSelector], seconds: f64, options: &DeviceOptions, json: bool) -> anyhow::Result<()> {
     let cpu_reference = rate(&mut CpuSweeper::new(), seconds, CPU_CHUNK, None)?;
     if !json {
-        println!(
-            "{:<56} {:>10.2} MH/s",
-            cpu_reference.device.name, cpu_reference.mhs
-        );
+        println!("{:<56} {:>10.2} MH/s", cpu_reference.device.name, cpu_reference.mhs);
     }
     let mut devices = Vec::new();
     for selector in selectors {
         let mut device = open_device(selector, options)?;
-        let chunk = if *selector == DeviceSelector::Cpu {
-            CPU_CHUNK
-        } else {
-            GPU_CHUNK
-        };
+        let chunk = if *selector == DeviceSelector::Cpu { CPU_CHUNK } else { GPU_CHUNK };
         let measured = rate(device.as_mut(), seconds, chunk, Some(cpu_reference.mhs))?;
         if !json {
             println!(
@@ -78,13 +61,7 @@ pub fn run(
         devices.push(measured);
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&Report {
-                devices,
-                cpu_reference
-            })?
-        );
+        println!("{}", serde_json::to_string(&Report { devices, cpu_reference })?);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod devices;
+pub mod mine;
 pub mod scan;
 pub mod selftest;
 
@@ -22,18 +23,12 @@ pub struct DeviceOptions {
 
 impl Default for DeviceOptions {
     fn default() -> Self {
-        DeviceOptions {
-            gpu: GpuOptions::default(),
-            dispatch: Some(tune::DEFAULT_DISPATCH),
-        }
+        DeviceOptions { gpu: GpuOptions::default(), dispatch: Some(tune::DEFAULT_DISPATCH) }
     }
 }
 
 /// Opens the device a selector names: the CPU reference sweeper, or a GPU, tuned.
-pub fn open_device(
-    selector: &DeviceSelector,
-    options: &DeviceOptions,
-) -> anyhow::Result<Box<dyn Sweeper>> {
+pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow::Result<Box<dyn Sweeper>> {
     if *selector == DeviceSelector::Cpu {
         return Ok(Box::new(crate::cpu::CpuSweeper::new()));
     }
@@ -47,11 +42,7 @@ pub fn open_device(
 
 /// Hashes per second of a device over about `seconds`, sweeping a work nothing meets so that
 /// the figure is pure hashing. Chunks are sized from a first short probe.
-pub fn measure_rate(
-    sweeper: &mut dyn Sweeper,
-    seconds: f64,
-    chunk: u64,
-) -> Result<(u64, f64), SweepError> {
+pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Result<(u64, f64), SweepError> {
     let header = header_from_hex(&"00".repeat(80)).expect("80 zero bytes");
     let mut work = Work::new(header, Target::ZERO);
     let started = Instant::now();

@@ -82,18 +82,11 @@ pub fn run(device: &mut dyn Sweeper) -> anyhow::Result<usize> {
     let mut failed = 0;
     for case in CASES {
         let (ok, detail) = real_block(device, case)?;
-        println!(
-            "{}  block {:<7} {detail}",
-            if ok { "PASS" } else { "FAIL" },
-            case.height
-        );
+        println!("{}  block {:<7} {detail}", if ok { "PASS" } else { "FAIL" }, case.height);
         failed += usize::from(!ok);
     }
     let (ok, detail) = easy_target(device)?;
-    println!(
-        "{}  overflow      {detail}",
-        if ok { "PASS" } else { "FAIL" }
-    );
+    println!("{}  overflow      {detail}", if ok { "PASS" } else { "FAIL" });
     failed += usize::from(!ok);
     let total = CASES.len() + 1;
     println!("{} passed, {failed} failed", total - failed);
@@ -107,11 +100,7 @@ fn real_block(device: &mut dyn Sweeper, case: &Case) -> anyhow::Result<(bool, St
     let range = NonceRange::new(case.start, case.count).map_err(anyhow::Error::msg)?;
     let candidates = device.sweep(&work, range)?;
     let verified = cpu::verify(&work, range, &candidates);
-    let found: Vec<String> = verified
-        .hits
-        .iter()
-        .map(|h| format!("{:#010x}", h.nonce))
-        .collect();
+    let found: Vec<String> = verified.hits.iter().map(|h| format!("{:#010x}", h.nonce)).collect();
     let ok = verified.hits.len() == 1
         && verified.hits[0].nonce == header.nonce
         && verified.hits[0].hash == expected
@@ -120,10 +109,7 @@ fn real_block(device: &mut dyn Sweeper, case: &Case) -> anyhow::Result<(bool, St
         "window {range}: nonce {:#010x} expected, found [{}], hash {}, hw errors {}",
         header.nonce,
         found.join(", "),
-        verified
-            .hits
-            .first()
-            .map_or("-".to_string(), |h| h.hash.to_string()),
+        verified.hits.first().map_or("-".to_string(), |h| h.hash.to_string()),
         verified.hw_errors.len()
     );
     Ok((ok, detail))
@@ -138,15 +124,6 @@ fn easy_target(device: &mut dyn Sweeper) -> anyhow::Result<(bool, String)> {
     let mut want = cpu::sweep::sweep(&work, range);
     want.sort_unstable();
     let verified = cpu::verify(&work, range, &got);
-    let ok = got == want
-        && verified.hits.len() as u64 == OVERFLOW_COUNT
-        && verified.hw_errors.is_empty();
-    Ok((
-        ok,
-        format!(
-            "window {range}, every nonce a hit: {} found, {} expected",
-            got.len(),
-            want.len()
-        ),
-    ))
+    let ok = got == want && verified.hits.len() as u64 == OVERFLOW_COUNT && verified.hw_errors.is_empty();
+    Ok((ok, format!("window {range}, every nonce a hit: {} found, {} expected", got.len(), want.len())))
 }

@@ -38,6 +38,10 @@ impl Sweeper for CpuSweeper {
     fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
         Ok(sweep(work, range))
     }
+
+    fn preferred_chunk(&self) -> u64 {
+        1 << 18
+    }
 }
 
 /// Candidates of `range` by the same rule as the kernel: top 32 bits of the hash ≤ the target's.

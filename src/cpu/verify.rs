@@ -62,10 +62,7 @@ mod tests {
         let v = verify(&work, range, &[real, real, 0x7c2b_ac00, 5]);
         assert_eq!(v.hits.len(), 1);
         assert_eq!(v.hits[0].nonce, real);
-        assert_eq!(
-            v.hits[0].hash.to_string(),
-            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
-        );
+        assert_eq!(v.hits[0].hash.to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
         // The duplicate, a nonce whose hash fails the top word, and one outside the range.
         let mut bad: Vec<u32> = v.hw_errors.iter().map(|e| e.nonce).collect();
         bad.sort();
@@ -81,19 +78,11 @@ mod tests {
         let mut le = [0u8; 32];
         le[28..].copy_from_slice(&AsRef::<[u8; 32]>::as_ref(&hash)[28..]);
         let work = Work::new(header, crate::work::Target::from_le_bytes(le));
-        let v = verify(
-            &work,
-            NonceRange::new(header.nonce, 1).unwrap(),
-            &[header.nonce],
-        );
+        let v = verify(&work, NonceRange::new(header.nonce, 1).unwrap(), &[header.nonce]);
         assert_eq!((v.hits.len(), v.near_misses, v.hw_errors.len()), (0, 1, 0));
         // And with difficulty 1 it is a hit.
         let work = Work::new(header, Difficulty::ONE.to_target());
-        let v = verify(
-            &work,
-            NonceRange::new(header.nonce, 1).unwrap(),
-            &[header.nonce],
-        );
+        let v = verify(&work, NonceRange::new(header.nonce, 1).unwrap(), &[header.nonce]);
         assert_eq!(v.hits.len(), 1);
     }
 }

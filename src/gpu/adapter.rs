@@ -86,31 +86,20 @@ pub fn select_adapter(selector: &DeviceSelector) -> Result<wgpu::Adapter, GpuErr
         return Err(GpuError::NoAdapter { backends });
     }
     let count = adapters.len();
-    let no_match = || GpuError::NoMatch {
-        selector: selector.to_string(),
-        count,
-    };
+    let no_match = || GpuError::NoMatch { selector: selector.to_string(), count };
     match selector {
-        DeviceSelector::Auto | DeviceSelector::Cpu => adapters
-            .into_iter()
-            .filter(supports_compute)
-            .min_by_key(|a| rank(&a.get_info()))
-            .ok_or_else(no_match),
+        DeviceSelector::Auto | DeviceSelector::Cpu => {
+            adapters.into_iter().filter(supports_compute).min_by_key(|a| rank(&a.get_info())).ok_or_else(no_match)
+        }
         DeviceSelector::Index(i) => adapters.into_iter().nth(*i).ok_or_else(no_match),
         DeviceSelector::Name(name) => {
             let needle = name.to_lowercase();
-            adapters
-                .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
-                .ok_or_else(no_match)
+            adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)).ok_or_else(no_match)
         }
     }
 }
 
 pub fn supports_compute(adapter: &wgpu::Adapter) -> bool {
-    adapter
-        .get_downlevel_capabilities()
-        .flags
-        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
         && adapter.limits().max_storage_buffers_per_shader_stage > 0
 }

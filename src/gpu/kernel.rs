@@ -5,9 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::work::Work;
-use crate::work::sha256::{
-    K, Midstate, big_sigma0, big_sigma1, ch, maj, round, small_sigma0, small_sigma1,
-};
+use crate::work::sha256::{K, Midstate, big_sigma0, big_sigma1, ch, maj, round, small_sigma0, small_sigma1};
 use crate::work::target::target_top_word;
 
 /// The WGSL source of the sweep kernel.
@@ -33,8 +31,7 @@ impl KernelParams {
     pub fn new(work: &Work) -> Self {
         let header = work.header_bytes();
         let midstate = Midstate::of_header(&header);
-        let word =
-            |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
+        let word = |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
         let (w0, w1, w2) = (word(0), word(1), word(2));
 
         let mut v = midstate.0;
@@ -43,32 +40,18 @@ impl KernelParams {
         }
         let [a3, b3, c3, d3, e3, f3, g3, h3] = v;
         // Round 3 is T1 = pre3 + W3, a4 = T1 + T2, e4 = d3 + T1.
-        let pre3 = h3
-            .wrapping_add(big_sigma1(e3))
-            .wrapping_add(ch(e3, f3, g3))
-            .wrapping_add(K[3]);
+        let pre3 = h3.wrapping_add(big_sigma1(e3)).wrapping_add(ch(e3, f3, g3)).wrapping_add(K[3]);
         let t2 = big_sigma0(a3).wrapping_add(maj(a3, b3, c3));
 
         // W4 = 0x80000000, W5..W14 = 0, W15 = 640 (the padding of an 80-byte message).
         let w16 = small_sigma0(w1).wrapping_add(w0);
-        let w17 = small_sigma1(640)
-            .wrapping_add(small_sigma0(w2))
-            .wrapping_add(w1);
+        let w17 = small_sigma1(640).wrapping_add(small_sigma0(w2)).wrapping_add(w1);
         let w18_less_nonce = small_sigma1(w16).wrapping_add(w2);
         let w19_less_nonce = small_sigma1(w17).wrapping_add(small_sigma0(0x8000_0000));
 
         KernelParams {
             midstate: midstate.0,
-            state: [
-                a3,
-                b3,
-                c3,
-                e3,
-                f3,
-                g3,
-                pre3.wrapping_add(t2),
-                d3.wrapping_add(pre3),
-            ],
+            state: [a3, b3, c3, e3, f3, g3, pre3.wrapping_add(t2), d3.wrapping_add(pre3)],
             schedule: [w16, w17, w18_less_nonce, w19_less_nonce],
             nonce_base: 0,
             nonce_count: 0,
@@ -78,11 +61,7 @@ impl KernelParams {
     }
 
     pub fn dispatch(&self, nonce_base: u32, nonce_count: u32) -> Self {
-        KernelParams {
-            nonce_base,
-            nonce_count,
-            ..*self
-        }
+        KernelParams { nonce_base, nonce_count, ..*self }
     }
 }
 
@@ -126,16 +105,7 @@ mod tests {
             round(&mut v, K[i].wrapping_add(w[i]));
         }
         let s = p.state;
-        let expected = [
-            s[6].wrapping_add(w3),
-            s[0],
-            s[1],
-            s[2],
-            s[7].wrapping_add(w3),
-            s[3],
-            s[4],
-            s[5],
-        ];
+        let expected = [s[6].wrapping_add(w3), s[0], s[1], s[2], s[7].wrapping_add(w3), s[3], s[4], s[5]];
         assert_eq!(v, expected);
         assert_eq!(p.midstate, Midstate::of_header(&header).0);
         assert_ne!(p.midstate, IV);

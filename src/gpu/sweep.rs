@@ -33,11 +33,7 @@ pub struct GpuOptions {
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions {
-            workgroup_size: 64,
-            nonces_per_invocation: 64,
-            batch: 1 << 20,
-        }
+        GpuOptions { workgroup_size: 64, nonces_per_invocation: 64, batch: 1 << 20 }
     }
 }
 
@@ -76,10 +72,7 @@ impl GpuSweeper {
         if !supports_compute(&adapter) {
             return Err(GpuError::NoCompute { name: info.name });
         }
-        let open_error = |message: String| GpuError::Open {
-            name: info.name.clone(),
-            message,
-        };
+        let open_error = |message: String| GpuError::Open { name: info.name.clone(), message };
         let limits = adapter.limits();
         if options.workgroup_size == 0
             || options.workgroup_size > limits.max_compute_invocations_per_workgroup
@@ -88,9 +81,7 @@ impl GpuSweeper {
         {
             return Err(open_error(format!(
                 "workgroup size {} / {} nonces per invocation is outside the adapter's limits (at most {} invocations)",
-                options.workgroup_size,
-                options.nonces_per_invocation,
-                limits.max_compute_invocations_per_workgroup
+                options.workgroup_size, options.nonces_per_invocation, limits.max_compute_invocations_per_workgroup
             )));
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -106,10 +97,7 @@ impl GpuSweeper {
         });
         let constants = [
             ("WORKGROUP_SIZE", f64::from(options.workgroup_size)),
-            (
-                "NONCES_PER_INVOCATION",
-                f64::from(options.nonces_per_invocation),
-            ),
+            ("NONCES_PER_INVOCATION", f64::from(options.nonces_per_invocation)),
         ];
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("sweep"),
@@ -133,9 +121,7 @@ impl GpuSweeper {
                 let candidates = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("candidates"),
                     size: CANDIDATE_BYTES,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 let readback = device.create_buffer(&wgpu::BufferDescriptor {
@@ -148,28 +134,14 @@ impl GpuSweeper {
                     label: Some(if i == 0 { "slot 0" } else { "slot 1" }),
                     layout: &layout,
                     entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: params.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: candidates.as_entire_binding(),
-                        },
+                        wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 1, resource: candidates.as_entire_binding() },
                     ],
                 });
-                Slot {
-                    params,
-                    candidates,
-                    readback,
-                    bind_group,
-                }
+                Slot { params, candidates, readback, bind_group }
             })
             .collect();
-        let options = GpuOptions {
-            batch: clamp_batch(options.batch, &options),
-            ..options
-        };
+        let options = GpuOptions { batch: clamp_batch(options.batch, &options), ..options };
         Ok(GpuSweeper {
             info,
             device,
@@ -191,10 +163,7 @@ impl GpuSweeper {
     }
 
     fn error(&self, message: impl ToString) -> SweepError {
-        SweepError {
-            device: self.info.name.clone(),
-            message: message.to_string(),
-        }
+        SweepError { device: self.info.name.clone(), message: message.to_string() }
     }
 
     fn submit(&mut self, params: &KernelParams, range: NonceRange) -> InFlight {
@@ -203,8 +172,7 @@ impl GpuSweeper {
         self.submitted += 1;
         let slot = &self.slots[slot_index];
         let dispatch = params.dispatch(range.start, range.count as u32);
-        self.queue
-            .write_buffer(&slot.params, 0, bytemuck::bytes_of(&dispatch));
+        self.queue.write_buffer(&slot.params, 0, bytemuck::bytes_of(&dispatch));
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.clear_buffer(&slot.candidates, 0, Some(4));
         {
@@ -218,25 +186,16 @@ impl GpuSweeper {
         encoder.copy_buffer_to_buffer(&slot.candidates, 0, &slot.readback, 0, CANDIDATE_BYTES);
         let submission = self.queue.submit([encoder.finish()]);
         let (tx, mapped) = mpsc::channel();
-        slot.readback
-            .map_async(wgpu::MapMode::Read, .., move |result| {
-                let _ = tx.send(result);
-            });
-        InFlight {
-            slot: slot_index,
-            range,
-            submission,
-            mapped,
-        }
+        slot.readback.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = tx.send(result);
+        });
+        InFlight { slot: slot_index, range, submission, mapped }
     }
 
     /// Waits for a dispatch; returns how many candidates it found and those that fit.
     fn collect(&self, flight: InFlight) -> Result<(u32, Vec<u32>), SweepError> {
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(flight.submission),
-                timeout: None,
-            })
+            .poll(wgpu::PollType::Wait { submission_index: Some(flight.submission), timeout: None })
             .map_err(|e| self.error(e))?;
         flight
             .mapped
@@ -248,10 +207,7 @@ impl GpuSweeper {
             let view = readback.get_mapped_range(..).map_err(|e| self.error(e))?;
             let words: &[u32] = bytemuck::cast_slice(&view);
             let count = words[0];
-            (
-                count,
-                words[1..1 + count.min(CANDIDATE_CAPACITY) as usize].to_vec(),
-            )
+            (count, words[1..1 + count.min(CANDIDATE_CAPACITY) as usize].to_vec())
         };
         readback.unmap();
         Ok((count, nonces))
@@ -267,9 +223,7 @@ impl GpuSweeper {
         found: u32,
         out: &mut Vec<u32>,
     ) -> Result<(), SweepError> {
-        let parts = u64::from(found)
-            .div_ceil(u64::from(CANDIDATE_CAPACITY / 2))
-            .clamp(2, range.count);
+        let parts = u64::from(found).div_ceil(u64::from(CANDIDATE_CAPACITY / 2)).clamp(2, range.count);
         let part = range.count.div_ceil(parts);
         let mut rest = range;
         while rest.count > 0 {
@@ -295,13 +249,7 @@ impl GpuSweeper {
         );
         let params = KernelParams::new(&work);
         let started = std::time::Instant::now();
-        let flight = self.submit(
-            &params,
-            NonceRange {
-                start: 0,
-                count: u64::from(count.max(1)),
-            },
-        );
+        let flight = self.submit(&params, NonceRange { start: 0, count: u64::from(count.max(1)) });
         self.collect(flight)?;
         Ok(started.elapsed())
     }
@@ -323,6 +271,11 @@ fn clamp_batch(batch: u32, options: &GpuOptions) -> u32 {
 impl Sweeper for GpuSweeper {
     fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// Two dispatches: both slots of the ring busy.
+    fn preferred_chunk(&self) -> u64 {
+        u64::from(self.options.batch) * SLOTS as u64
     }
 
     fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {

@@ -22,17 +22,14 @@ pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepEr
     // The first dispatch pays for pipeline warm-up; it is not measured.
     sweeper.time_dispatch(batch)?;
     let measure = |sweeper: &mut GpuSweeper, batch: u32| -> Result<Duration, SweepError> {
-        Ok(sweeper
-            .time_dispatch(batch)?
-            .min(sweeper.time_dispatch(batch)?))
+        Ok(sweeper.time_dispatch(batch)?.min(sweeper.time_dispatch(batch)?))
     };
     let mut took = measure(sweeper, batch)?;
     while took * 4 < target && batch < MAX_BATCH {
         batch = batch.saturating_mul(4).min(MAX_BATCH);
         took = measure(sweeper, batch)?;
     }
-    let scaled = (f64::from(batch) * target.as_secs_f64() / took.as_secs_f64().max(1e-6))
-        .min(f64::from(MAX_BATCH));
+    let scaled = (f64::from(batch) * target.as_secs_f64() / took.as_secs_f64().max(1e-6)).min(f64::from(MAX_BATCH));
     sweeper.set_batch(scaled as u32);
     let batch = sweeper.options().batch;
     let dispatch = measure(sweeper, batch)?;

@@ -1,6 +1,7 @@
 //! Pure mining domain: headers, targets, SHA-256 midstates and the unit a device sweeps.
 //! Nothing here does I/O; byte order is decided here, once, and tested against real blocks.
 
+pub mod job;
 pub mod sha256;
 pub mod target;
 
@@ -34,9 +35,7 @@ pub fn header_from_hex(hex: &str) -> Result<Header, HeaderError> {
 
 /// The 80 consensus bytes of a header.
 pub fn header_bytes(header: &Header) -> [u8; 80] {
-    serialize(header)
-        .try_into()
-        .expect("a header serializes to 80 bytes")
+    serialize(header).try_into().expect("a header serializes to 80 bytes")
 }
 
 /// Decodes hex; the error says where it went wrong.
@@ -58,9 +57,7 @@ impl NonceRange {
 
     pub fn new(start: u32, count: u64) -> Result<Self, String> {
         if count > Self::FULL {
-            return Err(format!(
-                "a nonce range holds at most 2^32 nonces, asked for {count}"
-            ));
+            return Err(format!("a nonce range holds at most 2^32 nonces, asked for {count}"));
         }
         Ok(NonceRange { start, count })
     }
@@ -72,14 +69,8 @@ impl NonceRange {
     /// The first `n` nonces of the range and the rest.
     pub fn split_at(&self, n: u64) -> (NonceRange, NonceRange) {
         let n = n.min(self.count);
-        let head = NonceRange {
-            start: self.start,
-            count: n,
-        };
-        let tail = NonceRange {
-            start: self.start.wrapping_add(n as u32),
-            count: self.count - n,
-        };
+        let head = NonceRange { start: self.start, count: n };
+        let tail = NonceRange { start: self.start.wrapping_add(n as u32), count: self.count - n };
         (head, tail)
     }
 
@@ -110,10 +101,7 @@ impl Work {
 
     /// Work whose target is the header's own nBits: a hit is a valid block.
     pub fn block(header: Header) -> Result<Self, target::CompactError> {
-        Ok(Work {
-            target: target::target_from_compact(header.bits)?,
-            header,
-        })
+        Ok(Work { target: target::target_from_compact(header.bits)?, header })
     }
 
     pub fn header_bytes(&self) -> [u8; 80] {
@@ -122,11 +110,7 @@ impl Work {
 
     /// The header's hash with this nonce.
     pub fn hash(&self, nonce: u32) -> BlockHash {
-        Header {
-            nonce,
-            ..self.header
-        }
-        .block_hash()
+        Header { nonce, ..self.header }.block_hash()
     }
 }
 
@@ -150,37 +134,24 @@ mod tests {
         assert_eq!(header.time, 1_231_006_505);
         assert_eq!(header.bits.to_consensus(), 0x1d00ffff);
         assert_eq!(header.nonce, 2_083_236_893);
-        assert_eq!(
-            header.block_hash().to_string(),
-            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
-        );
+        assert_eq!(header.block_hash().to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
         assert_eq!(hex_decode(GENESIS).unwrap(), header_bytes(&header));
     }
 
     #[test]
     fn bad_headers_are_refused_with_the_reason() {
         assert!(matches!(header_from_hex("00"), Err(HeaderError::Length(1))));
-        assert!(matches!(
-            header_from_hex(&"zz".repeat(80)),
-            Err(HeaderError::Hex(_))
-        ));
+        assert!(matches!(header_from_hex(&"zz".repeat(80)), Err(HeaderError::Hex(_))));
     }
 
     #[test]
     fn nonce_ranges_wrap_and_split() {
         let r = NonceRange::new(0xffff_fffe, 4).unwrap();
-        assert_eq!(
-            r.iter().collect::<Vec<_>>(),
-            [0xffff_fffe, 0xffff_ffff, 0, 1]
-        );
+        assert_eq!(r.iter().collect::<Vec<_>>(), [0xffff_fffe, 0xffff_ffff, 0, 1]);
         assert!(r.contains(1) && r.contains(0xffff_fffe) && !r.contains(2));
         let (a, b) = r.split_at(3);
         assert_eq!((a.count, b.start, b.count), (3, 1, 1));
-        assert!(
-            NonceRange::new(0, NonceRange::FULL)
-                .unwrap()
-                .contains(12345)
-        );
+        assert!(NonceRange::new(0, NonceRange::FULL).unwrap().contains(12345));
         assert!(NonceRange::new(0, NonceRange::FULL + 1).is_err());
     }
 }

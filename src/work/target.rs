@@ -66,11 +66,7 @@ impl Difficulty {
     pub const ONE: Difficulty = Difficulty(1.0);
 
     pub fn new(value: f64) -> Result<Self, DifficultyError> {
-        if value.is_finite() && value > 0.0 {
-            Ok(Difficulty(value))
-        } else {
-            Err(DifficultyError(value))
-        }
+        if value.is_finite() && value > 0.0 { Ok(Difficulty(value)) } else { Err(DifficultyError(value)) }
     }
 
     pub fn value(self) -> f64 {
@@ -171,38 +167,17 @@ mod tests {
         assert_eq!(compact(0x0312_3456), Ok(hex_target("123456")));
         assert_eq!(compact(0x0412_3456), Ok(hex_target("12345600")));
         assert_eq!(compact(0x0500_9234), Ok(hex_target("92340000")));
-        assert_eq!(
-            compact(0x2012_3456),
-            Ok(hex_target(&format!("123456{}", "00".repeat(29))))
-        );
-        assert_eq!(
-            compact(0x01fe_dcba),
-            Err(CompactError::Negative(0x01fe_dcba))
-        );
-        assert_eq!(
-            compact(0x0492_3456),
-            Err(CompactError::Negative(0x0492_3456))
-        );
-        assert_eq!(
-            compact(0xff12_3456),
-            Err(CompactError::Overflow(0xff12_3456))
-        );
+        assert_eq!(compact(0x2012_3456), Ok(hex_target(&format!("123456{}", "00".repeat(29)))));
+        assert_eq!(compact(0x01fe_dcba), Err(CompactError::Negative(0x01fe_dcba)));
+        assert_eq!(compact(0x0492_3456), Err(CompactError::Negative(0x0492_3456)));
+        assert_eq!(compact(0xff12_3456), Err(CompactError::Overflow(0xff12_3456)));
         // The widest values that still fit, and one byte past each.
         assert!(compact(0x22_0000ff).is_ok());
-        assert_eq!(
-            compact(0x23_0000ff),
-            Err(CompactError::Overflow(0x23_0000ff))
-        );
+        assert_eq!(compact(0x23_0000ff), Err(CompactError::Overflow(0x23_0000ff)));
         assert!(compact(0x21_00ffff).is_ok());
-        assert_eq!(
-            compact(0x22_00ffff),
-            Err(CompactError::Overflow(0x22_00ffff))
-        );
+        assert_eq!(compact(0x22_00ffff), Err(CompactError::Overflow(0x22_00ffff)));
         assert!(compact(0x20_7fffff).is_ok());
-        assert_eq!(
-            compact(0x21_7fffff),
-            Err(CompactError::Overflow(0x21_7fffff))
-        );
+        assert_eq!(compact(0x21_7fffff), Err(CompactError::Overflow(0x21_7fffff)));
     }
 
     #[test]
@@ -217,17 +192,10 @@ mod tests {
             (0x1d00_ffff, 0x1d00_ffff),
         ] {
             let target = compact(raw).unwrap();
-            assert_eq!(
-                target.to_compact_lossy().to_consensus(),
-                encoded,
-                "{raw:#010x}"
-            );
+            assert_eq!(target.to_compact_lossy().to_consensus(), encoded, "{raw:#010x}");
         }
         // 0x80 must not be encoded with the sign bit set.
-        assert_eq!(
-            hex_target("80").to_compact_lossy().to_consensus(),
-            0x0200_8000
-        );
+        assert_eq!(hex_target("80").to_compact_lossy().to_consensus(), 0x0200_8000);
     }
 
     #[test]
@@ -241,32 +209,14 @@ mod tests {
     #[test]
     fn integer_and_fractional_difficulties() {
         let d = |v: f64| Difficulty::new(v).unwrap().to_target();
-        assert_eq!(
-            d(2.0),
-            hex_target(&format!("000000007fff8{}", "0".repeat(51)))
-        );
-        assert_eq!(
-            d(3.0),
-            hex_target(&format!("000000005555{}", "0".repeat(52)))
-        );
-        assert_eq!(
-            d(65536.0),
-            hex_target(&format!("000000000000ffff{}", "0".repeat(48)))
-        );
+        assert_eq!(d(2.0), hex_target(&format!("000000007fff8{}", "0".repeat(51))));
+        assert_eq!(d(3.0), hex_target(&format!("000000005555{}", "0".repeat(52))));
+        assert_eq!(d(65536.0), hex_target(&format!("000000000000ffff{}", "0".repeat(48))));
         // 0.5 doubles the target; 1/65536 shifts it by 16 bits.
-        assert_eq!(
-            d(0.5),
-            hex_target(&format!("00000001fffe{}", "0".repeat(52)))
-        );
-        assert_eq!(
-            d(1.0 / 65536.0),
-            hex_target(&format!("0000ffff{}", "0".repeat(56)))
-        );
+        assert_eq!(d(0.5), hex_target(&format!("00000001fffe{}", "0".repeat(52))));
+        assert_eq!(d(1.0 / 65536.0), hex_target(&format!("0000ffff{}", "0".repeat(56))));
         // 0.001: 65535000 · 2^208, as a double, floored: 0x3e7fc18 · 2^208 exactly.
-        assert_eq!(
-            d(0.001),
-            hex_target(&format!("000003e7fc18{}", "0".repeat(52)))
-        );
+        assert_eq!(d(0.001), hex_target(&format!("000003e7fc18{}", "0".repeat(52))));
         // Round trip within double precision.
         for v in [0.001, 0.013, 1.5, 7.0, 1024.0, 123_456.789, 1e12] {
             let back = Difficulty::from_target(&d(v)).value();
@@ -286,9 +236,6 @@ mod tests {
     #[test]
     fn top_word_is_the_most_significant_32_bits() {
         assert_eq!(target_top_word(&Difficulty::ONE.to_target()), 0);
-        assert_eq!(
-            target_top_word(&hex_target(&format!("0000ffff{}", "0".repeat(56)))),
-            0xffff
-        );
+        assert_eq!(target_top_word(&hex_target(&format!("0000ffff{}", "0".repeat(56)))), 0xffff);
     }
 }

@@ -37,10 +37,7 @@ pub fn gpu() -> MutexGuard<'static, GpuSweeper> {
     GPU.get_or_init(|| {
         let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
         // Small dispatches so that tests exercise many of them, and the ring of slots.
-        let options = GpuOptions {
-            batch: 1 << 16,
-            ..GpuOptions::default()
-        };
+        let options = GpuOptions { batch: 1 << 16, ..GpuOptions::default() };
         Mutex::new(GpuSweeper::open(adapter, options).unwrap_or_else(|e| panic!("{e}")))
     })
     .lock()

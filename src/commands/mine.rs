@@ -1,0 +1,124 @@
+//! `wgminer mine` and `wgminer demo`: a pool session, the scheduler and the devices, with a
+//! status line every few seconds and a summary at the end. `demo` puts the embedded pool in
+//! the same process.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::device::Sweeper;
+use crate::pool::{EmbeddedPool, PoolOptions};
+use crate::scheduler::Scheduler;
+use crate::source::stratum::{PoolConfig, ShareOutcome, client};
+use crate::stats::Stats;
+use crate::work::{Difficulty, Target};
+
+pub struct MineOptions {
+    /// Stop after this long; `None` runs until Ctrl-C.
+    pub duration: Option<Duration>,
+    pub status_every: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub seconds: f64,
+    pub hashes: u64,
+    pub mhs: f64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub hw_errors: u64,
+    pub journaled: u64,
+    pub best_share: f64,
+}
+
+/// Mines `pool` on `devices` until the duration ends or Ctrl-C; returns the summary.
+pub async fn mine(pool: PoolConfig, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> Summary {
+    let stats = Arc::new(Stats::new());
+    let (work_tx, work_rx) = watch::channel(None);
+    let (share_tx, share_rx) = mpsc::unbounded_channel();
+    let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = Instant::now();
+
+    for d in &devices {
+        println!("device: {}", d.info());
+    }
+    println!("pool: {} as {}", pool.url, pool.user);
+    let client = tokio::spawn(client::run(pool, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
+    let threads: Vec<_> = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
+
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut status = tokio::time::interval(options.status_every);
+    status.tick().await;
+    loop {
+        tokio::select! {
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
+            _ = tokio::signal::ctrl_c() => { println!("stopping (Ctrl-C)"); break }
+            _ = status.tick() => println!("{}", stats.status_line()),
+            Some((share, outcome)) = outcome_rx.recv() => {
+                let difficulty = Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash))).value();
+                let t = started.elapsed().as_secs_f64();
+                match outcome {
+                    ShareOutcome::Accepted => println!("[{t:7.1}s] accepted  nonce {:08x} job {} share difficulty {difficulty:.4}", share.nonce, share.job_id),
+                    ShareOutcome::Rejected(e) => println!("[{t:7.1}s] rejected  nonce {:08x} job {}: {e}", share.nonce, share.job_id),
+                    ShareOutcome::Stale(why) => println!("[{t:7.1}s] stale     nonce {:08x} job {}: {why}", share.nonce, share.job_id),
+                    ShareOutcome::Journaled(why) => println!("[{t:7.1}s] journaled nonce {:08x} job {}: {why}", share.nonce, share.job_id),
+                }
+            }
+        }
+    }
+    // Devices first, so that their last shares reach the client before it stops.
+    let stop_flag = scheduler.stop_flag();
+    stop_flag.store(true, Relaxed);
+    drop(scheduler);
+    let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
+    let _ = stop_tx.send(true);
+    let _ = client.await;
+    let seconds = started.elapsed().as_secs_f64();
+    let hashes = stats.hashes.load(Relaxed);
+    Summary {
+        seconds,
+        hashes,
+        mhs: hashes as f64 / seconds / 1e6,
+        accepted: stats.accepted.load(Relaxed),
+        rejected: stats.rejected.load(Relaxed),
+        stale: stats.stale.load(Relaxed),
+        hw_errors: stats.hw_errors.load(Relaxed),
+        journaled: stats.journaled.load(Relaxed),
+        best_share: stats.best_share(),
+    }
+}
+
+pub fn print_summary(s: &Summary) {
+    println!(
+        "summary: {:.1}s, {:.2} MH/s average, accepted {}, rejected {}, stale {}, hardware errors {}, journaled {}, best share {:.4}",
+        s.seconds, s.mhs, s.accepted, s.rejected, s.stale, s.hw_errors, s.journaled, s.best_share
+    );
+}
+
+/// `wgminer demo`: the embedded pool on loopback and the miner against it, for a bounded time.
+pub async fn demo(
+    devices: Vec<Box<dyn Sweeper>>,
+    options: &MineOptions,
+    pool_options: PoolOptions,
+    journal: std::path::PathBuf,
+) -> anyhow::Result<Summary> {
+    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
+    println!("embedded pool listening on {}", pool.addr);
+    let config =
+        PoolConfig { url: format!("stratum+tcp://{}", pool.addr), user: "demo".into(), pass: "x".into(), journal };
+    let summary = mine(config, devices, options).await;
+    println!(
+        "pool side: {} accepted, {} rejected",
+        pool.stats.accepted.load(Relaxed),
+        pool.stats.rejected.load(Relaxed)
+    );
+    pool.shutdown();
+    Ok(summary)
+}

@@ -1,0 +1,407 @@
+//! A Stratum v1 client session: subscribe, authorize, follow jobs and difficulty, submit the
+//! shares the scheduler hands back, and reconnect with backoff when the pool goes away.
+//!
+//! Difficulty: `mining.set_difficulty` applies to the work of the *next* `mining.notify`, as
+//! pools (ckpool, slush) expect; shares of earlier jobs are checked against the difficulty their
+//! job came with. Before the first notify the pending difficulty simply becomes the first job's.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, watch};
+
+use super::codec::{self, Message, RpcError, code};
+use crate::stats::Stats;
+use crate::work::job::{Job, to_hex};
+use crate::work::{BlockHash, Difficulty};
+
+pub const USER_AGENT: &str = concat!("wgminer/", env!("CARGO_PKG_VERSION"));
+
+/// A pool with no notify for this long is taken as silent and reconnected.
+pub const SILENCE: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// `stratum+tcp://host:port` or `host:port`.
+    pub url: String,
+    pub user: String,
+    pub pass: String,
+    /// Where shares that could not be sent are written, one JSON line each.
+    pub journal: PathBuf,
+}
+
+impl PoolConfig {
+    /// `host:port` to connect to.
+    pub fn address(&self) -> Result<String, String> {
+        let rest = match self.url.split_once("://") {
+            Some(("stratum+tcp" | "tcp", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!("pool URL scheme `{scheme}` is not supported yet (use stratum+tcp://)"));
+            }
+            None => &self.url,
+        };
+        let rest = rest.trim_end_matches('/');
+        match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(rest.to_string()),
+            _ => {
+                Err(format!("pool URL `{}` needs a host and a port, such as stratum+tcp://pool.example:3333", self.url))
+            }
+        }
+    }
+}
+
+/// What the scheduler mines: the latest job with the session's extranonce and difficulty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolWork {
+    /// Increases with every notify; a device whose work is of an older generation moves on.
+    pub generation: u64,
+    pub job: Job,
+    pub extranonce1: Vec<u8>,
+    pub extranonce2_size: usize,
+    pub difficulty: Difficulty,
+}
+
+/// A share the CPU has verified, on its way to the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    pub job_id: String,
+    pub extranonce1: Vec<u8>,
+    pub extranonce2: Vec<u8>,
+    pub time: u32,
+    pub nonce: u32,
+    pub hash: BlockHash,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShareOutcome {
+    Accepted,
+    Rejected(RpcError),
+    Stale(String),
+    Journaled(String),
+}
+
+/// Runs sessions until `stop` turns true, reconnecting with exponential backoff and jitter
+/// (1 s doubling to 60 s). Outcomes of submitted shares go to `outcomes`, if given.
+pub async fn run(
+    config: PoolConfig,
+    work: watch::Sender<Option<Arc<PoolWork>>>,
+    mut shares: mpsc::UnboundedReceiver<Share>,
+    stats: Arc<Stats>,
+    outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut state = ClientState { generation: 0, session: None, unsent: VecDeque::new(), config, stats, outcomes };
+    let mut backoff = Duration::from_secs(1);
+    while !*stop.borrow() {
+        let started = Instant::now();
+        let result = state.session(&work, &mut shares, &mut stop).await;
+        if *stop.borrow() {
+            break;
+        }
+        match result {
+            Ok(Reconnect::Now(delay)) => {
+                backoff = Duration::from_secs(1);
+                sleep_or_stop(delay, &mut stop).await;
+                continue;
+            }
+            Err(e) => eprintln!("pool {}: {e}; reconnecting in {}s", state.config.url, backoff.as_secs()),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        let jitter = Duration::from_millis(
+            u64::from(started.elapsed().subsec_nanos()) % 1000 * backoff.as_millis() as u64 / 4000,
+        );
+        sleep_or_stop(backoff + jitter, &mut stop).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+    // Whatever could not be sent is written down, never dropped.
+    while let Ok(share) = shares.try_recv() {
+        state.unsent.push_back(share);
+    }
+    let pending: Vec<Share> = state.unsent.drain(..).collect();
+    for share in pending {
+        state.journal(share, "miner stopped before the share could be sent");
+    }
+}
+
+async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+enum Reconnect {
+    /// `client.reconnect` asked for it, after this delay.
+    Now(Duration),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("no notify for {}s", SILENCE.as_secs())]
+    Silent,
+    #[error("connection closed by the pool")]
+    Closed,
+}
+
+struct ClientState {
+    generation: u64,
+    /// The subscription id to resume after a reconnect, with the extranonce it had.
+    session: Option<(String, Vec<u8>)>,
+    /// Verified shares not yet sent (the pool was away).
+    unsent: VecDeque<Share>,
+    config: PoolConfig,
+    stats: Arc<Stats>,
+    outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+}
+
+struct Pending {
+    share: Share,
+    sent: Instant,
+}
+
+impl ClientState {
+    fn report(&self, share: Share, outcome: ShareOutcome) {
+        if let Some(tx) = &self.outcomes {
+            let _ = tx.send((share, outcome));
+        }
+    }
+
+    fn journal(&mut self, share: Share, reason: &str) {
+        let line = json!({
+            "time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "pool": self.config.url, "user": self.config.user, "reason": reason,
+            "job_id": share.job_id, "extranonce1": to_hex(&share.extranonce1), "extranonce2": to_hex(&share.extranonce2),
+            "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.config.journal)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        match written {
+            Ok(()) => eprintln!(
+                "share {:08x} of job {} written to {}: {reason}",
+                share.nonce,
+                share.job_id,
+                self.config.journal.display()
+            ),
+            Err(e) => eprintln!(
+                "could not write the share journal {}: {e}; the share was: {line}",
+                self.config.journal.display()
+            ),
+        }
+        self.stats.journaled.fetch_add(1, Relaxed);
+        self.report(share, ShareOutcome::Journaled(reason.to_string()));
+    }
+
+    async fn session(
+        &mut self,
+        work: &watch::Sender<Option<Arc<PoolWork>>>,
+        shares: &mut mpsc::UnboundedReceiver<Share>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Reconnect, SessionError> {
+        let address = self.config.address().map_err(SessionError::Protocol)?;
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
+            .await
+            .map_err(|_| SessionError::Protocol(format!("connect to {address} timed out")))??;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let mut lines = codec::spawn_line_reader(read);
+
+        let mut next_id = 1u64;
+        let subscribe_params = match &self.session {
+            Some((id, _)) => json!([USER_AGENT, id]),
+            None => json!([USER_AGENT]),
+        };
+        send_line(&mut write, codec::request(next_id, "mining.subscribe", subscribe_params)).await?;
+        let subscribe_id = next_id;
+        next_id += 1;
+
+        let mut extranonce: Option<(Vec<u8>, usize)> = None;
+        let mut pending_difficulty = 1.0;
+        let mut authorize_id = 0;
+        let mut jobs: HashSet<String> = HashSet::new();
+        let mut in_flight: HashMap<u64, Pending> = HashMap::new();
+        let mut last_notify = Instant::now();
+        // A share sent before the first job on this connection is held until one arrives.
+        let mut current: Option<Arc<PoolWork>> = None;
+
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return Ok(Reconnect::Now(Duration::ZERO)),
+                _ = tokio::time::sleep_until((last_notify + SILENCE).into()) => return Err(SessionError::Silent),
+                line = lines.recv() => {
+                    let line = match line {
+                        Some(Ok(line)) => line,
+                        Some(Err(e)) => return Err(SessionError::Protocol(e)),
+                        None => return Err(SessionError::Closed),
+                    };
+                    let message = match codec::parse_line(&line) {
+                        Ok(m) => m,
+                        Err(e) => return Err(SessionError::Protocol(format!("bad line from pool: {e}"))),
+                    };
+                    match message {
+                        Message::Response { id, result, error } if id == json!(subscribe_id) => {
+                            if let Some(e) = error {
+                                return Err(SessionError::Protocol(format!("subscribe refused: {e}")));
+                            }
+                            let (session, en1, size) = codec::parse_subscribe_result(&result).map_err(|e| SessionError::Protocol(e.to_string()))?;
+                            self.session = session.map(|s| (s, en1.clone()));
+                            extranonce = Some((en1, size));
+                            send_line(&mut write, codec::request(next_id, "mining.authorize", json!([self.config.user, self.config.pass]))).await?;
+                            authorize_id = next_id;
+                            next_id += 1;
+                            send_line(&mut write, codec::request(next_id, "mining.extranonce.subscribe", json!([]))).await?;
+                            next_id += 1;
+                        }
+                        Message::Response { id, result, error } if id == json!(authorize_id) => {
+                            if error.is_some() || result != Value::Bool(true) {
+                                return Err(SessionError::Protocol(format!("authorization of {} refused: {}", self.config.user, error.map_or(result.to_string(), |e| e.to_string()))));
+                            }
+                        }
+                        Message::Response { id, result, error } => {
+                            let Some(pending) = id.as_u64().and_then(|id| in_flight.remove(&id)) else { continue };
+                            self.stats.record_latency(pending.sent.elapsed());
+                            let outcome = match (result, error) {
+                                (Value::Bool(true), None) => { self.stats.accepted.fetch_add(1, Relaxed); ShareOutcome::Accepted }
+                                (_, Some(e)) if e.code == code::JOB_NOT_FOUND => { self.stats.stale.fetch_add(1, Relaxed); ShareOutcome::Stale(e.message) }
+                                (_, Some(e)) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(e) }
+                                (other, None) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(RpcError::new(code::OTHER, format!("result {other}"))) }
+                            };
+                            if let ShareOutcome::Rejected(e) = &outcome {
+                                eprintln!("share {:08x} rejected: {e}", pending.share.nonce);
+                            }
+                            self.report(pending.share, outcome);
+                        }
+                        Message::Notification { method, params } | Message::Request { method, params, .. } if method == "mining.notify" => {
+                            let Some((en1, size)) = extranonce.clone() else {
+                                return Err(SessionError::Protocol("mining.notify before the subscription was answered".into()));
+                            };
+                            let job = codec::parse_notify(&params).map_err(|e| SessionError::Protocol(e.to_string()))?;
+                            last_notify = Instant::now();
+                            if job.clean {
+                                jobs.clear();
+                            }
+                            jobs.insert(job.id.clone());
+                            self.generation += 1;
+                            let difficulty = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE);
+                            let next = Arc::new(PoolWork { generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty });
+                            current = Some(next.clone());
+                            work.send_replace(Some(next));
+                            self.flush_unsent(&mut write, &mut next_id, &jobs, &current, &mut in_flight).await?;
+                        }
+                        Message::Notification { method, params } | Message::Request { method, params, .. } if method == "mining.set_difficulty" => {
+                            pending_difficulty = codec::parse_difficulty(&params).map_err(|e| SessionError::Protocol(e.to_string()))?;
+                        }
+                        Message::Notification { method, params } | Message::Request { method, params, .. } if method == "mining.set_extranonce" => {
+                            let values = params.as_array().cloned().unwrap_or_default();
+                            extranonce = Some(codec::parse_extranonce(&method, &values).map_err(|e| SessionError::Protocol(e.to_string()))?);
+                        }
+                        Message::Notification { method, params } if method == "client.show_message" => {
+                            eprintln!("message from pool {}: {}", self.config.url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                        }
+                        Message::Request { id, method, params } => {
+                            let reply = match method.as_str() {
+                                "client.get_version" => codec::response(&id, json!(USER_AGENT), None),
+                                "mining.ping" => codec::response(&id, json!("pong"), None),
+                                "client.show_message" => {
+                                    eprintln!("message from pool {}: {}", self.config.url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                                    codec::response(&id, json!(true), None)
+                                }
+                                "client.reconnect" => {
+                                    send_line(&mut write, codec::response(&id, json!(true), None)).await?;
+                                    return self.reconnect_request(&params);
+                                }
+                                _ => codec::response(&id, Value::Null, Some(&RpcError::new(code::OTHER, format!("method {method} not supported")))),
+                            };
+                            send_line(&mut write, reply).await?;
+                        }
+                        Message::Notification { method, params } if method == "client.reconnect" => return self.reconnect_request(&params),
+                        Message::Notification { .. } => {}
+                    }
+                }
+                share = shares.recv() => {
+                    let Some(share) = share else { return Ok(Reconnect::Now(Duration::ZERO)) };
+                    self.unsent.push_back(share);
+                    self.flush_unsent(&mut write, &mut next_id, &jobs, &current, &mut in_flight).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends queued shares whose job is still current on this connection with the same
+    /// extranonce1; counts those of jobs a clean notify retired as stale; journals those that
+    /// belonged to an earlier connection whose jobs are gone.
+    async fn flush_unsent(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        next_id: &mut u64,
+        jobs: &HashSet<String>,
+        current: &Option<Arc<PoolWork>>,
+        in_flight: &mut HashMap<u64, Pending>,
+    ) -> Result<(), SessionError> {
+        let Some(current) = current else { return Ok(()) };
+        while let Some(share) = self.unsent.pop_front() {
+            let same_session = share.extranonce1 == current.extranonce1;
+            if same_session && jobs.contains(&share.job_id) {
+                let params = json!([
+                    self.config.user,
+                    share.job_id,
+                    to_hex(&share.extranonce2),
+                    format!("{:08x}", share.time),
+                    format!("{:08x}", share.nonce)
+                ]);
+                let line = codec::request(*next_id, "mining.submit", params);
+                in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
+                *next_id += 1;
+                send_line(write, line).await?;
+            } else if same_session {
+                self.stats.stale.fetch_add(1, Relaxed);
+                self.report(share, ShareOutcome::Stale("job retired by a clean notify".into()));
+            } else {
+                self.journal(share, "the pool reconnected with a new session; the share's job is gone");
+            }
+        }
+        Ok(())
+    }
+
+    /// `client.reconnect [host, port, wait]`: honoured for the same host only.
+    fn reconnect_request(&mut self, params: &Value) -> Result<Reconnect, SessionError> {
+        let a = params.as_array().cloned().unwrap_or_default();
+        let host = a.first().and_then(Value::as_str).unwrap_or("");
+        let wait = a.get(2).and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok())).unwrap_or(0).min(3600);
+        let ours = self.config.address().unwrap_or_default();
+        let our_host = ours.rsplit_once(':').map_or("", |(h, _)| h);
+        if !host.is_empty() && host != our_host {
+            eprintln!("pool asked to reconnect to {host}; ignored (only the same host is honoured)");
+            return Ok(Reconnect::Now(Duration::from_secs(1)));
+        }
+        let port = a.get(1).and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()));
+        if let (Some(port), Some((h, _))) = (port, ours.rsplit_once(':')) {
+            self.config.url = format!("stratum+tcp://{h}:{port}");
+        }
+        Ok(Reconnect::Now(Duration::from_secs(wait)))
+    }
+}
+
+/// Writes one line; a pool that stops reading for 10 s is a dead session.
+async fn send_line(write: &mut OwnedWriteHalf, line: String) -> Result<(), SessionError> {
+    tokio::time::timeout(Duration::from_secs(10), write.write_all(format!("{line}\n").as_bytes()))
+        .await
+        .map_err(|_| SessionError::Protocol("the pool stopped reading".into()))?
+        .map_err(SessionError::from)
+}

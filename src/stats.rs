@@ -1,0 +1,102 @@
+//! Counters and rates shared by the status line, the summary and (later) the API. Lock-free
+//! counters written by device threads and the pool session alike.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    pub hashes: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub stale: AtomicU64,
+    pub hw_errors: AtomicU64,
+    pub journaled: AtomicU64,
+    /// f64 bits of the best share difficulty seen.
+    best_share: AtomicU64,
+    /// Sum and count of submit round trips, in microseconds.
+    latency_us: AtomicU64,
+    latency_n: AtomicU64,
+    last_sample: Mutex<(Instant, u64)>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        Stats {
+            started: now,
+            hashes: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            hw_errors: AtomicU64::new(0),
+            journaled: AtomicU64::new(0),
+            best_share: AtomicU64::new(0f64.to_bits()),
+            latency_us: AtomicU64::new(0),
+            latency_n: AtomicU64::new(0),
+            last_sample: Mutex::new((now, 0)),
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn record_share_difficulty(&self, difficulty: f64) {
+        let _ = self
+            .best_share
+            .fetch_update(Relaxed, Relaxed, |bits| (difficulty > f64::from_bits(bits)).then_some(difficulty.to_bits()));
+    }
+
+    pub fn best_share(&self) -> f64 {
+        f64::from_bits(self.best_share.load(Relaxed))
+    }
+
+    pub fn record_latency(&self, latency: Duration) {
+        self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        self.latency_n.fetch_add(1, Relaxed);
+    }
+
+    pub fn mean_latency(&self) -> Option<Duration> {
+        let n = self.latency_n.load(Relaxed);
+        (n > 0).then(|| Duration::from_micros(self.latency_us.load(Relaxed) / n))
+    }
+
+    pub fn average_mhs(&self) -> f64 {
+        self.hashes.load(Relaxed) as f64 / self.uptime().as_secs_f64().max(1e-9) / 1e6
+    }
+
+    /// MH/s since the last call (the status line's interval rate).
+    pub fn interval_mhs(&self) -> f64 {
+        let mut last = self.last_sample.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let hashes = self.hashes.load(Relaxed);
+        let rate = (hashes - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9) / 1e6;
+        *last = (now, hashes);
+        rate
+    }
+
+    /// One line, as cgminer prints it every few seconds.
+    pub fn status_line(&self) -> String {
+        format!(
+            "{:.2} MH/s now, {:.2} MH/s avg | A:{} R:{} S:{} HW:{} | best share {:.4} | latency {} | up {}s",
+            self.interval_mhs(),
+            self.average_mhs(),
+            self.accepted.load(Relaxed),
+            self.rejected.load(Relaxed),
+            self.stale.load(Relaxed),
+            self.hw_errors.load(Relaxed),
+            self.best_share(),
+            self.mean_latency().map_or("-".into(), |d| format!("{} ms", d.as_millis())),
+            self.uptime().as_secs()
+        )
+    }
+}
