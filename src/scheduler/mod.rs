@@ -152,19 +152,20 @@ mod tests {
     use super::*;
     use crate::work::job::Job;
 
-    fn work(generation: u64, size: usize) -> PoolWork {
-        let job =
-            Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
-        PoolWork { generation, job, extranonce1: vec![1], extranonce2_size: size, difficulty: Difficulty::ONE }
+    fn work(extranonce1: u8, size: usize) -> PoolWork {
+        let job = Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
+        PoolWork { generation: 1, job, extranonce1: vec![extranonce1], extranonce2_size: size, difficulty: Difficulty::ONE }
     }
 
     #[test]
-    fn each_unit_gets_its_own_extranonce2_and_a_new_job_starts_over() {
+    fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
         assert_eq!(e.next(&work(1, 4)), Some(vec![0, 0, 0, 0]));
-        assert_eq!(e.next(&work(1, 4)), Some(vec![0, 0, 0, 1]));
+        let mut next_job = work(1, 4);
+        next_job.generation = 2;
+        assert_eq!(e.next(&next_job), Some(vec![0, 0, 0, 1]));
         assert_eq!(e.next(&work(2, 4)), Some(vec![0, 0, 0, 0]));
-        // A one-byte extranonce2 has 256 values, then the job is spent.
+        // A one-byte extranonce2 has 256 values, then the session is spent.
         let w = work(3, 1);
         let all: Vec<_> = (0..256).map(|_| e.next(&w).unwrap()).collect();
         assert_eq!(all[255], vec![255]);

@@ -301,7 +301,7 @@ mod tests {
             assert!(parse_line(line).is_err(), "{line:?}");
         }
         assert!(matches!(parse_line(&"x".repeat(MAX_LINE + 1)), Err(CodecError::TooLong(_))));
-        for params in [json!(null), json!([]), json!(["bf"; 9]), json!([1, 2, 3, 4, 5, 6, 7, 8, 9])] {
+        for params in [json!(null), json!([]), json!(vec!["bf"; 9]), json!([1, 2, 3, 4, 5, 6, 7, 8, 9])] {
             assert!(parse_notify(&params).is_err(), "{params}");
         }
         for params in [json!([]), json!(["1"]), json!([-1]), json!([0]), json!(null)] {
