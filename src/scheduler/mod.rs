@@ -153,8 +153,15 @@ mod tests {
     use crate::work::job::Job;
 
     fn work(extranonce1: u8, size: usize) -> PoolWork {
-        let job = Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
-        PoolWork { generation: 1, job, extranonce1: vec![extranonce1], extranonce2_size: size, difficulty: Difficulty::ONE }
+        let job =
+            Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
+        PoolWork {
+            generation: 1,
+            job,
+            extranonce1: vec![extranonce1],
+            extranonce2_size: size,
+            difficulty: Difficulty::ONE,
+        }
     }
 
     #[test]

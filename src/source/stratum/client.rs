@@ -98,7 +98,15 @@ pub async fn run(
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut state = ClientState { generation: 0, session: None, unsent: VecDeque::new(), config, stats, outcomes };
+    let mut state = ClientState {
+        generation: 0,
+        session: None,
+        unsent: VecDeque::new(),
+        in_flight: HashMap::new(),
+        config,
+        stats,
+        outcomes,
+    };
     let mut backoff = Duration::from_secs(1);
     while !*stop.borrow() {
         let started = Instant::now();
@@ -126,6 +134,10 @@ pub async fn run(
     // Whatever could not be sent is written down, never dropped.
     while let Ok(share) = shares.try_recv() {
         state.unsent.push_back(share);
+    }
+    let unanswered: Vec<Share> = state.in_flight.drain().map(|(_, p)| p.share).collect();
+    for share in unanswered {
+        state.journal(share, "miner stopped before the pool answered");
     }
     let pending: Vec<Share> = state.unsent.drain(..).collect();
     for share in pending {
@@ -163,6 +175,8 @@ struct ClientState {
     session: Option<(String, Vec<u8>)>,
     /// Verified shares not yet sent (the pool was away).
     unsent: VecDeque<Share>,
+    /// Shares sent and not yet answered, by request id.
+    in_flight: HashMap<u64, Pending>,
     config: PoolConfig,
     stats: Arc<Stats>,
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
@@ -235,7 +249,11 @@ impl ClientState {
         let mut pending_difficulty = 1.0;
         let mut authorize_id = 0;
         let mut jobs: HashSet<String> = HashSet::new();
-        let mut in_flight: HashMap<u64, Pending> = HashMap::new();
+        // Shares sent on an earlier connection and never answered go out again, or to the journal.
+        let unanswered: Vec<Share> = self.in_flight.drain().map(|(_, p)| p.share).collect();
+        for share in unanswered.into_iter().rev() {
+            self.unsent.push_front(share);
+        }
         let mut last_notify = Instant::now();
         // A share sent before the first job on this connection is held until one arrives.
         let mut current: Option<Arc<PoolWork>> = None;
@@ -274,7 +292,7 @@ impl ClientState {
                             }
                         }
                         Message::Response { id, result, error } => {
-                            let Some(pending) = id.as_u64().and_then(|id| in_flight.remove(&id)) else { continue };
+                            let Some(pending) = id.as_u64().and_then(|id| self.in_flight.remove(&id)) else { continue };
                             self.stats.record_latency(pending.sent.elapsed());
                             let outcome = match (result, error) {
                                 (Value::Bool(true), None) => { self.stats.accepted.fetch_add(1, Relaxed); ShareOutcome::Accepted }
@@ -302,7 +320,7 @@ impl ClientState {
                             let next = Arc::new(PoolWork { generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
-                            self.flush_unsent(&mut write, &mut next_id, &jobs, &current, &mut in_flight).await?;
+                            self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
                         }
                         Message::Notification { method, params } | Message::Request { method, params, .. } if method == "mining.set_difficulty" => {
                             pending_difficulty = codec::parse_difficulty(&params).map_err(|e| SessionError::Protocol(e.to_string()))?;
@@ -337,7 +355,7 @@ impl ClientState {
                 share = shares.recv() => {
                     let Some(share) = share else { return Ok(Reconnect::Now(Duration::ZERO)) };
                     self.unsent.push_back(share);
-                    self.flush_unsent(&mut write, &mut next_id, &jobs, &current, &mut in_flight).await?;
+                    self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
                 }
             }
         }
@@ -352,7 +370,6 @@ impl ClientState {
         next_id: &mut u64,
         jobs: &HashSet<String>,
         current: &Option<Arc<PoolWork>>,
-        in_flight: &mut HashMap<u64, Pending>,
     ) -> Result<(), SessionError> {
         let Some(current) = current else { return Ok(()) };
         while let Some(share) = self.unsent.pop_front() {
@@ -366,7 +383,7 @@ impl ClientState {
                     format!("{:08x}", share.nonce)
                 ]);
                 let line = codec::request(*next_id, "mining.submit", params);
-                in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
+                self.in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
                 *next_id += 1;
                 send_line(write, line).await?;
             } else if same_session {

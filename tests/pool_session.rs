@@ -1,0 +1,297 @@
+//! Pool mining over loopback: the embedded pool with the GPU, and a scripted pool that checks
+//! the exact lines on the wire, bad input, reconnects and the share journal. Every wait is
+//! bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use wgminer::commands::mine::{MineOptions, mine};
+use wgminer::cpu::CpuSweeper;
+use wgminer::device::DeviceSelector;
+use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
+use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::source::stratum::{PoolConfig, Share, ShareOutcome, client};
+use wgminer::stats::Stats;
+use wgminer::work::job::Job;
+use wgminer::work::{Difficulty, hex_decode};
+
+const SLUSH_SUBSCRIBED: &str = r#"{"id": 1, "result": [[["mining.set_difficulty", "b4b6693b72a50c7116db18d6497cac52"], ["mining.notify", "ae6812eb4cd7735a302a8a9dd95cf71f"]], "08000002", 4], "error": null}"#;
+const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn journal_path(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("wgminer-test-{name}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[test]
+fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
+    let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
+    let gpu = GpuSweeper::open(adapter, GpuOptions { batch: 1 << 20, ..GpuOptions::default() }).unwrap();
+    runtime().block_on(async {
+        let options = PoolOptions { difficulty: 0.0005, ..Default::default() };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", pool.addr),
+            user: "test".into(),
+            pass: "x".into(),
+            journal: journal_path("demo"),
+        };
+        let run = MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2) };
+        let summary = mine(config, vec![Box::new(gpu)], &run).await;
+        assert!(summary.accepted >= 3, "{summary:?}");
+        assert_eq!((summary.rejected, summary.hw_errors, summary.journaled), (0, 0, 0), "{summary:?}");
+        // Every share the miner counts as accepted, the pool validated by SHA-256d.
+        assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
+        assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+    });
+}
+
+/// One side of a scripted pool connection.
+struct Peer {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Peer {
+    async fn accept(listener: &TcpListener) -> Peer {
+        let (stream, _) =
+            tokio::time::timeout(Duration::from_secs(20), listener.accept()).await.expect("miner connects").unwrap();
+        let (read, write) = stream.into_split();
+        Peer { lines: BufReader::new(read).lines(), write }
+    }
+
+    async fn line(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("open")
+    }
+
+    async fn json(&mut self) -> Value {
+        serde_json::from_str(&self.line().await).unwrap()
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.write.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+
+    /// Reads until a `mining.submit` arrives, answering nothing else.
+    async fn submit(&mut self) -> Value {
+        loop {
+            let v = self.json().await;
+            if v["method"] == "mining.submit" {
+                return v;
+            }
+        }
+    }
+}
+
+/// Checks a submitted share against slush's job with extranonce1 08000002, at `difficulty`.
+fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
+    let p = submit["params"].as_array().unwrap();
+    assert_eq!(p.len(), 5, "{submit}");
+    assert_eq!((p[0].as_str(), p[1].as_str(), p[3].as_str()), (Some("slush.miner1"), Some("bf"), Some("504e86b9")));
+    let job = Job::from_notify_hex(
+        "bf",
+        "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000",
+        "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008",
+        "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000",
+        &[],
+        "00000002",
+        "1c2ac4af",
+        "504e86b9",
+        false,
+    )
+    .unwrap();
+    let en2 = hex_decode(p[2].as_str().unwrap()).unwrap();
+    assert_eq!(en2.len(), 4);
+    let nonce = u32::from_str_radix(p[4].as_str().unwrap(), 16).unwrap();
+    let mut header = job.header(&[8, 0, 0, 2], &en2, 0x504e86b9, 2);
+    header.nonce = nonce;
+    assert!(Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()), "{submit}");
+    nonce
+}
+
+struct Miner {
+    outcomes: mpsc::UnboundedReceiver<(Share, ShareOutcome)>,
+    stop: watch::Sender<bool>,
+    stop_devices: Arc<std::sync::atomic::AtomicBool>,
+    client: tokio::task::JoinHandle<()>,
+    stats: Arc<Stats>,
+}
+
+fn start_miner(addr: std::net::SocketAddr, journal: std::path::PathBuf) -> Miner {
+    let stats = Arc::new(Stats::new());
+    let (work_tx, work_rx) = watch::channel(None);
+    let (share_tx, share_rx) = mpsc::unbounded_channel();
+    let (outcome_tx, outcomes) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let config = PoolConfig {
+        url: format!("stratum+tcp://{addr}"),
+        user: "slush.miner1".into(),
+        pass: "password".into(),
+        journal,
+    };
+    let client = tokio::spawn(client::run(config, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
+    let stop_devices = scheduler.stop_flag();
+    scheduler.spawn(Box::new(CpuSweeper::new()));
+    Miner { outcomes, stop, stop_devices, client, stats }
+}
+
+impl Miner {
+    async fn outcome(&mut self) -> (Share, ShareOutcome) {
+        tokio::time::timeout(Duration::from_secs(20), self.outcomes.recv()).await.expect("an outcome in time").unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop_devices.store(true, Relaxed);
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(20), self.client).await.expect("client stops").unwrap();
+    }
+}
+
+#[test]
+fn scripted_pool_session_wire_bytes_errors_and_resume() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut miner = start_miner(listener.local_addr().unwrap(), journal_path("scripted"));
+        let mut pool = Peer::accept(&listener).await;
+
+        // The exact lines a miner opens with.
+        assert_eq!(pool.line().await, r#"{"id":1,"method":"mining.subscribe","params":["wgminer/0.1.0"]}"#);
+        pool.send(SLUSH_SUBSCRIBED).await;
+        assert_eq!(pool.line().await, r#"{"id":2,"method":"mining.authorize","params":["slush.miner1","password"]}"#);
+        assert_eq!(pool.line().await, r#"{"id":3,"method":"mining.extranonce.subscribe","params":[]}"#);
+        pool.send(r#"{"id":2,"result":true,"error":null}"#).await;
+
+        // Calls the miner must answer, known and unknown.
+        pool.send(r#"{"id":"v","method":"client.get_version","params":[]}"#).await;
+        assert_eq!(pool.line().await, r#"{"error":null,"id":"v","result":"wgminer/0.1.0"}"#);
+        pool.send(r#"{"id":9,"method":"mining.frobnicate","params":[]}"#).await;
+        let reply = pool.json().await;
+        assert_eq!(
+            (reply["id"].clone(), reply["result"].clone(), reply["error"][0].clone()),
+            (json!(9), Value::Null, json!(20))
+        );
+
+        // Fractional difficulty, then the job it applies to.
+        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
+        pool.send(SLUSH_NOTIFY).await;
+        let first = pool.submit().await;
+        assert_valid_slush_share(&first, 0.0002);
+        pool.send(&json!({"id": first["id"], "result": null, "error": [23, "Low difficulty share", null]}).to_string())
+            .await;
+        let (_, outcome) = miner.outcome().await;
+        assert!(matches!(outcome, ShareOutcome::Rejected(ref e) if e.code == 23), "{outcome:?}");
+        let second = pool.submit().await;
+        assert_valid_slush_share(&second, 0.0002);
+        pool.send(&json!({"id": second["id"], "result": true, "error": null}).to_string()).await;
+        let (_, outcome) = miner.outcome().await;
+        assert_eq!(outcome, ShareOutcome::Accepted);
+
+        // A share in flight when the pool goes away is sent again on the resumed session.
+        let unanswered = pool.submit().await;
+        let nonce = assert_valid_slush_share(&unanswered, 0.0002);
+        pool.send("this is not json").await;
+        drop(pool);
+        let mut pool = Peer::accept(&listener).await;
+        assert_eq!(
+            pool.line().await,
+            r#"{"id":1,"method":"mining.subscribe","params":["wgminer/0.1.0","ae6812eb4cd7735a302a8a9dd95cf71f"]}"#
+        );
+        pool.send(SLUSH_SUBSCRIBED).await;
+        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
+        pool.send(SLUSH_NOTIFY).await;
+        let again = pool.submit().await;
+        assert_eq!(again["params"], unanswered["params"], "the unanswered share comes first after the resume");
+        assert_eq!(assert_valid_slush_share(&again, 0.0002), nonce);
+        assert!(miner.stats.accepted.load(Relaxed) == 1 && miner.stats.rejected.load(Relaxed) == 1);
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn shares_whose_session_is_gone_are_journaled_not_dropped() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let journal = journal_path("journal");
+        let mut miner = start_miner(listener.local_addr().unwrap(), journal.clone());
+        let mut pool = Peer::accept(&listener).await;
+        pool.line().await;
+        pool.send(SLUSH_SUBSCRIBED).await;
+        pool.send(r#"{"id":2,"result":true,"error":null}"#).await;
+        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
+        pool.send(SLUSH_NOTIFY).await;
+        let lost = pool.submit().await;
+        let nonce = assert_valid_slush_share(&lost, 0.0002);
+        drop(pool);
+        // The pool comes back with another extranonce1: the old share can never be valid there.
+        let mut pool = Peer::accept(&listener).await;
+        pool.line().await;
+        pool.send(&SLUSH_SUBSCRIBED.replace("08000002", "0a0b0c0d")).await;
+        pool.send(SLUSH_NOTIFY).await;
+        loop {
+            let (share, outcome) = miner.outcome().await;
+            if share.nonce == nonce {
+                assert!(matches!(outcome, ShareOutcome::Journaled(_)), "{outcome:?}");
+                break;
+            }
+        }
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let entry: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(entry["nonce"], format!("{nonce:08x}"));
+        assert_eq!((entry["job_id"].as_str(), entry["extranonce1"].as_str()), (Some("bf"), Some("08000002")));
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn bad_pools_get_a_reconnect_not_a_panic() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let miner = start_miner(listener.local_addr().unwrap(), journal_path("bad"));
+        let garbage = [
+            // notify before the subscription was answered
+            SLUSH_NOTIFY.to_string(),
+            // a subscribe answer of the wrong shape
+            r#"{"id":1,"result":"yes","error":null}"#.to_string(),
+            // a line over 1 MiB
+            format!("{{\"id\":1,\"result\":\"{}\"}}", "a".repeat(1 << 20)),
+        ];
+        for line in garbage {
+            let mut pool = Peer::accept(&listener).await;
+            pool.line().await;
+            let _ = pool.write.write_all(format!("{line}\n").as_bytes()).await;
+            // The miner drops the connection and comes back (backoff 1 s, 2 s, …).
+            let closed = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Ok(Some(_)) = pool.lines.next_line().await {}
+            });
+            closed.await.expect("the miner closes a connection that sent garbage");
+        }
+        // And a pool that never reads: the miner still comes back.
+        let _pool = Peer::accept(&listener).await;
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn pool_urls_are_checked() {
+    let config = |url: &str| PoolConfig { url: url.into(), user: "u".into(), pass: "p".into(), journal: "j".into() };
+    assert_eq!(config("stratum+tcp://pool.example:3333").address(), Ok("pool.example:3333".into()));
+    assert_eq!(config("127.0.0.1:3333").address(), Ok("127.0.0.1:3333".into()));
+    assert!(config("stratum+tcp://pool.example").address().is_err());
+    assert!(config("http://pool.example:80").address().unwrap_err().contains("not supported"));
+}
