@@ -21,6 +21,13 @@ use wgminer::stats::Stats;
 use wgminer::work::job::Job;
 use wgminer::work::{Difficulty, hex_decode};
 
+const CONFIGURE: &str = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":2}]}"#;
+
+/// slush's subscribe answer, to request `id`.
+fn subscribed(id: u64) -> String {
+    SLUSH_SUBSCRIBED.replace(r#""id": 1,"#, &format!(r#""id": {id},"#))
+}
+
 const SLUSH_SUBSCRIBED: &str = r#"{"id": 1, "result": [[["mining.set_difficulty", "b4b6693b72a50c7116db18d6497cac52"], ["mining.notify", "ae6812eb4cd7735a302a8a9dd95cf71f"]], "08000002", 4], "error": null}"#;
 const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
 
@@ -101,7 +108,7 @@ impl Peer {
 /// Checks a submitted share against slush's job with extranonce1 08000002, at `difficulty`.
 fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
     let p = submit["params"].as_array().unwrap();
-    assert_eq!(p.len(), 5, "{submit}");
+    assert!(p.len() == 5 || p.len() == 6, "{submit}");
     assert_eq!((p[0].as_str(), p[1].as_str(), p[3].as_str()), (Some("slush.miner1"), Some("bf"), Some("504e86b9")));
     let job = Job::from_notify_hex(
         "bf",
@@ -118,7 +125,16 @@ fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
     let en2 = hex_decode(p[2].as_str().unwrap()).unwrap();
     assert_eq!(en2.len(), 4);
     let nonce = u32::from_str_radix(p[4].as_str().unwrap(), 16).unwrap();
-    let mut header = job.header(&[8, 0, 0, 2], &en2, 0x504e86b9, 2);
+    // With version rolling (BIP310) the sixth parameter carries the rolled bits.
+    let version = match p.get(5) {
+        Some(bits) => {
+            let bits = u32::from_str_radix(bits.as_str().unwrap(), 16).unwrap();
+            assert_eq!(bits & !0x1fff_e000, 0, "{submit}");
+            2 | bits
+        }
+        None => 2,
+    };
+    let mut header = job.header(&[8, 0, 0, 2], &en2, 0x504e86b9, version);
     header.nonce = nonce;
     assert!(Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()), "{submit}");
     nonce
@@ -170,12 +186,14 @@ fn scripted_pool_session_wire_bytes_errors_and_resume() {
         let mut miner = start_miner(listener.local_addr().unwrap(), journal_path("scripted"));
         let mut pool = Peer::accept(&listener).await;
 
-        // The exact lines a miner opens with.
-        assert_eq!(pool.line().await, r#"{"id":1,"method":"mining.subscribe","params":["wgminer/0.1.0"]}"#);
-        pool.send(SLUSH_SUBSCRIBED).await;
-        assert_eq!(pool.line().await, r#"{"id":2,"method":"mining.authorize","params":["slush.miner1","password"]}"#);
-        assert_eq!(pool.line().await, r#"{"id":3,"method":"mining.extranonce.subscribe","params":[]}"#);
-        pool.send(r#"{"id":2,"result":true,"error":null}"#).await;
+        // The exact lines a miner opens with. This pool predates BIP310 and refuses configure.
+        assert_eq!(pool.line().await, CONFIGURE);
+        pool.send(r#"{"id":1,"result":null,"error":[20,"Method not found",null]}"#).await;
+        assert_eq!(pool.line().await, r#"{"id":2,"method":"mining.subscribe","params":["wgminer/0.1.0"]}"#);
+        pool.send(&subscribed(2)).await;
+        assert_eq!(pool.line().await, r#"{"id":3,"method":"mining.authorize","params":["slush.miner1","password"]}"#);
+        assert_eq!(pool.line().await, r#"{"id":4,"method":"mining.extranonce.subscribe","params":[]}"#);
+        pool.send(r#"{"id":3,"result":true,"error":null}"#).await;
 
         // Calls the miner must answer, known and unknown.
         pool.send(r#"{"id":"v","method":"client.get_version","params":[]}"#).await;
@@ -208,11 +226,12 @@ fn scripted_pool_session_wire_bytes_errors_and_resume() {
         pool.send("this is not json").await;
         drop(pool);
         let mut pool = Peer::accept(&listener).await;
+        assert_eq!(pool.line().await, CONFIGURE);
         assert_eq!(
             pool.line().await,
-            r#"{"id":1,"method":"mining.subscribe","params":["wgminer/0.1.0","ae6812eb4cd7735a302a8a9dd95cf71f"]}"#
+            r#"{"id":2,"method":"mining.subscribe","params":["wgminer/0.1.0","ae6812eb4cd7735a302a8a9dd95cf71f"]}"#
         );
-        pool.send(SLUSH_SUBSCRIBED).await;
+        pool.send(&subscribed(2)).await;
         pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
         pool.send(SLUSH_NOTIFY).await;
         let again = pool.submit().await;
@@ -230,18 +249,23 @@ fn shares_whose_session_is_gone_are_journaled_not_dropped() {
         let journal = journal_path("journal");
         let mut miner = start_miner(listener.local_addr().unwrap(), journal.clone());
         let mut pool = Peer::accept(&listener).await;
+        // This pool grants version rolling: shares carry the rolled bits as a sixth parameter.
+        assert_eq!(pool.line().await, CONFIGURE);
+        pool.send(r#"{"id":1,"result":{"version-rolling":true,"version-rolling.mask":"1fffe000"},"error":null}"#).await;
         pool.line().await;
-        pool.send(SLUSH_SUBSCRIBED).await;
-        pool.send(r#"{"id":2,"result":true,"error":null}"#).await;
+        pool.send(&subscribed(2)).await;
+        pool.send(r#"{"id":3,"result":true,"error":null}"#).await;
         pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
         pool.send(SLUSH_NOTIFY).await;
         let lost = pool.submit().await;
+        assert_eq!(lost["params"].as_array().unwrap().len(), 6, "{lost}");
         let nonce = assert_valid_slush_share(&lost, 0.0002);
         drop(pool);
         // The pool comes back with another extranonce1: the old share can never be valid there.
         let mut pool = Peer::accept(&listener).await;
         pool.line().await;
-        pool.send(&SLUSH_SUBSCRIBED.replace("08000002", "0a0b0c0d")).await;
+        pool.line().await;
+        pool.send(&subscribed(2).replace("08000002", "0a0b0c0d")).await;
         pool.send(SLUSH_NOTIFY).await;
         loop {
             let (share, outcome) = miner.outcome().await;
@@ -267,7 +291,7 @@ fn bad_pools_get_a_reconnect_not_a_panic() {
             // notify before the subscription was answered
             SLUSH_NOTIFY.to_string(),
             // a subscribe answer of the wrong shape
-            r#"{"id":1,"result":"yes","error":null}"#.to_string(),
+            r#"{"id":2,"result":"yes","error":null}"#.to_string(),
             // a line over 1 MiB
             format!("{{\"id\":1,\"result\":\"{}\"}}", "a".repeat(1 << 20)),
         ];

@@ -22,6 +22,9 @@ use crate::work::{BlockHash, CompactTarget, Difficulty, hex_decode};
 
 pub const EXTRANONCE2_SIZE: usize = 4;
 
+/// The version bits the pool lets miners roll (BIP320's general-purpose bits).
+pub const VERSION_MASK: u32 = 0x1fff_e000;
+
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// Starting share difficulty of each connection.
@@ -155,9 +158,11 @@ struct Session {
     stats: Arc<PoolStats>,
     subscribed: bool,
     authorized: bool,
+    /// Version-rolling mask agreed through mining.configure; 0 without.
+    version_mask: u32,
     /// Jobs this connection was sent, with the difficulty each carries.
     jobs: HashMap<String, (Arc<Job>, f64)>,
-    seen: HashSet<(String, Vec<u8>, u32, u32)>,
+    seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
     current: Arc<Job>,
     resends: u32,
     window: (Instant, u32),
@@ -172,6 +177,7 @@ impl Session {
             stats,
             subscribed: false,
             authorized: false,
+            version_mask: 0,
             jobs: HashMap::new(),
             seen: HashSet::new(),
             current: new_job(0),
@@ -262,6 +268,23 @@ impl Session {
                 out
             }
             "mining.extranonce.subscribe" => vec![reply(json!(true))],
+            "mining.configure" => {
+                let asks_rolling =
+                    params.get(0).and_then(Value::as_array).is_some_and(|e| e.iter().any(|x| x == "version-rolling"));
+                if !asks_rolling {
+                    return vec![reply(json!({}))];
+                }
+                let requested = params
+                    .get(1)
+                    .and_then(|o| o.get("version-rolling.mask"))
+                    .and_then(Value::as_str)
+                    .and_then(|m| u32::from_str_radix(m, 16).ok())
+                    .unwrap_or(u32::MAX);
+                self.version_mask = requested & VERSION_MASK;
+                vec![reply(
+                    json!({"version-rolling": true, "version-rolling.mask": format!("{:08x}", self.version_mask)}),
+                )]
+            }
             "mining.suggest_difficulty" => {
                 if let Some(d) = params.get(0).and_then(Value::as_f64).filter(|d| d.is_finite() && *d > 0.0) {
                     self.difficulty = d;
@@ -310,10 +333,20 @@ impl Session {
         if ntime < job.time || ntime > job.time + 7200 {
             return Err(bad("ntime out of range"));
         }
-        if !self.seen.insert((job_id.to_string(), en2.clone(), ntime, nonce)) {
+        let version = match a.get(5) {
+            None => job.version,
+            Some(bits) => {
+                let bits = hex_u32(bits.as_str().unwrap_or(""), "version bits")?;
+                if bits & !self.version_mask != 0 {
+                    return Err(bad("version bits outside the negotiated mask"));
+                }
+                (job.version & !self.version_mask) | bits
+            }
+        };
+        if !self.seen.insert((job_id.to_string(), en2.clone(), ntime, nonce, version)) {
             return Err(RpcError::new(code::DUPLICATE, "Duplicate share"));
         }
-        let mut header = job.header(&self.extranonce1, &en2, ntime, job.version);
+        let mut header = job.header(&self.extranonce1, &en2, ntime, version);
         header.nonce = nonce;
         let target = Difficulty::new(difficulty).map_err(|e| bad(&e.to_string()))?.to_target();
         if !target.is_met_by(header.block_hash()) {

@@ -20,21 +20,42 @@ use crate::source::stratum::{PoolWork, Share};
 use crate::stats::Stats;
 use crate::work::{Difficulty, NonceRange, Work};
 
-/// Hands out extranonce2 values from one counter per extranonce1. It does not start over on a
-/// new job: a pool may send the same coinbase again under a new job id (a difficulty change),
-/// and a fresh extranonce2 keeps that space from being swept twice.
+/// Hands out work units, each an (extranonce2, version) pair, from one counter per extranonce1.
+/// With version rolling, up to 2^16 versions inside the mask come before the next
+/// extranonce2. The counter does not start over on a new job: a pool may send the same coinbase
+/// again under a new job id (a difficulty change), and fresh units keep that space from being
+/// swept twice.
 #[derive(Debug, Default)]
 struct Extranonces {
-    state: Mutex<(Vec<u8>, u64)>, // extranonce1, next extranonce2
+    state: Mutex<(Vec<u8>, u64)>, // extranonce1, next unit
+}
+
+/// Spreads the low bits of `value` over the set bits of `mask`, lowest first.
+fn deposit(mut value: u32, mask: u32) -> u32 {
+    let mut out = 0;
+    let mut bits = mask;
+    while bits != 0 && value != 0 {
+        let lowest = bits & bits.wrapping_neg();
+        if value & 1 == 1 {
+            out |= lowest;
+        }
+        value >>= 1;
+        bits &= bits - 1;
+    }
+    out
 }
 
 impl Extranonces {
-    fn next(&self, work: &PoolWork) -> Option<Vec<u8>> {
+    fn next(&self, work: &PoolWork) -> Option<(Vec<u8>, u32)> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 != work.extranonce1 {
             *state = (work.extranonce1.clone(), 0);
         }
-        let value = state.1;
+        let roll_bits = work.version_mask.count_ones().min(16);
+        let unit = state.1;
+        let roll = (unit & ((1 << roll_bits) - 1)) as u32;
+        let version = (work.job.version & !work.version_mask) | deposit(roll, work.version_mask);
+        let value = unit >> roll_bits;
         let size = work.extranonce2_size.min(8);
         if size < 8 && value >> (8 * size) != 0 {
             return None; // the session's extranonce2 space is spent: wait for a new extranonce1
@@ -43,7 +64,7 @@ impl Extranonces {
         let mut bytes = vec![0u8; work.extranonce2_size];
         let n = bytes.len();
         bytes[n - size..].copy_from_slice(&value.to_be_bytes()[8 - size..]);
-        Some(bytes)
+        Some((bytes, version))
     }
 }
 
@@ -92,13 +113,13 @@ impl Scheduler {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
-                let Some(extranonce2) = extranonces.next(&work) else {
+                let Some((extranonce2, version)) = extranonces.next(&work) else {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
                 units.fetch_add(1, Relaxed);
                 let job = &work.job;
-                let header = job.header(&work.extranonce1, &extranonce2, job.time, job.version);
+                let header = job.header(&work.extranonce1, &extranonce2, job.time, version);
                 let unit = Work::new(header, work.difficulty.to_target());
                 let mut rest = NonceRange { start: 0, count: NonceRange::FULL };
                 while rest.count > 0 && !stop.load(Relaxed) && !rx.has_changed().unwrap_or(true) {
@@ -135,6 +156,7 @@ impl Scheduler {
                             extranonce2: extranonce2.clone(),
                             time: job.time,
                             nonce: hit.nonce,
+                            version_bits: (work.version_mask != 0).then_some(version & work.version_mask),
                             hash: hit.hash,
                         };
                         if shares.send(share).is_err() {
@@ -161,21 +183,37 @@ mod tests {
             extranonce1: vec![extranonce1],
             extranonce2_size: size,
             difficulty: Difficulty::ONE,
+            version_mask: 0,
         }
+    }
+
+    #[test]
+    fn version_rolling_comes_before_the_next_extranonce2() {
+        assert_eq!(deposit(0b101, 0x1fff_e000), 0x0000_a000);
+        assert_eq!(deposit(0xffff, 0x1fff_e000), 0x1fff_e000);
+        let e = Extranonces::default();
+        let mut w = work(1, 4);
+        w.version_mask = 0x1fff_e000;
+        let units: Vec<_> = (0..65537).map(|_| e.next(&w).unwrap()).collect();
+        assert_eq!(units[0], (vec![0, 0, 0, 0], 0x2000_0000));
+        assert_eq!(units[1], (vec![0, 0, 0, 0], 0x2000_2000));
+        assert_eq!(units[65535], (vec![0, 0, 0, 0], 0x3fff_e000));
+        assert_eq!(units[65536], (vec![0, 0, 0, 1], 0x2000_0000));
     }
 
     #[test]
     fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
-        assert_eq!(e.next(&work(1, 4)), Some(vec![0, 0, 0, 0]));
+        let en2 = |w: &PoolWork| e.next(w).map(|(en2, _)| en2);
+        assert_eq!(en2(&work(1, 4)), Some(vec![0, 0, 0, 0]));
         let mut next_job = work(1, 4);
         next_job.generation = 2;
-        assert_eq!(e.next(&next_job), Some(vec![0, 0, 0, 1]));
-        assert_eq!(e.next(&work(2, 4)), Some(vec![0, 0, 0, 0]));
+        assert_eq!(en2(&next_job), Some(vec![0, 0, 0, 1]));
+        assert_eq!(en2(&work(2, 4)), Some(vec![0, 0, 0, 0]));
         // A one-byte extranonce2 has 256 values, then the session is spent.
         let w = work(3, 1);
-        let all: Vec<_> = (0..256).map(|_| e.next(&w).unwrap()).collect();
+        let all: Vec<_> = (0..256).map(|_| en2(&w).unwrap()).collect();
         assert_eq!(all[255], vec![255]);
-        assert_eq!(e.next(&w), None);
+        assert_eq!(en2(&w), None);
     }
 }

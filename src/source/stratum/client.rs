@@ -23,6 +23,9 @@ use crate::stats::Stats;
 use crate::work::job::{Job, to_hex};
 use crate::work::{BlockHash, Difficulty};
 
+/// The version bits wgminer asks to roll: BIP320's general-purpose bits 13-28.
+pub const VERSION_MASK: u32 = 0x1fff_e000;
+
 pub const USER_AGENT: &str = concat!("wgminer/", env!("CARGO_PKG_VERSION"));
 
 /// A pool with no notify for this long is taken as silent and reconnected.
@@ -67,6 +70,8 @@ pub struct PoolWork {
     pub extranonce1: Vec<u8>,
     pub extranonce2_size: usize,
     pub difficulty: Difficulty,
+    /// Version bits the pool lets the miner roll (BIP310); 0 when it does not.
+    pub version_mask: u32,
 }
 
 /// A share the CPU has verified, on its way to the pool.
@@ -77,6 +82,9 @@ pub struct Share {
     pub extranonce2: Vec<u8>,
     pub time: u32,
     pub nonce: u32,
+    /// The rolled version bits (the header's version within the mask), sent as submit's sixth
+    /// parameter; `None` without version rolling.
+    pub version_bits: Option<u32>,
     pub hash: BlockHash,
 }
 
@@ -236,7 +244,14 @@ impl ClientState {
         let (read, mut write) = stream.into_split();
         let mut lines = codec::spawn_line_reader(read);
 
+        // BIP310: ask for version rolling first; a pool that does not know the method answers
+        // with an error and the session mines without it.
         let mut next_id = 1u64;
+        let configure = json!([["version-rolling"], {"version-rolling.mask": format!("{VERSION_MASK:08x}"), "version-rolling.min-bit-count": 2}]);
+        send_line(&mut write, codec::request(next_id, "mining.configure", configure)).await?;
+        let configure_id = next_id;
+        next_id += 1;
+        let mut version_mask = 0u32;
         let subscribe_params = match &self.session {
             Some((id, _)) => json!([USER_AGENT, id]),
             None => json!([USER_AGENT]),
@@ -273,6 +288,15 @@ impl ClientState {
                         Err(e) => return Err(SessionError::Protocol(format!("bad line from pool: {e}"))),
                     };
                     match message {
+                        Message::Response { id, result, error } if id == json!(configure_id) => {
+                            version_mask = match error {
+                                None => codec::parse_configure_result(&result) & VERSION_MASK,
+                                Some(_) => 0,
+                            };
+                        }
+                        Message::Notification { method, params } if method == "mining.set_version_mask" => {
+                            version_mask = codec::parse_version_mask(&params).map_err(|e| SessionError::Protocol(e.to_string()))? & VERSION_MASK;
+                        }
                         Message::Response { id, result, error } if id == json!(subscribe_id) => {
                             if let Some(e) = error {
                                 return Err(SessionError::Protocol(format!("subscribe refused: {e}")));
@@ -317,7 +341,7 @@ impl ClientState {
                             jobs.insert(job.id.clone());
                             self.generation += 1;
                             let difficulty = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE);
-                            let next = Arc::new(PoolWork { generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty });
+                            let next = Arc::new(PoolWork { generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
                             self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
@@ -375,13 +399,7 @@ impl ClientState {
         while let Some(share) = self.unsent.pop_front() {
             let same_session = share.extranonce1 == current.extranonce1;
             if same_session && jobs.contains(&share.job_id) {
-                let params = json!([
-                    self.config.user,
-                    share.job_id,
-                    to_hex(&share.extranonce2),
-                    format!("{:08x}", share.time),
-                    format!("{:08x}", share.nonce)
-                ]);
+                let params = codec::submit_params(&self.config.user, &share);
                 let line = codec::request(*next_id, "mining.submit", params);
                 self.in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
                 *next_id += 1;

@@ -204,6 +204,37 @@ pub fn parse_extranonce(method: &str, values: &[Value]) -> Result<(Vec<u8>, usiz
     Ok((en1, size as usize))
 }
 
+/// `mining.submit` params: worker, job_id, extranonce2, ntime, nonce, and the rolled version
+/// bits as a sixth when version rolling is on (BIP310).
+pub fn submit_params(user: &str, share: &super::Share) -> Value {
+    use crate::work::job::to_hex;
+    let mut params = vec![
+        json!(user),
+        json!(share.job_id),
+        json!(to_hex(&share.extranonce2)),
+        json!(format!("{:08x}", share.time)),
+        json!(format!("{:08x}", share.nonce)),
+    ];
+    if let Some(bits) = share.version_bits {
+        params.push(json!(format!("{bits:08x}")));
+    }
+    Value::Array(params)
+}
+
+/// `mining.configure`'s result: the version-rolling mask the pool grants, 0 if none.
+pub fn parse_configure_result(result: &Value) -> u32 {
+    let granted = result.get("version-rolling").and_then(Value::as_bool) == Some(true);
+    let mask = result.get("version-rolling.mask").and_then(Value::as_str).and_then(|m| u32::from_str_radix(m, 16).ok());
+    if granted { mask.unwrap_or(0) } else { 0 }
+}
+
+/// `mining.set_version_mask [mask]`.
+pub fn parse_version_mask(params: &Value) -> Result<u32, CodecError> {
+    const M: &str = "mining.set_version_mask";
+    let a = array(M, params, 1)?;
+    u32::from_str_radix(string(M, &a[0], "mask")?, 16).map_err(|e| params_error(M, e))
+}
+
 pub fn parse_subscribe_result(result: &Value) -> Result<(Option<String>, Vec<u8>, usize), CodecError> {
     const M: &str = "mining.subscribe";
     let a = array(M, result, 3)?;
@@ -267,6 +298,65 @@ mod tests {
         let job = parse_notify(&params).unwrap();
         assert_eq!((job.id.as_str(), job.version, job.time, job.clean), ("bf", 2, 0x504e86b9, false));
         assert_eq!(notify_params(&job), params);
+    }
+
+    /// Block 881,423 was mined through a Stratum pool with version rolling (its version is
+    /// 0x2e596000: base 0x20000000 plus rolled bits 0x0e596000 under mask 0x1fffe000). The job's
+    /// parts (coinb1/coinb2 split, extranonces, merkle branch) are those recorded in
+    /// 256foundation/mujina, mujina-miner/src/job_source/test_blocks.rs, with the coinbase in
+    /// the non-witness form pools send; the header and hash are the chain's.
+    #[test]
+    fn version_rolled_share_of_block_881423() {
+        let branch = [
+            "4282357ab0a2f4e8e562c8c5eae1d63b559068f9072374b72e26b88ac841908f",
+            "c2bbae90d06f8025ade3516ca2e42d79318b6e56fccb9609df85a654a8341068",
+            "cbb30084acbcb5ce6d5436e853bc612466df0c00702be6f51d47072f1a5d0480",
+            "bb092e533f70b79246fc9e4bdc9b81ac8332e56f2651e3b237a150d6d807b081",
+            "0d32959988733447cb340326a1fe4d3c2cff5d636e32a4e08c3fc5a234f6f6bc",
+            "8ba3477940924a90067cff3dd30bc46916cf4c2f73fb6229b8f8197b83b6ddb9",
+            "3fe97cc5dec1cddd66c9d3780888c145c12418590cd983c4871b1bf03fabbf9e",
+            "bd1c6a3bcd0ebaa0eca54d9c802540f312c7705435601d776b4f59bb52cff67d",
+            "8638c10190b8f4f558bafdbb57f46226c349a83f229f431143ae75e425fb5cbd",
+            "6d6f4eae41cccb21a7c97ac496d9f89b8a4f772389b76f7691519dda38264221",
+            "82dad7a1e2613af0e61f77f03d6208c83e72f917dade4235cc35e37ee3ad6e3f",
+        ];
+        let notify = json!([
+            "1a2b",
+            "8a6ac9e3fe15ca70f8995e21434cb64ac4d2b5e10001543b0000000000000000",
+            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff3d030f730d000469c19a67",
+            "9a67b6600000000000000a41706f6c6c6f192f6d696e65642062792032353620466f756e646174696f6e2fffffffff0275aac01200000000160014c64b1b9283ba1ea86bb9e7b696b0c8f68dad04000000000000000000266a24aa21a9edb395560ab72068c2afb1d7e6c7db26b813482089d2c4d2471b9036c5e826140600000000",
+            branch,
+            "20000000",
+            "17029a8a",
+            "679ac169",
+            true
+        ]);
+        let job = parse_notify(&notify).unwrap();
+        let (en1, en2) = (crate::work::hex_decode("04830cee").unwrap(), crate::work::hex_decode("220cf1ad").unwrap());
+        let mask = 0x1fff_e000;
+        let version_bits = 0x0e59_6000;
+        let mut header = job.header(&en1, &en2, job.time, (job.version & !mask) | version_bits);
+        header.nonce = 0xff05_fb02;
+        assert_eq!(
+            crate::work::job::to_hex(&crate::work::header_bytes(&header)),
+            "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff"
+        );
+        assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
+        let share = super::super::Share {
+            job_id: job.id.clone(),
+            extranonce1: en1,
+            extranonce2: en2,
+            time: job.time,
+            nonce: header.nonce,
+            version_bits: Some(version_bits),
+            hash: header.block_hash(),
+        };
+        assert_eq!(
+            request(7, "mining.submit", submit_params("telehash.worker", &share)),
+            r#"{"id":7,"method":"mining.submit","params":["telehash.worker","1a2b","220cf1ad","679ac169","ff05fb02","0e596000"]}"#
+        );
+        assert_eq!(parse_configure_result(&json!({"version-rolling": true, "version-rolling.mask": "1fffe000"})), mask);
+        assert_eq!(parse_configure_result(&json!({"version-rolling": false})), 0);
     }
 
     #[test]
