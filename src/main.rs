@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use wgminer::commands::{self, DeviceOptions};
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::GpuOptions;
+use wgminer::source::stratum::PoolConfig;
 use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
 
 #[derive(Parser)]
@@ -143,19 +144,20 @@ enum Command {
     },
     /// Mine on a Stratum v1 pool
     ///
-    /// Several -o give pools in priority order (the first is used today; failover is to come).
+    /// Several -o give pools in priority order: when one is down or silent (no job for 90 s)
+    /// the next takes over, and the miner returns to the first as soon as it answers again.
     /// Verified shares that cannot be sent (the pool away, the miner stopping) are written to
     /// the journal file, never dropped.
     Mine {
         /// Pool URL: stratum+tcp://HOST:PORT
         #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
         urls: Vec<String>,
-        /// Worker name
-        #[arg(short, long, value_name = "USER")]
-        user: String,
-        /// Worker password
+        /// Worker name, one for each -o (the last one serves the pools after it)
+        #[arg(short, long, value_name = "USER", required = true)]
+        user: Vec<String>,
+        /// Worker password, one for each -o
         #[arg(short, long, default_value = "x", value_name = "PASS")]
-        pass: String,
+        pass: Vec<String>,
         /// Stop after this many seconds (default: until Ctrl-C)
         #[arg(long, value_name = "S")]
         seconds: Option<f64>,
@@ -246,11 +248,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mine { urls, user, pass, seconds, run } => {
             let options = run.options(seconds)?;
-            let config =
-                wgminer::source::stratum::PoolConfig { url: urls[0].clone(), user, pass, journal: run.journal.clone() };
-            config.address().map_err(anyhow::Error::msg)?;
+            // Each -u/-p belongs to the -o in the same position; a pool without one takes the last.
+            let pools = urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| {
+                    let pick = |v: &[String]| v.get(i).or(v.last()).cloned().unwrap_or_default();
+                    let config = PoolConfig {
+                        url: url.clone(),
+                        user: pick(&user),
+                        pass: pick(&pass),
+                        journal: run.journal.clone(),
+                    };
+                    config.address().map_err(anyhow::Error::msg).map(|_| config)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let devices = run.open()?;
-            let summary = runtime()?.block_on(commands::mine::mine(config, devices, &options));
+            let summary = runtime()?.block_on(commands::mine::mine(pools, devices, &options));
             commands::mine::print_summary(&summary);
         }
         Command::Demo { seconds, difficulty, run } => {

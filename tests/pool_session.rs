@@ -55,7 +55,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             journal: journal_path("demo"),
         };
         let run = MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2) };
-        let summary = mine(config, vec![Box::new(gpu)], &run).await;
+        let summary = mine(vec![config], vec![Box::new(gpu)], &run).await;
         assert!(summary.accepted >= 3, "{summary:?}");
         assert_eq!((summary.rejected, summary.hw_errors, summary.journaled), (0, 0, 0), "{summary:?}");
         // Every share the miner counts as accepted, the pool validated by SHA-256d.
@@ -107,6 +107,10 @@ impl Peer {
 
 /// Checks a submitted share against slush's job with extranonce1 08000002, at `difficulty`.
 fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
+    assert_valid_slush_share_with(submit, difficulty, &[8, 0, 0, 2])
+}
+
+fn assert_valid_slush_share_with(submit: &Value, difficulty: f64, extranonce1: &[u8]) -> u32 {
     let p = submit["params"].as_array().unwrap();
     assert!(p.len() == 5 || p.len() == 6, "{submit}");
     assert_eq!((p[0].as_str(), p[1].as_str(), p[3].as_str()), (Some("slush.miner1"), Some("bf"), Some("504e86b9")));
@@ -134,7 +138,7 @@ fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
         }
         None => 2,
     };
-    let mut header = job.header(&[8, 0, 0, 2], &en2, 0x504e86b9, version);
+    let mut header = job.header(extranonce1, &en2, 0x504e86b9, version);
     header.nonce = nonce;
     assert!(Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()), "{submit}");
     nonce
@@ -149,18 +153,25 @@ struct Miner {
 }
 
 fn start_miner(addr: std::net::SocketAddr, journal: std::path::PathBuf) -> Miner {
+    start_miner_on(&[addr], journal)
+}
+
+fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -> Miner {
     let stats = Arc::new(Stats::new());
     let (work_tx, work_rx) = watch::channel(None);
     let (share_tx, share_rx) = mpsc::unbounded_channel();
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
-    let config = PoolConfig {
-        url: format!("stratum+tcp://{addr}"),
-        user: "slush.miner1".into(),
-        pass: "password".into(),
-        journal,
-    };
-    let client = tokio::spawn(client::run(config, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let pools = addrs
+        .iter()
+        .map(|addr| PoolConfig {
+            url: format!("stratum+tcp://{addr}"),
+            user: "slush.miner1".into(),
+            pass: "password".into(),
+            journal: journal.clone(),
+        })
+        .collect();
+    let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
     let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
     let stop_devices = scheduler.stop_flag();
     scheduler.spawn(Box::new(CpuSweeper::new()));
@@ -318,4 +329,100 @@ fn pool_urls_are_checked() {
     assert_eq!(config("127.0.0.1:3333").address(), Ok("127.0.0.1:3333".into()));
     assert!(config("stratum+tcp://pool.example").address().is_err());
     assert!(config("http://pool.example:80").address().unwrap_err().contains("not supported"));
+}
+
+/// Waits, bounded, until `counter` reaches `at_least`.
+async fn wait_for(what: &str, at_least: u64, counter: impl Fn() -> u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while counter() < at_least {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn failover_to_the_second_pool_and_back_to_the_first() {
+    runtime().block_on(async {
+        let options = PoolOptions { difficulty: 0.0005, share_interval: None, ..Default::default() };
+        let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
+        let second = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
+        let miner = start_miner_on(&[first.addr, second.addr], journal_path("failover"));
+        wait_for("a share on the first pool", 1, || first.stats.accepted.load(Relaxed)).await;
+        assert_eq!(second.stats.connections.load(Relaxed), 0);
+
+        // The first pool goes down: the second takes over at once.
+        let addr = first.addr;
+        first.shutdown();
+        drop(first);
+        wait_for("a share on the second pool", 1, || second.stats.accepted.load(Relaxed)).await;
+
+        // The first comes back on the same address: the miner returns within a probe or two.
+        let back = EmbeddedPool::start(&addr.to_string(), options).await.unwrap();
+        wait_for("a share on the first pool again", 1, || back.stats.accepted.load(Relaxed)).await;
+        assert_eq!(miner.stats.rejected.load(Relaxed), 0);
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn clean_jobs_every_second_move_the_devices_along() {
+    runtime().block_on(async {
+        let options = PoolOptions { difficulty: 0.0005, job_interval: Duration::from_secs(1), share_interval: None };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let mut miner = start_miner(pool.addr, journal_path("clean"));
+        let mut jobs = std::collections::BTreeSet::new();
+        while jobs.len() < 4 {
+            let (share, outcome) = miner.outcome().await;
+            // Shares of a retired job may be counted stale, but none is ever rejected.
+            assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
+            if outcome == ShareOutcome::Accepted {
+                jobs.insert(share.job_id.split('.').next().unwrap().to_string());
+            }
+        }
+        assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn set_extranonce_and_reconnect_requests_are_followed() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut miner = start_miner(listener.local_addr().unwrap(), journal_path("extranonce"));
+        let mut pool = Peer::accept(&listener).await;
+        pool.line().await;
+        pool.send(r#"{"id":1,"result":null,"error":[20,"no",null]}"#).await;
+        pool.line().await;
+        pool.send(&subscribed(2)).await;
+        pool.send(r#"{"id":3,"result":true,"error":null}"#).await;
+        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[0.0002]}"#).await;
+        pool.send(SLUSH_NOTIFY).await;
+        assert_valid_slush_share(&pool.submit().await, 0.0002);
+        // A new extranonce1 applies from the next job on.
+        pool.send(r#"{"id":null,"method":"mining.set_extranonce","params":["0a0b0c0d",4]}"#).await;
+        pool.send(&SLUSH_NOTIFY.replace("false]", "true]")).await;
+        loop {
+            let submit = pool.submit().await;
+            let en1 = [0x0a, 0x0b, 0x0c, 0x0d];
+            let p = &submit["params"];
+            // Shares of the old extranonce may still be in flight; the new ones must verify.
+            let header_ok = p[1] == "bf"
+                && std::panic::catch_unwind(|| assert_valid_slush_share_with(&submit, 0.0002, &en1)).is_ok();
+            pool.send(&json!({"id": submit["id"], "result": true, "error": null}).to_string()).await;
+            if header_ok {
+                break;
+            }
+        }
+        // A reconnect to another host is refused; to another port of the same host, followed.
+        let port = other.local_addr().unwrap().port();
+        pool.send(r#"{"id":null,"method":"client.reconnect","params":["evil.example",3333,0]}"#).await;
+        let mut pool = Peer::accept(&listener).await;
+        pool.line().await;
+        pool.send(&format!(r#"{{"id":null,"method":"client.reconnect","params":["127.0.0.1",{port},0]}}"#)).await;
+        let mut moved = Peer::accept(&other).await;
+        assert_eq!(moved.line().await, CONFIGURE);
+        while miner.outcomes.try_recv().is_ok() {}
+        miner.stop().await;
+    });
 }

@@ -35,8 +35,8 @@ pub struct Summary {
     pub best_share: f64,
 }
 
-/// Mines `pool` on `devices` until the duration ends or Ctrl-C; returns the summary.
-pub async fn mine(pool: PoolConfig, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> Summary {
+/// Mines `pools` (in priority order) on `devices` until the duration ends or Ctrl-C; returns the summary.
+pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> Summary {
     let stats = Arc::new(Stats::new());
     let (work_tx, work_rx) = watch::channel(None);
     let (share_tx, share_rx) = mpsc::unbounded_channel();
@@ -47,8 +47,10 @@ pub async fn mine(pool: PoolConfig, devices: Vec<Box<dyn Sweeper>>, options: &Mi
     for d in &devices {
         println!("device: {}", d.info());
     }
-    println!("pool: {} as {}", pool.url, pool.user);
-    let client = tokio::spawn(client::run(pool, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    for (i, pool) in pools.iter().enumerate() {
+        println!("pool {i}: {} as {}", pool.url, pool.user);
+    }
+    let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
     let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
     let threads: Vec<_> = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
 
@@ -113,7 +115,7 @@ pub async fn demo(
     println!("embedded pool listening on {}", pool.addr);
     let config =
         PoolConfig { url: format!("stratum+tcp://{}", pool.addr), user: "demo".into(), pass: "x".into(), journal };
-    let summary = mine(config, devices, options).await;
+    let summary = mine(vec![config], devices, options).await;
     println!(
         "pool side: {} accepted, {} rejected",
         pool.stats.accepted.load(Relaxed),

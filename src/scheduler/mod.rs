@@ -151,6 +151,7 @@ impl Scheduler {
                             .value(),
                         );
                         let share = Share {
+                            pool: work.pool,
                             job_id: job.id.clone(),
                             extranonce1: work.extranonce1.clone(),
                             extranonce2: extranonce2.clone(),
@@ -178,6 +179,7 @@ mod tests {
         let job =
             Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
         PoolWork {
+            pool: 0,
             generation: 1,
             job,
             extranonce1: vec![extranonce1],

@@ -64,6 +64,8 @@ impl PoolConfig {
 /// What the scheduler mines: the latest job with the session's extranonce and difficulty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolWork {
+    /// Index of the pool (in priority order) the work came from.
+    pub pool: usize,
     /// Increases with every notify; a device whose work is of an older generation moves on.
     pub generation: u64,
     pub job: Job,
@@ -77,6 +79,8 @@ pub struct PoolWork {
 /// A share the CPU has verified, on its way to the pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Share {
+    /// Index of the pool whose job this is.
+    pub pool: usize,
     pub job_id: String,
     pub extranonce1: Vec<u8>,
     pub extranonce2: Vec<u8>,
@@ -96,10 +100,16 @@ pub enum ShareOutcome {
     Journaled(String),
 }
 
-/// Runs sessions until `stop` turns true, reconnecting with exponential backoff and jitter
-/// (1 s doubling to 60 s). Outcomes of submitted shares go to `outcomes`, if given.
+/// While mining on a backup pool, the first pool is tried this often; once it answers, the
+/// miner returns to it (cgminer's failover-only strategy).
+pub const FAILBACK_PROBE: Duration = Duration::from_secs(5);
+
+/// Runs sessions until `stop` turns true. `pools` are in priority order: when one fails or
+/// falls silent the next is tried at once; after a whole round fails, the wait grows with
+/// exponential backoff and jitter (1 s doubling to 60 s). Outcomes of submitted shares go to
+/// `outcomes`, if given.
 pub async fn run(
-    config: PoolConfig,
+    pools: Vec<PoolConfig>,
     work: watch::Sender<Option<Arc<PoolWork>>>,
     mut shares: mpsc::UnboundedReceiver<Share>,
     stats: Arc<Stats>,
@@ -111,7 +121,8 @@ pub async fn run(
         session: None,
         unsent: VecDeque::new(),
         in_flight: HashMap::new(),
-        config,
+        pools,
+        active: 0,
         stats,
         outcomes,
     };
@@ -128,7 +139,20 @@ pub async fn run(
                 sleep_or_stop(delay, &mut stop).await;
                 continue;
             }
-            Err(e) => eprintln!("pool {}: {e}; reconnecting in {}s", state.config.url, backoff.as_secs()),
+            Ok(Reconnect::Switch(index)) => {
+                eprintln!("pool {} is back: returning to it", state.pools[index].url);
+                state.switch_to(index);
+                continue;
+            }
+            Err(e) if state.pools.len() > 1 => {
+                let next = (state.active + 1) % state.pools.len();
+                eprintln!("pool {}: {e}; failing over to {}", state.config().url, state.pools[next].url);
+                state.switch_to(next);
+                if next != 0 {
+                    continue; // the next pool at once; back off only after a whole round
+                }
+            }
+            Err(e) => eprintln!("pool {}: {e}; reconnecting in {}s", state.config().url, backoff.as_secs()),
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
@@ -163,6 +187,8 @@ async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) {
 enum Reconnect {
     /// `client.reconnect` asked for it, after this delay.
     Now(Duration),
+    /// A pool of higher priority answers again.
+    Switch(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +211,9 @@ struct ClientState {
     unsent: VecDeque<Share>,
     /// Shares sent and not yet answered, by request id.
     in_flight: HashMap<u64, Pending>,
-    config: PoolConfig,
+    pools: Vec<PoolConfig>,
+    /// Index into `pools` of the pool in use.
+    active: usize,
     stats: Arc<Stats>,
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
 }
@@ -196,6 +224,15 @@ struct Pending {
 }
 
 impl ClientState {
+    fn config(&self) -> &PoolConfig {
+        &self.pools[self.active]
+    }
+
+    fn switch_to(&mut self, index: usize) {
+        self.active = index;
+        self.session = None;
+    }
+
     fn report(&self, share: Share, outcome: ShareOutcome) {
         if let Some(tx) = &self.outcomes {
             let _ = tx.send((share, outcome));
@@ -205,25 +242,25 @@ impl ClientState {
     fn journal(&mut self, share: Share, reason: &str) {
         let line = json!({
             "time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            "pool": self.config.url, "user": self.config.user, "reason": reason,
+            "pool": self.config().url, "user": self.config().user, "reason": reason,
             "job_id": share.job_id, "extranonce1": to_hex(&share.extranonce1), "extranonce2": to_hex(&share.extranonce2),
             "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
         });
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.config.journal)
+            .open(&self.config().journal)
             .and_then(|mut f| writeln!(f, "{line}"));
         match written {
             Ok(()) => eprintln!(
                 "share {:08x} of job {} written to {}: {reason}",
                 share.nonce,
                 share.job_id,
-                self.config.journal.display()
+                self.config().journal.display()
             ),
             Err(e) => eprintln!(
                 "could not write the share journal {}: {e}; the share was: {line}",
-                self.config.journal.display()
+                self.config().journal.display()
             ),
         }
         self.stats.journaled.fetch_add(1, Relaxed);
@@ -236,7 +273,7 @@ impl ClientState {
         shares: &mut mpsc::UnboundedReceiver<Share>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Reconnect, SessionError> {
-        let address = self.config.address().map_err(SessionError::Protocol)?;
+        let address = self.config().address().map_err(SessionError::Protocol)?;
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
             .await
             .map_err(|_| SessionError::Protocol(format!("connect to {address} timed out")))??;
@@ -272,9 +309,19 @@ impl ClientState {
         let mut last_notify = Instant::now();
         // A share sent before the first job on this connection is held until one arrives.
         let mut current: Option<Arc<PoolWork>> = None;
+        let mut probe = tokio::time::interval(FAILBACK_PROBE);
+        probe.tick().await;
 
         loop {
             tokio::select! {
+                _ = probe.tick(), if self.active > 0 => {
+                    if let Ok(primary) = self.pools[0].address() {
+                        let answered = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(primary)).await;
+                        if matches!(answered, Ok(Ok(_))) {
+                            return Ok(Reconnect::Switch(0));
+                        }
+                    }
+                }
                 _ = stop.changed() => return Ok(Reconnect::Now(Duration::ZERO)),
                 _ = tokio::time::sleep_until((last_notify + SILENCE).into()) => return Err(SessionError::Silent),
                 line = lines.recv() => {
@@ -304,7 +351,7 @@ impl ClientState {
                             let (session, en1, size) = codec::parse_subscribe_result(&result).map_err(|e| SessionError::Protocol(e.to_string()))?;
                             self.session = session.map(|s| (s, en1.clone()));
                             extranonce = Some((en1, size));
-                            send_line(&mut write, codec::request(next_id, "mining.authorize", json!([self.config.user, self.config.pass]))).await?;
+                            send_line(&mut write, codec::request(next_id, "mining.authorize", json!([self.config().user, self.config().pass]))).await?;
                             authorize_id = next_id;
                             next_id += 1;
                             send_line(&mut write, codec::request(next_id, "mining.extranonce.subscribe", json!([]))).await?;
@@ -312,7 +359,7 @@ impl ClientState {
                         }
                         Message::Response { id, result, error } if id == json!(authorize_id) => {
                             if error.is_some() || result != Value::Bool(true) {
-                                return Err(SessionError::Protocol(format!("authorization of {} refused: {}", self.config.user, error.map_or(result.to_string(), |e| e.to_string()))));
+                                return Err(SessionError::Protocol(format!("authorization of {} refused: {}", self.config().user, error.map_or(result.to_string(), |e| e.to_string()))));
                             }
                         }
                         Message::Response { id, result, error } => {
@@ -341,7 +388,7 @@ impl ClientState {
                             jobs.insert(job.id.clone());
                             self.generation += 1;
                             let difficulty = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE);
-                            let next = Arc::new(PoolWork { generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask });
+                            let next = Arc::new(PoolWork { pool: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
                             self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
@@ -354,14 +401,14 @@ impl ClientState {
                             extranonce = Some(codec::parse_extranonce(&method, &values).map_err(|e| SessionError::Protocol(e.to_string()))?);
                         }
                         Message::Notification { method, params } if method == "client.show_message" => {
-                            eprintln!("message from pool {}: {}", self.config.url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                            eprintln!("message from pool {}: {}", self.config().url, params.get(0).and_then(Value::as_str).unwrap_or(""));
                         }
                         Message::Request { id, method, params } => {
                             let reply = match method.as_str() {
                                 "client.get_version" => codec::response(&id, json!(USER_AGENT), None),
                                 "mining.ping" => codec::response(&id, json!("pong"), None),
                                 "client.show_message" => {
-                                    eprintln!("message from pool {}: {}", self.config.url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                                    eprintln!("message from pool {}: {}", self.config().url, params.get(0).and_then(Value::as_str).unwrap_or(""));
                                     codec::response(&id, json!(true), None)
                                 }
                                 "client.reconnect" => {
@@ -397,9 +444,9 @@ impl ClientState {
     ) -> Result<(), SessionError> {
         let Some(current) = current else { return Ok(()) };
         while let Some(share) = self.unsent.pop_front() {
-            let same_session = share.extranonce1 == current.extranonce1;
+            let same_session = share.pool == current.pool && share.extranonce1 == current.extranonce1;
             if same_session && jobs.contains(&share.job_id) {
-                let params = codec::submit_params(&self.config.user, &share);
+                let params = codec::submit_params(&self.config().user, &share);
                 let line = codec::request(*next_id, "mining.submit", params);
                 self.in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
                 *next_id += 1;
@@ -419,7 +466,7 @@ impl ClientState {
         let a = params.as_array().cloned().unwrap_or_default();
         let host = a.first().and_then(Value::as_str).unwrap_or("");
         let wait = a.get(2).and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok())).unwrap_or(0).min(3600);
-        let ours = self.config.address().unwrap_or_default();
+        let ours = self.config().address().unwrap_or_default();
         let our_host = ours.rsplit_once(':').map_or("", |(h, _)| h);
         if !host.is_empty() && host != our_host {
             eprintln!("pool asked to reconnect to {host}; ignored (only the same host is honoured)");
@@ -427,7 +474,7 @@ impl ClientState {
         }
         let port = a.get(1).and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()));
         if let (Some(port), Some((h, _))) = (port, ours.rsplit_once(':')) {
-            self.config.url = format!("stratum+tcp://{h}:{port}");
+            self.pools[self.active].url = format!("stratum+tcp://{h}:{port}");
         }
         Ok(Reconnect::Now(Duration::from_secs(wait)))
     }

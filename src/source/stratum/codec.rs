@@ -343,6 +343,7 @@ mod tests {
         );
         assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
         let share = super::super::Share {
+            pool: 0,
             job_id: job.id.clone(),
             extranonce1: en1,
             extranonce2: en2,
