@@ -149,7 +149,7 @@ enum Command {
     /// Verified shares that cannot be sent (the pool away, the miner stopping) are written to
     /// the journal file, never dropped.
     Mine {
-        /// Pool URL: stratum+tcp://HOST:PORT
+        /// Pool URL: stratum+tcp://HOST:PORT, or stratum+ssl:// (stratum+tls://) for TLS
         #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
         urls: Vec<String>,
         /// Worker name, one for each -o (the last one serves the pools after it)
@@ -158,6 +158,9 @@ enum Command {
         /// Worker password, one for each -o
         #[arg(short, long, default_value = "x", value_name = "PASS")]
         pass: Vec<String>,
+        /// PEM file of certificates to trust for stratum+ssl:// pools, besides the webpki roots
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
         /// Stop after this many seconds (default: until Ctrl-C)
         #[arg(long, value_name = "S")]
         seconds: Option<f64>,
@@ -246,7 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
-        Command::Mine { urls, user, pass, seconds, run } => {
+        Command::Mine { urls, user, pass, ca_file, seconds, run } => {
             let options = run.options(seconds)?;
             // Each -u/-p belongs to the -o in the same position; a pool without one takes the last.
             let pools = urls
@@ -259,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         user: pick(&user),
                         pass: pick(&pass),
                         journal: run.journal.clone(),
+                        ca_file: ca_file.clone(),
                     };
                     config.address().map_err(anyhow::Error::msg).map(|_| config)
                 })

@@ -53,6 +53,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             user: "test".into(),
             pass: "x".into(),
             journal: journal_path("demo"),
+            ca_file: None,
         };
         let run = MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2) };
         let summary = mine(vec![config], vec![Box::new(gpu)], &run).await;
@@ -169,6 +170,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             user: "slush.miner1".into(),
             pass: "password".into(),
             journal: journal.clone(),
+            ca_file: None,
         })
         .collect();
     let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
@@ -324,7 +326,13 @@ fn bad_pools_get_a_reconnect_not_a_panic() {
 
 #[test]
 fn pool_urls_are_checked() {
-    let config = |url: &str| PoolConfig { url: url.into(), user: "u".into(), pass: "p".into(), journal: "j".into() };
+    let config = |url: &str| PoolConfig {
+        url: url.into(),
+        user: "u".into(),
+        pass: "p".into(),
+        journal: "j".into(),
+        ca_file: None,
+    };
     assert_eq!(config("stratum+tcp://pool.example:3333").address(), Ok("pool.example:3333".into()));
     assert_eq!(config("127.0.0.1:3333").address(), Ok("127.0.0.1:3333".into()));
     assert!(config("stratum+tcp://pool.example").address().is_err());
@@ -367,7 +375,8 @@ fn failover_to_the_second_pool_and_back_to_the_first() {
 #[test]
 fn clean_jobs_every_second_move_the_devices_along() {
     runtime().block_on(async {
-        let options = PoolOptions { difficulty: 0.0005, job_interval: Duration::from_secs(1), share_interval: None };
+        let options =
+            PoolOptions { difficulty: 0.0005, job_interval: Duration::from_secs(1), share_interval: None, tls: None };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let mut miner = start_miner(pool.addr, journal_path("clean"));
         let mut jobs = std::collections::BTreeSet::new();
@@ -424,5 +433,41 @@ fn set_extranonce_and_reconnect_requests_are_followed() {
         assert_eq!(moved.line().await, CONFIGURE);
         while miner.outcomes.try_recv().is_ok() {}
         miner.stop().await;
+    });
+}
+
+#[test]
+fn tls_pool_with_its_own_ca() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca_file = std::env::temp_dir().join(format!("wgminer-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    runtime().block_on(async {
+        let options = PoolOptions { difficulty: 0.0005, tls: Some(Arc::new(server)), ..Default::default() };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let config = |ca_file: Option<std::path::PathBuf>| PoolConfig {
+            url: format!("stratum+ssl://localhost:{}", pool.addr.port()),
+            user: "tls".into(),
+            pass: "x".into(),
+            journal: journal_path("tls"),
+            ca_file,
+        };
+        // Without the CA, the self-signed certificate is refused: no session, no share.
+        let run = MineOptions { duration: Some(Duration::from_secs(2)), status_every: Duration::from_secs(2) };
+        let summary = mine(vec![config(None)], vec![Box::new(CpuSweeper::new())], &run).await;
+        assert_eq!((summary.accepted, pool.stats.accepted.load(Relaxed)), (0, 0));
+        assert!(pool.stats.connections.load(Relaxed) >= 1);
+        // With it, shares flow over TLS.
+        let run = MineOptions { duration: Some(Duration::from_secs(4)), status_every: Duration::from_secs(2) };
+        let summary = mine(vec![config(Some(ca_file.clone()))], vec![Box::new(CpuSweeper::new())], &run).await;
+        assert!(summary.accepted >= 1, "{summary:?}");
+        assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
+        assert_eq!(summary.rejected, 0);
     });
 }

@@ -113,8 +113,13 @@ pub async fn demo(
 ) -> anyhow::Result<Summary> {
     let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
     println!("embedded pool listening on {}", pool.addr);
-    let config =
-        PoolConfig { url: format!("stratum+tcp://{}", pool.addr), user: "demo".into(), pass: "x".into(), journal };
+    let config = PoolConfig {
+        url: format!("stratum+tcp://{}", pool.addr),
+        user: "demo".into(),
+        pass: "x".into(),
+        journal,
+        ca_file: None,
+    };
     let summary = mine(vec![config], devices, options).await;
     println!(
         "pool side: {} accepted, {} rejected",

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{Hash, sha256d};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use crate::source::stratum::codec::{self, Message, RpcError, code};
@@ -21,6 +21,9 @@ use crate::work::job::Job;
 use crate::work::{BlockHash, CompactTarget, Difficulty, hex_decode};
 
 pub const EXTRANONCE2_SIZE: usize = 4;
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// The version bits the pool lets miners roll (BIP320's general-purpose bits).
 pub const VERSION_MASK: u32 = 0x1fff_e000;
@@ -33,6 +36,8 @@ pub struct PoolOptions {
     pub job_interval: Duration,
     /// Vardiff aims at one share per this interval; `None` keeps the difficulty fixed.
     pub share_interval: Option<Duration>,
+    /// Serve Stratum over TLS with these settings (`stratum+ssl://` miners).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for PoolOptions {
@@ -41,6 +46,7 @@ impl Default for PoolOptions {
             difficulty: 0.001,
             job_interval: Duration::from_secs(30),
             share_interval: Some(Duration::from_secs(2)),
+            tls: None,
         }
     }
 }
@@ -79,7 +85,24 @@ impl EmbeddedPool {
                         accept_stats.connections.fetch_add(1, Relaxed);
                         let session = Session::new(en1_counter.fetch_add(1, Relaxed), &options, accept_stats.clone());
                         let current = tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        tokio::spawn(session.run(stream, jobs.subscribe(), current, stop_rx.clone()));
+                        let (jobs, stop) = (jobs.subscribe(), stop_rx.clone());
+                        let tls = options.tls.clone();
+                        tokio::spawn(async move {
+                            let _ = stream.set_nodelay(true);
+                            let (read, write): (Reader, Writer) = match tls {
+                                None => {
+                                    let (r, w) = stream.into_split();
+                                    (Box::new(r), Box::new(w))
+                                }
+                                Some(config) => {
+                                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), accept).await else { return };
+                                    let (r, w) = tokio::io::split(tls);
+                                    (Box::new(r), Box::new(w))
+                                }
+                            };
+                            session.run(read, write, jobs, current, stop).await;
+                        });
                     }
                 }
             }
@@ -188,14 +211,13 @@ impl Session {
 
     async fn run(
         mut self,
-        stream: TcpStream,
+        read: Reader,
+        mut write: Writer,
         mut jobs: broadcast::Receiver<Arc<Job>>,
         tip: Arc<Job>,
         mut stop: watch::Receiver<bool>,
     ) {
         self.current = tip;
-        let _ = stream.set_nodelay(true);
-        let (read, mut write) = stream.into_split();
         let mut lines = codec::spawn_line_reader(read);
         loop {
             let out: Vec<String> = tokio::select! {
@@ -212,7 +234,11 @@ impl Session {
             };
             for line in out {
                 let bytes = format!("{line}\n");
-                let sent = tokio::time::timeout(Duration::from_secs(10), write.write_all(bytes.as_bytes())).await;
+                let send = async {
+                    write.write_all(bytes.as_bytes()).await?;
+                    write.flush().await
+                };
+                let sent = tokio::time::timeout(Duration::from_secs(10), send).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     return; // the miner stopped reading: drop it
                 }

@@ -13,9 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 
 use super::codec::{self, Message, RpcError, code};
@@ -39,25 +38,96 @@ pub struct PoolConfig {
     pub pass: String,
     /// Where shares that could not be sent are written, one JSON line each.
     pub journal: PathBuf,
+    /// PEM certificates to trust for TLS, besides the webpki roots (a pool's own CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// The TLS client settings: the webpki roots plus the certificates of `ca_file`.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use pki_types::CertificateDer;
+    use pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// Opens the connection, over TLS when the URL asks for it.
+async fn connect(config: &PoolConfig) -> Result<(Reader, Writer), SessionError> {
+    let endpoint = config.endpoint().map_err(SessionError::Protocol)?;
+    let address = config.address().map_err(SessionError::Protocol)?;
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
+        .await
+        .map_err(|_| SessionError::Protocol(format!("connect to {address} timed out")))??;
+    tcp.set_nodelay(true)?;
+    if !endpoint.tls {
+        let (read, write) = tcp.into_split();
+        return Ok((Box::new(read), Box::new(write)));
+    }
+    let tls = tls_config(config.ca_file.as_deref()).map_err(SessionError::Protocol)?;
+    let name = pki_types::ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| SessionError::Protocol(format!("{}: {e}", endpoint.host)))?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| SessionError::Protocol(format!("TLS handshake with {address} timed out")))?
+    .map_err(|e| SessionError::Protocol(format!("TLS with {address}: {e}")))?;
+    let (read, write) = tokio::io::split(stream);
+    Ok((Box::new(read), Box::new(write)))
 }
 
 impl PoolConfig {
     /// `host:port` to connect to.
-    pub fn address(&self) -> Result<String, String> {
-        let rest = match self.url.split_once("://") {
-            Some(("stratum+tcp" | "tcp", rest)) => rest,
+    /// Where the URL points: host, port and whether to speak TLS.
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        let (tls, rest) = match self.url.split_once("://") {
+            Some(("stratum+tcp" | "tcp", rest)) => (false, rest),
+            Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, rest),
             Some((scheme, _)) => {
-                return Err(format!("pool URL scheme `{scheme}` is not supported yet (use stratum+tcp://)"));
+                return Err(format!(
+                    "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl:// or stratum+tls://)"
+                ));
             }
-            None => &self.url,
+            None => (false, self.url.as_str()),
         };
         let rest = rest.trim_end_matches('/');
         match rest.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(rest.to_string()),
+            Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
+                Ok(port) => Ok(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port, tls }),
+                Err(_) => Err(format!("pool URL `{}` has a bad port `{port}`", self.url)),
+            },
             _ => {
                 Err(format!("pool URL `{}` needs a host and a port, such as stratum+tcp://pool.example:3333", self.url))
             }
         }
+    }
+
+    /// `host:port` to connect to.
+    pub fn address(&self) -> Result<String, String> {
+        self.endpoint().map(|e| {
+            if e.host.contains(':') { format!("[{}]:{}", e.host, e.port) } else { format!("{}:{}", e.host, e.port) }
+        })
     }
 }
 
@@ -273,12 +343,7 @@ impl ClientState {
         shares: &mut mpsc::UnboundedReceiver<Share>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Reconnect, SessionError> {
-        let address = self.config().address().map_err(SessionError::Protocol)?;
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
-            .await
-            .map_err(|_| SessionError::Protocol(format!("connect to {address} timed out")))??;
-        stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = connect(self.config()).await?;
         let mut lines = codec::spawn_line_reader(read);
 
         // BIP310: ask for version rolling first; a pool that does not know the method answers
@@ -437,7 +502,7 @@ impl ClientState {
     /// belonged to an earlier connection whose jobs are gone.
     async fn flush_unsent(
         &mut self,
-        write: &mut OwnedWriteHalf,
+        write: &mut Writer,
         next_id: &mut u64,
         jobs: &HashSet<String>,
         current: &Option<Arc<PoolWork>>,
@@ -481,8 +546,13 @@ impl ClientState {
 }
 
 /// Writes one line; a pool that stops reading for 10 s is a dead session.
-async fn send_line(write: &mut OwnedWriteHalf, line: String) -> Result<(), SessionError> {
-    tokio::time::timeout(Duration::from_secs(10), write.write_all(format!("{line}\n").as_bytes()))
+async fn send_line(write: &mut Writer, line: String) -> Result<(), SessionError> {
+    let bytes = format!("{line}\n");
+    let sent = async {
+        write.write_all(bytes.as_bytes()).await?;
+        write.flush().await // TLS holds data back until flushed
+    };
+    tokio::time::timeout(Duration::from_secs(10), sent)
         .await
         .map_err(|_| SessionError::Protocol("the pool stopped reading".into()))?
         .map_err(SessionError::from)

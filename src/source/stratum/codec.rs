@@ -251,7 +251,9 @@ pub fn parse_subscribe_result(result: &Value) -> Result<(Option<String>, Vec<u8>
 
 /// Reads lines in a task of its own (reading is not cancel-safe inside `select!`). A line over
 /// 1 MiB or a read error ends the stream with an error.
-pub fn spawn_line_reader(read: tokio::net::tcp::OwnedReadHalf) -> tokio::sync::mpsc::Receiver<Result<String, String>> {
+pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    read: R,
+) -> tokio::sync::mpsc::Receiver<Result<String, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
