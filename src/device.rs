@@ -37,16 +37,52 @@ pub struct SweepError {
     pub message: String,
 }
 
-/// A device that sweeps nonces.
+/// A device that sweeps nonces. Work streams through it: `queue` up to `depth()` pieces of
+/// about `preferred_chunk()` nonces each, then take results back in order with `next_result`,
+/// queueing the next piece (of whatever job is newest) as each one comes back. A new job thus
+/// waits for at most the piece that is running.
 pub trait Sweeper: Send {
     fn info(&self) -> &DeviceInfo;
 
-    /// Every nonce of `range` whose hash's most significant 32 bits do not exceed the target's,
-    /// in any order, and none missing. The caller verifies each one.
-    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError>;
-
-    /// Nonces per `sweep` call that keep the device busy yet let a new job in quickly.
+    /// Nonces per queued piece: one dispatch on a GPU.
     fn preferred_chunk(&self) -> u64;
+
+    /// Pieces to keep queued so that the device never idles.
+    fn depth(&self) -> usize {
+        1
+    }
+
+    /// Queues a sweep of `range` of `work`; at most `depth()` pieces may be waiting.
+    fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError>;
+
+    /// The oldest queued piece's range and candidates: every nonce of it whose hash's most
+    /// significant 32 bits do not exceed the target's, in any order, none missing. `None` when
+    /// nothing is queued. The caller verifies each candidate.
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError>;
+
+    /// Sweeps a whole range (up to 2^32 nonces), keeping the device fed, and returns every
+    /// candidate.
+    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
+        let chunk = self.preferred_chunk().max(1);
+        let mut rest = range;
+        let mut queued = 0;
+        let mut out = Vec::new();
+        loop {
+            while queued < self.depth() && rest.count > 0 {
+                let (piece, tail) = rest.split_at(chunk);
+                rest = tail;
+                self.queue(work, piece)?;
+                queued += 1;
+            }
+            match self.next_result()? {
+                Some((_, candidates)) => {
+                    queued -= 1;
+                    out.extend(candidates);
+                }
+                None => return Ok(out),
+            }
+        }
+    }
 }
 
 /// How the user names a device on the command line.

@@ -201,6 +201,13 @@ enum Command {
         /// One JSON object instead of a table
         #[arg(long)]
         json: bool,
+        /// Then mine through the embedded pool on the first device for as long, and report the
+        /// share of its bench rate kept while mining and how fast new jobs reach it
+        #[arg(long)]
+        mining: bool,
+        /// With --mining: seconds between new chain tips (clean jobs)
+        #[arg(long, default_value_t = 5, value_name = "S")]
+        job_interval: u64,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -295,11 +302,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(())
             })?;
         }
-        Command::Bench { seconds, device, json, kernel } => {
+        Command::Bench { seconds, device, json, mining, job_interval, kernel } => {
             if !(seconds > 0.0 && seconds.is_finite()) {
                 anyhow::bail!("--seconds must be a positive number, got {seconds}");
             }
-            commands::bench::run(&device, seconds, &kernel.options(), json)?;
+            let mining = mining.then(|| Duration::from_secs(job_interval.max(1)));
+            commands::bench::run(&device, seconds, &kernel.options(), json, mining)?;
         }
     }
     Ok(ExitCode::SUCCESS)

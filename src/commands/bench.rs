@@ -22,6 +22,18 @@ pub struct Rate {
 pub struct Report {
     pub devices: Vec<Rate>,
     pub cpu_reference: Rate,
+    /// With `--mining`: the first device mining through the embedded pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mining: Option<MiningRun>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MiningRun {
+    #[serde(flatten)]
+    pub summary: super::mine::Summary,
+    /// Hashes swept while mining over the device's `bench` rate in this run.
+    pub efficiency: f64,
+    pub job_interval_s: f64,
 }
 
 /// Nonces per sweep call while benchmarking: many dispatches, so the pipeline stays full.
@@ -40,12 +52,21 @@ fn rate(device: &mut dyn Sweeper, seconds: f64, chunk: u64, reference_mhs: Optio
     })
 }
 
-pub fn run(selectors: &[DeviceSelector], seconds: f64, options: &DeviceOptions, json: bool) -> anyhow::Result<()> {
+/// `mining`: also mine through the embedded pool for `seconds` on the first device, with a new
+/// chain tip (clean jobs) every `job_interval`, and compare its rate with the device's bench.
+pub fn run(
+    selectors: &[DeviceSelector],
+    seconds: f64,
+    options: &DeviceOptions,
+    json: bool,
+    mining: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let cpu_reference = rate(&mut CpuSweeper::new(), seconds, CPU_CHUNK, None)?;
     if !json {
         println!("{:<56} {:>10.2} MH/s", cpu_reference.device.name, cpu_reference.mhs);
     }
     let mut devices = Vec::new();
+    let mut opened = Vec::new();
     for selector in selectors {
         let mut device = open_device(selector, options)?;
         let chunk = if *selector == DeviceSelector::Cpu { CPU_CHUNK } else { GPU_CHUNK };
@@ -59,9 +80,35 @@ pub fn run(selectors: &[DeviceSelector], seconds: f64, options: &DeviceOptions, 
             );
         }
         devices.push(measured);
+        opened.push(device);
     }
+    let mining = match mining {
+        Some(job_interval) if !opened.is_empty() => {
+            let device = opened.swap_remove(0);
+            let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
+            let run = super::mine::MineOptions {
+                duration: Some(std::time::Duration::from_secs_f64(seconds)),
+                status_every: std::time::Duration::from_secs(3600),
+            };
+            let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let summary = runtime.block_on(super::mine::demo(vec![device], &run, pool, journal))?;
+            let efficiency = summary.mhs / devices[0].mhs;
+            if !json {
+                println!(
+                    "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench; new job to device p50 {} ms, p99 {} ms",
+                    summary.mhs,
+                    efficiency * 100.0,
+                    summary.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                    summary.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                );
+            }
+            Some(MiningRun { summary, efficiency, job_interval_s: job_interval.as_secs_f64() })
+        }
+        _ => None,
+    };
     if json {
-        println!("{}", serde_json::to_string(&Report { devices, cpu_reference })?);
+        println!("{}", serde_json::to_string(&Report { devices, cpu_reference, mining })?);
     }
     Ok(())
 }

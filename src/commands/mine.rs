@@ -33,6 +33,21 @@ pub struct Summary {
     pub hw_errors: u64,
     pub journaled: u64,
     pub best_share: f64,
+    /// Time from a new job's notify to a device's first sweep of it (median and 99th
+    /// percentile), over every job but the first.
+    pub job_switch_p50_ms: Option<f64>,
+    pub job_switch_p99_ms: Option<f64>,
+}
+
+/// The `q` quantile (0..=1) of `values`, by nearest rank.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 /// Mines `pools` (in priority order) on `devices` until the duration ends or Ctrl-C; returns the summary.
@@ -77,6 +92,10 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
     // Devices first, so that their last shares reach the client before it stops.
     let stop_flag = scheduler.stop_flag();
     stop_flag.store(true, Relaxed);
+    let switches: Vec<f64> = {
+        let latencies = scheduler.switch_latencies.lock().unwrap_or_else(|p| p.into_inner());
+        latencies.iter().skip(1).map(|d| d.as_secs_f64() * 1e3).collect()
+    };
     drop(scheduler);
     let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
@@ -94,6 +113,8 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
         hw_errors: stats.hw_errors.load(Relaxed),
         journaled: stats.journaled.load(Relaxed),
         best_share: stats.best_share(),
+        job_switch_p50_ms: quantile(&switches, 0.5),
+        job_switch_p99_ms: quantile(&switches, 0.99),
     }
 }
 
@@ -102,6 +123,9 @@ pub fn print_summary(s: &Summary) {
         "summary: {:.1}s, {:.2} MH/s average, accepted {}, rejected {}, stale {}, hardware errors {}, journaled {}, best share {:.4}",
         s.seconds, s.mhs, s.accepted, s.rejected, s.stale, s.hw_errors, s.journaled, s.best_share
     );
+    if let (Some(p50), Some(p99)) = (s.job_switch_p50_ms, s.job_switch_p99_ms) {
+        println!("new job to device: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    }
 }
 
 /// `wgminer demo`: the embedded pool on loopback and the miner against it, for a bounded time.
@@ -128,4 +152,16 @@ pub async fn demo(
     );
     pool.shutdown();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(super::quantile(&v, 0.5), Some(50.0));
+        assert_eq!(super::quantile(&v, 0.99), Some(99.0));
+        assert_eq!(super::quantile(&[3.0], 0.99), Some(3.0));
+        assert_eq!(super::quantile(&[], 0.5), None);
+    }
 }

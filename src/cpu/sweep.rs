@@ -8,6 +8,7 @@ use crate::work::{NonceRange, Work};
 
 pub struct CpuSweeper {
     info: DeviceInfo,
+    queued: std::collections::VecDeque<(Work, NonceRange)>,
 }
 
 impl CpuSweeper {
@@ -20,6 +21,7 @@ impl CpuSweeper {
                 device_type: "Cpu".into(),
                 driver: format!("sha2 on {}", std::env::consts::ARCH),
             },
+            queued: Default::default(),
         }
     }
 }
@@ -35,12 +37,18 @@ impl Sweeper for CpuSweeper {
         &self.info
     }
 
-    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
-        Ok(sweep(work, range))
-    }
-
+    /// About 30 ms of one core.
     fn preferred_chunk(&self) -> u64 {
         1 << 18
+    }
+
+    fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError> {
+        self.queued.push_back((work.clone(), range));
+        Ok(())
+    }
+
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError> {
+        Ok(self.queued.pop_front().map(|(work, range)| (range, sweep(&work, range))))
     }
 }
 

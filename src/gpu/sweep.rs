@@ -61,6 +61,11 @@ pub struct GpuSweeper {
     options: GpuOptions,
     max_groups_per_dimension: u32,
     submitted: usize,
+    /// Dispatches submitted and not yet collected, oldest first, with their parameters (kept
+    /// for a re-sweep).
+    in_flight: VecDeque<(InFlight, KernelParams)>,
+    /// Results collected early (while handling an overflow), oldest first.
+    ready: VecDeque<(NonceRange, Vec<u32>)>,
 }
 
 const CANDIDATE_BYTES: u64 = 4 * (1 + CANDIDATE_CAPACITY as u64);
@@ -151,6 +156,8 @@ impl GpuSweeper {
             options,
             max_groups_per_dimension: limits.max_compute_workgroups_per_dimension,
             submitted: 0,
+            in_flight: VecDeque::new(),
+            ready: VecDeque::new(),
         })
     }
 
@@ -273,58 +280,62 @@ impl Sweeper for GpuSweeper {
         &self.info
     }
 
-    /// Two dispatches: both slots of the ring busy.
+    /// One dispatch.
     fn preferred_chunk(&self) -> u64 {
-        u64::from(self.options.batch) * SLOTS as u64
+        u64::from(self.options.batch)
     }
 
-    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
+    /// Both slots of the ring: one dispatch runs while the host reads the other.
+    fn depth(&self) -> usize {
+        SLOTS
+    }
+
+    fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError> {
+        if self.in_flight.len() >= SLOTS {
+            return Err(self.error("queue called with every slot busy"));
+        }
+        if range.count == 0 || range.count > u64::from(MAX_BATCH) {
+            return Err(self.error(format!("a dispatch holds 1 to {MAX_BATCH} nonces, asked for {}", range.count)));
+        }
         let params = KernelParams::new(work);
-        let mut out = Vec::new();
-        let mut rest = range;
-        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        loop {
-            while in_flight.len() < SLOTS && rest.count > 0 {
-                let (head, tail) = rest.split_at(u64::from(self.options.batch));
-                rest = tail;
-                in_flight.push_back(self.submit(&params, head));
-            }
-            let Some(flight) = in_flight.pop_front() else {
-                break;
-            };
+        let flight = self.submit(&params, range);
+        self.in_flight.push_back((flight, params));
+        Ok(())
+    }
+
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError> {
+        if let Some(ready) = self.ready.pop_front() {
+            return Ok(Some(ready));
+        }
+        let Some((flight, params)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let range = flight.range;
+        let (count, nonces) = self.collect(flight)?;
+        if count <= CANDIDATE_CAPACITY {
+            return Ok(Some((range, nonces)));
+        }
+        // Overflow: finish what is in flight first, so that the re-sweeps have the ring to
+        // themselves, and keep those results for the calls that follow.
+        let mut later = Vec::new();
+        while let Some((flight, params)) = self.in_flight.pop_front() {
             let range = flight.range;
             let (count, nonces) = self.collect(flight)?;
-            if count > CANDIDATE_CAPACITY {
-                // The other slot may still be in flight; the re-sweep uses the slot just freed,
-                // so it must not run ahead of that slot's turn in the ring.
-                self.drain_then_resweep(&params, range, count, &mut in_flight, &mut out)?;
-            } else {
-                out.extend(nonces);
-            }
+            later.push((params, range, count, nonces));
         }
-        Ok(out)
-    }
-}
-
-impl GpuSweeper {
-    fn drain_then_resweep(
-        &mut self,
-        params: &KernelParams,
-        range: NonceRange,
-        count: u32,
-        in_flight: &mut VecDeque<InFlight>,
-        out: &mut Vec<u32>,
-    ) -> Result<(), SweepError> {
-        while let Some(flight) = in_flight.pop_front() {
-            let other = flight.range;
-            let (n, nonces) = self.collect(flight)?;
-            if n > CANDIDATE_CAPACITY {
-                self.resweep(params, other, n, out)?;
+        let mut out = Vec::new();
+        self.resweep(&params, range, count, &mut out)?;
+        for (params, range, count, nonces) in later {
+            let nonces = if count > CANDIDATE_CAPACITY {
+                let mut again = Vec::new();
+                self.resweep(&params, range, count, &mut again)?;
+                again
             } else {
-                out.extend(nonces);
-            }
+                nonces
+            };
+            self.ready.push_back((range, nonces));
         }
-        self.resweep(params, range, count, out)
+        Ok(Some((range, out)))
     }
 }
 

@@ -1,11 +1,13 @@
 //! The scheduler turns the source's latest work into work units and keeps every device busy.
-//! Each unit has its own extranonce2, so no search space is swept twice; a device checks for
-//! newer work between sweeps of one chunk (a dispatch or two), so a new job reaches it within
-//! that time. Verified shares go back to the source; stale ones never leave the device thread.
+//! Each unit has its own extranonce2 (and rolled version), so no search space is swept twice.
+//! A device keeps `depth()` pieces queued, and each piece queued is cut from the newest job, so
+//! a new job waits only for the piece already running (one dispatch on a GPU). Verified shares
+//! go back to the source, which knows whether their job is still current.
 //!
 //! Devices run on threads of their own (the GPU path is synchronous); the source is async.
 //! They meet here, through a `watch` channel (latest work) and an mpsc channel (shares).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,9 @@ pub struct Scheduler {
     extranonces: Arc<Extranonces>,
     /// Work units started, all devices together.
     pub units: Arc<AtomicU64>,
+    /// For each new job a device took up: the time from its notify to the device's first
+    /// sweep of it.
+    pub switch_latencies: Arc<Mutex<Vec<Duration>>>,
 }
 
 impl Scheduler {
@@ -91,6 +96,7 @@ impl Scheduler {
             stop: Arc::new(AtomicBool::new(false)),
             extranonces: Arc::default(),
             units: Arc::default(),
+            switch_latencies: Arc::default(),
         }
     }
 
@@ -99,74 +105,132 @@ impl Scheduler {
     }
 
     /// Starts a thread that mines on `device` until the stop flag is set.
-    pub fn spawn(&self, mut device: Box<dyn Sweeper>) -> JoinHandle<()> {
-        let mut rx = self.work.clone();
-        let shares = self.shares.clone();
-        let stats = self.stats.clone();
-        let stop = self.stop.clone();
-        let extranonces = self.extranonces.clone();
-        let units = self.units.clone();
+    pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<()> {
+        let mut miner = DeviceLoop {
+            device,
+            work: self.work.clone(),
+            shares: self.shares.clone(),
+            stats: self.stats.clone(),
+            stop: self.stop.clone(),
+            extranonces: self.extranonces.clone(),
+            units: self.units.clone(),
+            latencies: self.switch_latencies.clone(),
+            unit: None,
+            queued: VecDeque::new(),
+        };
         std::thread::spawn(move || {
-            let chunk = device.preferred_chunk();
-            while !stop.load(Relaxed) {
-                let Some(work) = rx.borrow_and_update().clone() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let Some((extranonce2, version)) = extranonces.next(&work) else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                units.fetch_add(1, Relaxed);
-                let job = &work.job;
-                let header = job.header(&work.extranonce1, &extranonce2, job.time, version);
-                let unit = Work::new(header, work.difficulty.to_target());
-                let mut rest = NonceRange { start: 0, count: NonceRange::FULL };
-                while rest.count > 0 && !stop.load(Relaxed) && !rx.has_changed().unwrap_or(true) {
-                    let (range, tail) = rest.split_at(chunk);
-                    rest = tail;
-                    let candidates = match device.sweep(&unit, range) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("device error: {e}; stopping this device");
-                            return;
-                        }
-                    };
-                    stats.hashes.fetch_add(range.count, Relaxed);
-                    let verified = cpu::verify(&unit, range, &candidates);
-                    for error in &verified.hw_errors {
-                        stats.hw_errors.fetch_add(1, Relaxed);
-                        eprintln!(
-                            "hardware error on {}: nonce {:08x} hashes to {}",
-                            device.info().name,
-                            error.nonce,
-                            error.hash
-                        );
-                    }
-                    for hit in verified.hits {
-                        stats.record_share_difficulty(
-                            Difficulty::from_target(&crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(
-                                &hit.hash,
-                            )))
-                            .value(),
-                        );
-                        let share = Share {
-                            pool: work.pool,
-                            job_id: job.id.clone(),
-                            extranonce1: work.extranonce1.clone(),
-                            extranonce2: extranonce2.clone(),
-                            time: job.time,
-                            nonce: hit.nonce,
-                            version_bits: (work.version_mask != 0).then_some(version & work.version_mask),
-                            hash: hit.hash,
-                        };
-                        if shares.send(share).is_err() {
-                            return; // the source is gone: the miner is stopping
-                        }
-                    }
-                }
+            if let Err(e) = miner.run() {
+                eprintln!("device error: {e}; stopping this device");
             }
         })
+    }
+}
+
+/// One unit being swept: its work and what is left of its nonce range.
+#[derive(Clone)]
+struct Unit {
+    pool_work: Arc<PoolWork>,
+    extranonce2: Vec<u8>,
+    version: u32,
+    work: Work,
+    rest: NonceRange,
+}
+
+struct DeviceLoop {
+    device: Box<dyn Sweeper>,
+    work: watch::Receiver<Option<Arc<PoolWork>>>,
+    shares: mpsc::UnboundedSender<Share>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    extranonces: Arc<Extranonces>,
+    units: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    unit: Option<Arc<Unit>>,
+    /// Pieces queued on the device, oldest first, with the unit each belongs to.
+    queued: VecDeque<Arc<Unit>>,
+}
+
+impl DeviceLoop {
+    fn run(&mut self) -> Result<(), crate::device::SweepError> {
+        let chunk = self.device.preferred_chunk();
+        while !self.stop.load(Relaxed) {
+            // Keep the device's queue full, each new piece from the newest job.
+            while self.queued.len() < self.device.depth() {
+                let Some(unit) = self.current_unit() else { break };
+                let (piece, rest) = unit.rest.split_at(chunk);
+                let next = Arc::new(Unit { rest, ..(*unit).clone() });
+                self.device.queue(&next.work, piece)?;
+                self.queued.push_back(next.clone());
+                self.unit = Some(next);
+            }
+            if self.queued.is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let Some((range, candidates)) = self.device.next_result()? else { continue };
+            let unit = self.queued.pop_front().expect("a piece per result");
+            self.stats.hashes.fetch_add(range.count, Relaxed);
+            self.report(&unit, range, &candidates);
+        }
+        Ok(())
+    }
+
+    /// The unit to take the next piece from: the current one while its job is newest and
+    /// nonces are left, else a fresh unit of the newest job.
+    fn current_unit(&mut self) -> Option<Arc<Unit>> {
+        let newer = self.work.has_changed().unwrap_or(false);
+        if let Some(unit) = &self.unit {
+            if !newer && unit.rest.count > 0 {
+                return Some(unit.clone());
+            }
+        }
+        let pool_work = self.work.borrow_and_update().clone()?;
+        let (extranonce2, version) = self.extranonces.next(&pool_work)?;
+        self.units.fetch_add(1, Relaxed);
+        if self.unit.as_ref().is_none_or(|u| u.pool_work.generation != pool_work.generation) {
+            self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(pool_work.received.elapsed());
+        }
+        let job = &pool_work.job;
+        let header = job.header(&pool_work.extranonce1, &extranonce2, job.time, version);
+        let work = Work::new(header, pool_work.difficulty.to_target());
+        let unit = Arc::new(Unit {
+            pool_work: pool_work.clone(),
+            extranonce2,
+            version,
+            work,
+            rest: NonceRange { start: 0, count: NonceRange::FULL },
+        });
+        self.unit = Some(unit.clone());
+        Some(unit)
+    }
+
+    fn report(&self, unit: &Unit, range: NonceRange, candidates: &[u32]) {
+        let verified = cpu::verify(&unit.work, range, candidates);
+        for error in &verified.hw_errors {
+            self.stats.hw_errors.fetch_add(1, Relaxed);
+            eprintln!(
+                "hardware error on {}: nonce {:08x} hashes to {}",
+                self.device.info().name,
+                error.nonce,
+                error.hash
+            );
+        }
+        let pool_work = &unit.pool_work;
+        for hit in verified.hits {
+            let hash_as_target = crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&hit.hash));
+            self.stats.record_share_difficulty(Difficulty::from_target(&hash_as_target).value());
+            let share = Share {
+                pool: pool_work.pool,
+                job_id: pool_work.job.id.clone(),
+                extranonce1: pool_work.extranonce1.clone(),
+                extranonce2: unit.extranonce2.clone(),
+                time: pool_work.job.time,
+                nonce: hit.nonce,
+                version_bits: (pool_work.version_mask != 0).then_some(unit.version & pool_work.version_mask),
+                hash: hit.hash,
+            };
+            let _ = self.shares.send(share); // a closed channel means the miner is stopping
+        }
     }
 }
 
@@ -186,6 +250,7 @@ mod tests {
             extranonce2_size: size,
             difficulty: Difficulty::ONE,
             version_mask: 0,
+            received: std::time::Instant::now(),
         }
     }
 

@@ -144,6 +144,8 @@ pub struct PoolWork {
     pub difficulty: Difficulty,
     /// Version bits the pool lets the miner roll (BIP310); 0 when it does not.
     pub version_mask: u32,
+    /// When the notify arrived: the scheduler measures how soon devices move to it.
+    pub received: Instant,
 }
 
 /// A share the CPU has verified, on its way to the pool.
@@ -453,7 +455,7 @@ impl ClientState {
                             jobs.insert(job.id.clone());
                             self.generation += 1;
                             let difficulty = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE);
-                            let next = Arc::new(PoolWork { pool: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask });
+                            let next = Arc::new(PoolWork { pool: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask, received: last_notify });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
                             self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
