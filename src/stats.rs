@@ -1,8 +1,8 @@
 //! Counters and rates shared by the status line, the summary and (later) the API. Lock-free
 //! counters written by device threads and the pool session alike.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -20,6 +20,15 @@ pub struct Stats {
     latency_us: AtomicU64,
     latency_n: AtomicU64,
     last_sample: Mutex<(Instant, u64)>,
+    devices: Mutex<Vec<Arc<DeviceStats>>>,
+}
+
+/// What one device did: its own hashes and hardware errors.
+#[derive(Debug, Default)]
+pub struct DeviceStats {
+    pub name: String,
+    pub hashes: AtomicU64,
+    pub hw_errors: AtomicU64,
 }
 
 impl Default for Stats {
@@ -43,7 +52,40 @@ impl Stats {
             latency_us: AtomicU64::new(0),
             latency_n: AtomicU64::new(0),
             last_sample: Mutex::new((now, 0)),
+            devices: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Registers a device; its counters add to the totals through `add_hashes` and
+    /// `add_hw_error`.
+    pub fn device(&self, name: &str) -> Arc<DeviceStats> {
+        let device = Arc::new(DeviceStats { name: name.to_string(), ..Default::default() });
+        self.devices.lock().unwrap_or_else(|p| p.into_inner()).push(device.clone());
+        device
+    }
+
+    pub fn add_hashes(&self, device: &DeviceStats, hashes: u64) {
+        device.hashes.fetch_add(hashes, Relaxed);
+        self.hashes.fetch_add(hashes, Relaxed);
+    }
+
+    pub fn add_hw_error(&self, device: &DeviceStats) {
+        device.hw_errors.fetch_add(1, Relaxed);
+        self.hw_errors.fetch_add(1, Relaxed);
+    }
+
+    /// One line per device: average MH/s and hardware errors.
+    pub fn device_lines(&self) -> Vec<String> {
+        let up = self.uptime().as_secs_f64().max(1e-9);
+        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mhs = d.hashes.load(Relaxed) as f64 / up / 1e6;
+                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.name, d.hw_errors.load(Relaxed))
+            })
+            .collect()
     }
 
     pub fn uptime(&self) -> Duration {

@@ -101,6 +101,9 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
     tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
     let _ = stop_tx.send(true);
     let _ = client.await;
+    for line in stats.device_lines() {
+        println!("{line}");
+    }
     let seconds = started.elapsed().as_secs_f64();
     let hashes = stats.hashes.load(Relaxed);
     Summary {

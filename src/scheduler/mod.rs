@@ -107,6 +107,7 @@ impl Scheduler {
     /// Starts a thread that mines on `device` until the stop flag is set.
     pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<()> {
         let mut miner = DeviceLoop {
+            counters: self.stats.device(&device.info().to_string()),
             device,
             work: self.work.clone(),
             shares: self.shares.clone(),
@@ -138,6 +139,7 @@ struct Unit {
 
 struct DeviceLoop {
     device: Box<dyn Sweeper>,
+    counters: Arc<crate::stats::DeviceStats>,
     work: watch::Receiver<Option<Arc<PoolWork>>>,
     shares: mpsc::UnboundedSender<Share>,
     stats: Arc<Stats>,
@@ -169,7 +171,7 @@ impl DeviceLoop {
             }
             let Some((range, candidates)) = self.device.next_result()? else { continue };
             let unit = self.queued.pop_front().expect("a piece per result");
-            self.stats.hashes.fetch_add(range.count, Relaxed);
+            self.stats.add_hashes(&self.counters, range.count);
             self.report(&unit, range, &candidates);
         }
         Ok(())
@@ -207,7 +209,7 @@ impl DeviceLoop {
     fn report(&self, unit: &Unit, range: NonceRange, candidates: &[u32]) {
         let verified = cpu::verify(&unit.work, range, candidates);
         for error in &verified.hw_errors {
-            self.stats.hw_errors.fetch_add(1, Relaxed);
+            self.stats.add_hw_error(&self.counters);
             eprintln!(
                 "hardware error on {}: nonce {:08x} hashes to {}",
                 self.device.info().name,
