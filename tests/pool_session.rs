@@ -112,6 +112,14 @@ fn assert_valid_slush_share(submit: &Value, difficulty: f64) -> u32 {
 }
 
 fn assert_valid_slush_share_with(submit: &Value, difficulty: f64, extranonce1: &[u8]) -> u32 {
+    let (nonce, valid) = slush_share(submit, difficulty, extranonce1);
+    assert!(valid, "share does not meet difficulty {difficulty}: {submit}");
+    nonce
+}
+
+/// The share's nonce, and whether its hash meets `difficulty` with this extranonce1. The shape
+/// of the submit itself is asserted.
+fn slush_share(submit: &Value, difficulty: f64, extranonce1: &[u8]) -> (u32, bool) {
     let p = submit["params"].as_array().unwrap();
     assert!(p.len() == 5 || p.len() == 6, "{submit}");
     assert_eq!((p[0].as_str(), p[1].as_str(), p[3].as_str()), (Some("slush.miner1"), Some("bf"), Some("504e86b9")));
@@ -141,8 +149,7 @@ fn assert_valid_slush_share_with(submit: &Value, difficulty: f64, extranonce1: &
     };
     let mut header = job.header(extranonce1, &en2, 0x504e86b9, version);
     header.nonce = nonce;
-    assert!(Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()), "{submit}");
-    nonce
+    (nonce, Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()))
 }
 
 struct Miner {
@@ -375,8 +382,12 @@ fn failover_to_the_second_pool_and_back_to_the_first() {
 #[test]
 fn clean_jobs_every_second_move_the_devices_along() {
     runtime().block_on(async {
-        let options =
-            PoolOptions { difficulty: 0.0005, job_interval: Duration::from_secs(1), share_interval: None, tls: None };
+        let options = PoolOptions {
+            difficulty: 0.0005,
+            job_interval: Duration::from_secs(1),
+            share_interval: None,
+            ..Default::default()
+        };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let mut miner = start_miner(pool.addr, journal_path("clean"));
         let mut jobs = std::collections::BTreeSet::new();
@@ -416,8 +427,7 @@ fn set_extranonce_and_reconnect_requests_are_followed() {
             let en1 = [0x0a, 0x0b, 0x0c, 0x0d];
             let p = &submit["params"];
             // Shares of the old extranonce may still be in flight; the new ones must verify.
-            let header_ok = p[1] == "bf"
-                && std::panic::catch_unwind(|| assert_valid_slush_share_with(&submit, 0.0002, &en1)).is_ok();
+            let header_ok = p[1] == "bf" && slush_share(&submit, 0.0002, &en1).1;
             pool.send(&json!({"id": submit["id"], "result": true, "error": null}).to_string()).await;
             if header_ok {
                 break;
@@ -469,5 +479,31 @@ fn tls_pool_with_its_own_ca() {
         assert!(summary.accepted >= 1, "{summary:?}");
         assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
         assert_eq!(summary.rejected, 0);
+    });
+}
+
+#[test]
+fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
+    runtime().block_on(async {
+        let options = PoolOptions {
+            difficulty: 0.0005,
+            job_interval: Duration::from_secs(1),
+            share_interval: None,
+            rotate_extranonce: true,
+            ..Default::default()
+        };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let mut miner = start_miner(pool.addr, journal_path("rotate"));
+        let mut extranonces = std::collections::BTreeSet::new();
+        while extranonces.len() < 3 {
+            let (share, outcome) = miner.outcome().await;
+            assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
+            if outcome == ShareOutcome::Accepted {
+                extranonces.insert(share.extranonce1.clone());
+            }
+        }
+        assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+        assert_eq!(miner.stats.journaled.load(Relaxed), 0);
+        miner.stop().await;
     });
 }

@@ -38,6 +38,9 @@ pub struct PoolOptions {
     pub share_interval: Option<Duration>,
     /// Serve Stratum over TLS with these settings (`stratum+ssl://` miners).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Give each miner that sent `mining.extranonce.subscribe` a new extranonce1 with every new
+    /// chain tip (`mining.set_extranonce`), as proxies and rental services do.
+    pub rotate_extranonce: bool,
 }
 
 impl Default for PoolOptions {
@@ -47,6 +50,7 @@ impl Default for PoolOptions {
             job_interval: Duration::from_secs(30),
             share_interval: Some(Duration::from_secs(2)),
             tls: None,
+            rotate_extranonce: false,
         }
     }
 }
@@ -183,6 +187,7 @@ struct Session {
     authorized: bool,
     /// Version-rolling mask agreed through mining.configure; 0 without.
     version_mask: u32,
+    extranonce_subscribed: bool,
     /// Jobs this connection was sent, with the difficulty each carries.
     jobs: HashMap<String, (Arc<Job>, f64)>,
     seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
@@ -201,6 +206,7 @@ impl Session {
             subscribed: false,
             authorized: false,
             version_mask: 0,
+            extranonce_subscribed: false,
             jobs: HashMap::new(),
             seen: HashSet::new(),
             current: new_job(0),
@@ -223,7 +229,7 @@ impl Session {
             let out: Vec<String> = tokio::select! {
                 _ = stop.changed() => return,
                 job = jobs.recv() => match job {
-                    Ok(job) => { self.current = job; if self.authorized { self.notify(true) } else { vec![] } }
+                    Ok(job) => { self.current = job; if self.authorized { self.new_tip() } else { vec![] } }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 },
@@ -246,7 +252,20 @@ impl Session {
         }
     }
 
-    /// set_difficulty (when it changed) and a notify of the current job under a fresh id.
+    /// A new chain tip: a new extranonce1 first where the miner asked for them, then the job.
+    fn new_tip(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.options.rotate_extranonce && self.extranonce_subscribed {
+            let next = u32::from_be_bytes(self.extranonce1).wrapping_add(0x0100_0000);
+            self.extranonce1 = next.to_be_bytes();
+            let en1 = crate::work::job::to_hex(&self.extranonce1);
+            out.push(codec::notification("mining.set_extranonce", json!([en1, EXTRANONCE2_SIZE])));
+        }
+        out.extend(self.notify(true));
+        out
+    }
+
+    /// set_difficulty and a notify of the current job under a fresh id.
     fn notify(&mut self, clean: bool) -> Vec<String> {
         if clean {
             self.jobs.clear();
@@ -293,7 +312,10 @@ impl Session {
                 out.extend(self.notify(true));
                 out
             }
-            "mining.extranonce.subscribe" => vec![reply(json!(true))],
+            "mining.extranonce.subscribe" => {
+                self.extranonce_subscribed = true;
+                vec![reply(json!(true))]
+            }
             "mining.configure" => {
                 let asks_rolling =
                     params.get(0).and_then(Value::as_array).is_some_and(|e| e.iter().any(|x| x == "version-rolling"));

@@ -192,6 +192,7 @@ pub async fn run(
         generation: 0,
         session: None,
         unsent: VecDeque::new(),
+        carried: VecDeque::new(),
         in_flight: HashMap::new(),
         pools,
         active: 0,
@@ -243,7 +244,7 @@ pub async fn run(
     for share in unanswered {
         state.journal(share, "miner stopped before the pool answered");
     }
-    let pending: Vec<Share> = state.unsent.drain(..).collect();
+    let pending: Vec<Share> = state.carried.drain(..).chain(state.unsent.drain(..)).collect();
     for share in pending {
         state.journal(share, "miner stopped before the share could be sent");
     }
@@ -279,8 +280,10 @@ struct ClientState {
     generation: u64,
     /// The subscription id to resume after a reconnect, with the extranonce it had.
     session: Option<(String, Vec<u8>)>,
-    /// Verified shares not yet sent (the pool was away).
+    /// Verified shares found on this connection, waiting for a job to check them against.
     unsent: VecDeque<Share>,
+    /// Shares from before this connection: sent when their job is current on it, else journaled.
+    carried: VecDeque<Share>,
     /// Shares sent and not yet answered, by request id.
     in_flight: HashMap<u64, Pending>,
     pools: Vec<PoolConfig>,
@@ -368,10 +371,14 @@ impl ClientState {
         let mut pending_difficulty = 1.0;
         let mut authorize_id = 0;
         let mut jobs: HashSet<String> = HashSet::new();
-        // Shares sent on an earlier connection and never answered go out again, or to the journal.
-        let unanswered: Vec<Share> = self.in_flight.drain().map(|(_, p)| p.share).collect();
-        for share in unanswered.into_iter().rev() {
-            self.unsent.push_front(share);
+        // Shares from before this connection (sent and never answered, queued, or found while
+        // the pool was away) go out again once a job arrives, or to the journal.
+        let mut unanswered: Vec<(u64, Share)> = self.in_flight.drain().map(|(id, p)| (id, p.share)).collect();
+        unanswered.sort_by_key(|(id, _)| *id);
+        self.carried.extend(unanswered.into_iter().map(|(_, share)| share));
+        self.carried.extend(self.unsent.drain(..));
+        while let Ok(share) = shares.try_recv() {
+            self.carried.push_back(share);
         }
         let mut last_notify = Instant::now();
         // A share sent before the first job on this connection is held until one arrives.
@@ -510,22 +517,38 @@ impl ClientState {
         current: &Option<Arc<PoolWork>>,
     ) -> Result<(), SessionError> {
         let Some(current) = current else { return Ok(()) };
+        let sendable = |share: &Share| {
+            share.pool == current.pool && share.extranonce1 == current.extranonce1 && jobs.contains(&share.job_id)
+        };
+        while let Some(share) = self.carried.pop_front() {
+            if sendable(&share) {
+                self.submit(write, next_id, share).await?;
+            } else {
+                self.journal(
+                    share,
+                    "found before a reconnect; its job or extranonce is not current on the new session",
+                );
+            }
+        }
         while let Some(share) = self.unsent.pop_front() {
-            let same_session = share.pool == current.pool && share.extranonce1 == current.extranonce1;
-            if same_session && jobs.contains(&share.job_id) {
-                let params = codec::submit_params(&self.config().user, &share);
-                let line = codec::request(*next_id, "mining.submit", params);
-                self.in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
-                *next_id += 1;
-                send_line(write, line).await?;
-            } else if same_session {
+            if sendable(&share) {
+                self.submit(write, next_id, share).await?;
+            } else if share.pool == current.pool && !jobs.contains(&share.job_id) {
                 self.stats.stale.fetch_add(1, Relaxed);
                 self.report(share, ShareOutcome::Stale("job retired by a clean notify".into()));
             } else {
-                self.journal(share, "the pool reconnected with a new session; the share's job is gone");
+                self.journal(share, "its extranonce1 changed (set_extranonce) while its job is still open");
             }
         }
         Ok(())
+    }
+
+    async fn submit(&mut self, write: &mut Writer, next_id: &mut u64, share: Share) -> Result<(), SessionError> {
+        let params = codec::submit_params(&self.config().user, &share);
+        let line = codec::request(*next_id, "mining.submit", params);
+        self.in_flight.insert(*next_id, Pending { share, sent: Instant::now() });
+        *next_id += 1;
+        send_line(write, line).await
     }
 
     /// `client.reconnect [host, port, wait]`: honoured for the same host only.
