@@ -161,6 +161,9 @@ enum Command {
         /// PEM file of certificates to trust for stratum+ssl:// pools, besides the webpki roots
         #[arg(long, value_name = "PATH")]
         ca_file: Option<std::path::PathBuf>,
+        /// Ask the pools for this share difficulty (mining.suggest_difficulty)
+        #[arg(long, value_name = "D")]
+        suggest_difficulty: Option<f64>,
         /// Stop after this many seconds (default: until Ctrl-C)
         #[arg(long, value_name = "S")]
         seconds: Option<f64>,
@@ -256,8 +259,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
-        Command::Mine { urls, user, pass, ca_file, seconds, run } => {
+        Command::Mine { urls, user, pass, ca_file, suggest_difficulty, seconds, run } => {
             let options = run.options(seconds)?;
+            if let Some(d) = suggest_difficulty {
+                Difficulty::new(d)?;
+            }
             // Each -u/-p belongs to the -o in the same position; a pool without one takes the last.
             let pools = urls
                 .iter()
@@ -270,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         pass: pick(&pass),
                         journal: run.journal.clone(),
                         ca_file: ca_file.clone(),
+                        suggest_difficulty,
                     };
                     config.address().map_err(anyhow::Error::msg).map(|_| config)
                 })

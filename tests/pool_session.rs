@@ -54,6 +54,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             pass: "x".into(),
             journal: journal_path("demo"),
             ca_file: None,
+            suggest_difficulty: None,
         };
         let run = MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2) };
         let summary = mine(vec![config], vec![Box::new(gpu)], &run).await;
@@ -167,7 +168,7 @@ fn start_miner(addr: std::net::SocketAddr, journal: std::path::PathBuf) -> Miner
 fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -> Miner {
     let stats = Arc::new(Stats::new());
     let (work_tx, work_rx) = watch::channel(None);
-    let (share_tx, share_rx) = mpsc::unbounded_channel();
+    let (share_tx, share_rx) = mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
     let pools = addrs
@@ -178,6 +179,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             pass: "password".into(),
             journal: journal.clone(),
             ca_file: None,
+            suggest_difficulty: None,
         })
         .collect();
     let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
@@ -339,6 +341,7 @@ fn pool_urls_are_checked() {
         pass: "p".into(),
         journal: "j".into(),
         ca_file: None,
+        suggest_difficulty: None,
     };
     assert_eq!(config("stratum+tcp://pool.example:3333").address(), Ok("pool.example:3333".into()));
     assert_eq!(config("127.0.0.1:3333").address(), Ok("127.0.0.1:3333".into()));
@@ -467,6 +470,7 @@ fn tls_pool_with_its_own_ca() {
             pass: "x".into(),
             journal: journal_path("tls"),
             ca_file,
+            suggest_difficulty: None,
         };
         // Without the CA, the self-signed certificate is refused: no session, no share.
         let run = MineOptions { duration: Some(Duration::from_secs(2)), status_every: Duration::from_secs(2) };
@@ -504,6 +508,72 @@ fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
         }
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
         assert_eq!(miner.stats.journaled.load(Relaxed), 0);
+        miner.stop().await;
+    });
+}
+
+#[test]
+fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
+    runtime().block_on(async {
+        let options = PoolOptions {
+            difficulty: 0.0005,
+            job_interval: Duration::from_secs(1),
+            share_interval: None,
+            ..Default::default()
+        };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let (work_tx, work_rx) = watch::channel(None);
+        let (share_tx, share_rx) = mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
+        let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let stats = Arc::new(Stats::new());
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", pool.addr),
+            user: "suggest".into(),
+            pass: "x".into(),
+            journal: journal_path("suggest"),
+            ca_file: None,
+            suggest_difficulty: Some(0.002),
+        };
+        let client =
+            tokio::spawn(client::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
+        scheduler.spawn(Box::new(CpuSweeper::new()));
+        let mut later_jobs = 0;
+        while later_jobs < 3 {
+            let (share, outcome) =
+                tokio::time::timeout(Duration::from_secs(30), outcomes.recv()).await.expect("a share").unwrap();
+            if outcome != ShareOutcome::Accepted || share.job_id.starts_with("1.") {
+                continue; // the first job went out at the starting difficulty
+            }
+            let hash = wgminer::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash));
+            assert!(Difficulty::from_target(&hash).value() >= 0.002, "{share:?}");
+            later_jobs += 1;
+        }
+        scheduler.stop_flag().store(true, Relaxed);
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(20), client).await;
+    });
+}
+
+#[test]
+fn a_pool_that_stops_reading_is_left_for_a_new_connection() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let miner = start_miner(listener.local_addr().unwrap(), journal_path("deaf"));
+        let mut pool = Peer::accept(&listener).await;
+        pool.line().await;
+        pool.send(r#"{"id":1,"result":null,"error":[20,"no",null]}"#).await;
+        pool.line().await;
+        pool.send(&subscribed(2)).await;
+        pool.send(r#"{"id":3,"result":true,"error":null}"#).await;
+        // Every nonce is a share: the miner floods submits that this pool never reads.
+        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[1e-12]}"#).await;
+        pool.send(SLUSH_NOTIFY).await;
+        // Once its writes stall for 10 s, the miner gives up on this connection and dials again.
+        let again = tokio::time::timeout(Duration::from_secs(60), listener.accept()).await;
+        assert!(matches!(again, Ok(Ok(_))), "the miner came back");
+        drop(pool);
         miner.stop().await;
     });
 }

@@ -54,7 +54,7 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> Summary {
     let stats = Arc::new(Stats::new());
     let (work_tx, work_rx) = watch::channel(None);
-    let (share_tx, share_rx) = mpsc::unbounded_channel();
+    let (share_tx, share_rx) = mpsc::channel(crate::scheduler::SHARE_QUEUE);
     let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
@@ -146,6 +146,7 @@ pub async fn demo(
         pass: "x".into(),
         journal,
         ca_file: None,
+        suggest_difficulty: None,
     };
     let summary = mine(vec![config], devices, options).await;
     println!(

@@ -22,6 +22,9 @@ use crate::source::stratum::{PoolWork, Share};
 use crate::stats::Stats;
 use crate::work::{Difficulty, NonceRange, Work};
 
+/// Verified shares waiting for the source, at most.
+pub const SHARE_QUEUE: usize = 4096;
+
 /// Hands out work units, each an (extranonce2, version) pair, from one counter per extranonce1.
 /// With version rolling, up to 2^16 versions inside the mask come before the next
 /// extranonce2. The counter does not start over on a new job: a pool may send the same coinbase
@@ -72,7 +75,7 @@ impl Extranonces {
 
 pub struct Scheduler {
     work: watch::Receiver<Option<Arc<PoolWork>>>,
-    shares: mpsc::UnboundedSender<Share>,
+    shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
@@ -84,11 +87,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(
-        work: watch::Receiver<Option<Arc<PoolWork>>>,
-        shares: mpsc::UnboundedSender<Share>,
-        stats: Arc<Stats>,
-    ) -> Self {
+    pub fn new(work: watch::Receiver<Option<Arc<PoolWork>>>, shares: mpsc::Sender<Share>, stats: Arc<Stats>) -> Self {
         Scheduler {
             work,
             shares,
@@ -141,7 +140,7 @@ struct DeviceLoop {
     device: Box<dyn Sweeper>,
     counters: Arc<crate::stats::DeviceStats>,
     work: watch::Receiver<Option<Arc<PoolWork>>>,
-    shares: mpsc::UnboundedSender<Share>,
+    shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
@@ -231,7 +230,10 @@ impl DeviceLoop {
                 version_bits: (pool_work.version_mask != 0).then_some(unit.version & pool_work.version_mask),
                 hash: hit.hash,
             };
-            let _ = self.shares.send(share); // a closed channel means the miner is stopping
+            // The channel is bounded: a pool that cannot take shares as fast as they are found
+            // (an absurdly low difficulty, a pool that stops reading) slows the device down
+            // instead of filling memory. A closed channel means the miner is stopping.
+            let _ = self.shares.blocking_send(share);
         }
     }
 }

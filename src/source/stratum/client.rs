@@ -40,6 +40,8 @@ pub struct PoolConfig {
     pub journal: PathBuf,
     /// PEM certificates to trust for TLS, besides the webpki roots (a pool's own CA).
     pub ca_file: Option<PathBuf>,
+    /// Sent as `mining.suggest_difficulty` after authorizing (cgminer's --suggest-diff).
+    pub suggest_difficulty: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +185,7 @@ pub const FAILBACK_PROBE: Duration = Duration::from_secs(5);
 pub async fn run(
     pools: Vec<PoolConfig>,
     work: watch::Sender<Option<Arc<PoolWork>>>,
-    mut shares: mpsc::UnboundedReceiver<Share>,
+    mut shares: mpsc::Receiver<Share>,
     stats: Arc<Stats>,
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
     mut stop: watch::Receiver<bool>,
@@ -345,7 +347,7 @@ impl ClientState {
     async fn session(
         &mut self,
         work: &watch::Sender<Option<Arc<PoolWork>>>,
-        shares: &mut mpsc::UnboundedReceiver<Share>,
+        shares: &mut mpsc::Receiver<Share>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Reconnect, SessionError> {
         let (read, mut write) = connect(self.config()).await?;
@@ -377,7 +379,9 @@ impl ClientState {
         unanswered.sort_by_key(|(id, _)| *id);
         self.carried.extend(unanswered.into_iter().map(|(_, share)| share));
         self.carried.extend(self.unsent.drain(..));
-        while let Ok(share) = shares.try_recv() {
+        // What is queued now, not what devices add meanwhile.
+        for _ in 0..shares.len() {
+            let Ok(share) = shares.try_recv() else { break };
             self.carried.push_back(share);
         }
         let mut last_notify = Instant::now();
@@ -430,6 +434,10 @@ impl ClientState {
                             next_id += 1;
                             send_line(&mut write, codec::request(next_id, "mining.extranonce.subscribe", json!([]))).await?;
                             next_id += 1;
+                            if let Some(d) = self.config().suggest_difficulty {
+                                send_line(&mut write, codec::request(next_id, "mining.suggest_difficulty", json!([d]))).await?;
+                                next_id += 1;
+                            }
                         }
                         Message::Response { id, result, error } if id == json!(authorize_id) => {
                             if error.is_some() || result != Value::Bool(true) {
