@@ -282,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let devices = run.open()?;
-            let summary = runtime()?.block_on(commands::mine::mine(pools, devices, &options));
+            let (summary, _) = runtime()?.block_on(commands::mine::mine(pools, devices, &options));
             commands::mine::print_summary(&summary);
         }
         Command::Demo { seconds, difficulty, run } => {
@@ -290,7 +290,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pool =
                 wgminer::pool::PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
             let devices = run.open()?;
-            let summary = runtime()?.block_on(commands::mine::demo(devices, &options, pool, run.journal.clone()))?;
+            let (summary, _) =
+                runtime()?.block_on(commands::mine::demo(devices, &options, pool, run.journal.clone()))?;
             commands::mine::print_summary(&summary);
             if summary.accepted == 0 {
                 anyhow::bail!("no share was accepted");

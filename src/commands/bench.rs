@@ -31,8 +31,10 @@ pub struct Report {
 pub struct MiningRun {
     #[serde(flatten)]
     pub summary: super::mine::Summary,
-    /// Hashes swept while mining over the device's `bench` rate in this run.
+    /// Hashes swept while mining over the device's `bench` rate in this run (the mean of its
+    /// rates measured before and after mining).
     pub efficiency: f64,
+    pub bench_after_mhs: f64,
     pub job_interval_s: f64,
 }
 
@@ -92,18 +94,27 @@ pub fn run(
             };
             let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let summary = runtime.block_on(super::mine::demo(vec![device], &run, pool, journal))?;
-            let efficiency = summary.mhs / devices[0].mhs;
+            let (summary, mut back) = runtime.block_on(super::mine::demo(vec![device], &run, pool, journal))?;
+            // Measure the device again: the mean of the rates before and after brackets the drift
+            // of a shared machine.
+            let after = match back.first_mut() {
+                Some(device) => rate(device.as_mut(), seconds, GPU_CHUNK, Some(cpu_reference.mhs))?.mhs,
+                None => devices[0].mhs,
+            };
+            let bench_mhs = (devices[0].mhs + after) / 2.0;
+            let efficiency = summary.mhs / bench_mhs;
             if !json {
                 println!(
-                    "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench; new job to device p50 {} ms, p99 {} ms",
+                    "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to device p50 {} ms, p99 {} ms",
                     summary.mhs,
                     efficiency * 100.0,
+                    devices[0].mhs,
+                    after,
                     summary.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
                     summary.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
                 );
             }
-            Some(MiningRun { summary, efficiency, job_interval_s: job_interval.as_secs_f64() })
+            Some(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
         }
         _ => None,
     };

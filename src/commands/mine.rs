@@ -50,8 +50,13 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Mines `pools` (in priority order) on `devices` until the duration ends or Ctrl-C; returns the summary.
-pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> Summary {
+/// Mines `pools` (in priority order) on `devices` until the duration ends or Ctrl-C; returns the
+/// summary and the devices.
+pub async fn mine(
+    pools: Vec<PoolConfig>,
+    devices: Vec<Box<dyn Sweeper>>,
+    options: &MineOptions,
+) -> (Summary, Vec<Box<dyn Sweeper>>) {
     let stats = Arc::new(Stats::new());
     let (work_tx, work_rx) = watch::channel(None);
     let (share_tx, share_rx) = mpsc::channel(crate::scheduler::SHARE_QUEUE);
@@ -89,6 +94,9 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
             }
         }
     }
+    // The rate counts the mining window only, not start-up and shutdown.
+    let mining_time = started.elapsed().as_secs_f64();
+    let hashes = stats.hashes.load(Relaxed);
     // Devices first, so that their last shares reach the client before it stops.
     let stop_flag = scheduler.stop_flag();
     stop_flag.store(true, Relaxed);
@@ -97,19 +105,20 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
         latencies.iter().skip(1).map(|d| d.as_secs_f64() * 1e3).collect()
     };
     drop(scheduler);
-    let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+    let devices: Vec<Box<dyn Sweeper>> =
+        tokio::task::spawn_blocking(move || threads.into_iter().filter_map(|t| t.join().ok()).collect())
+            .await
+            .unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
     let _ = stop_tx.send(true);
     let _ = client.await;
     for line in stats.device_lines() {
         println!("{line}");
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let hashes = stats.hashes.load(Relaxed);
-    Summary {
-        seconds,
+    let summary = Summary {
+        seconds: mining_time,
         hashes,
-        mhs: hashes as f64 / seconds / 1e6,
+        mhs: hashes as f64 / mining_time / 1e6,
         accepted: stats.accepted.load(Relaxed),
         rejected: stats.rejected.load(Relaxed),
         stale: stats.stale.load(Relaxed),
@@ -118,7 +127,8 @@ pub async fn mine(pools: Vec<PoolConfig>, devices: Vec<Box<dyn Sweeper>>, option
         best_share: stats.best_share(),
         job_switch_p50_ms: quantile(&switches, 0.5),
         job_switch_p99_ms: quantile(&switches, 0.99),
-    }
+    };
+    (summary, devices)
 }
 
 pub fn print_summary(s: &Summary) {
@@ -137,7 +147,7 @@ pub async fn demo(
     options: &MineOptions,
     pool_options: PoolOptions,
     journal: std::path::PathBuf,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<(Summary, Vec<Box<dyn Sweeper>>)> {
     let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
     println!("embedded pool listening on {}", pool.addr);
     let config = PoolConfig {
@@ -148,14 +158,14 @@ pub async fn demo(
         ca_file: None,
         suggest_difficulty: None,
     };
-    let summary = mine(vec![config], devices, options).await;
+    let (summary, devices) = mine(vec![config], devices, options).await;
     println!(
         "pool side: {} accepted, {} rejected",
         pool.stats.accepted.load(Relaxed),
         pool.stats.rejected.load(Relaxed)
     );
     pool.shutdown();
-    Ok(summary)
+    Ok((summary, devices))
 }
 
 #[cfg(test)]

@@ -103,8 +103,9 @@ impl Scheduler {
         self.stop.clone()
     }
 
-    /// Starts a thread that mines on `device` until the stop flag is set.
-    pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<()> {
+    /// Starts a thread that mines on `device` until the stop flag is set; joining it gives the
+    /// device back.
+    pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<Box<dyn Sweeper>> {
         let mut miner = DeviceLoop {
             counters: self.stats.device(&device.info().to_string()),
             device,
@@ -122,6 +123,9 @@ impl Scheduler {
             if let Err(e) = miner.run() {
                 eprintln!("device error: {e}; stopping this device");
             }
+            // Whatever is still queued finishes before the device is handed back.
+            while let Ok(Some(_)) = miner.device.next_result() {}
+            miner.device
         })
     }
 }
