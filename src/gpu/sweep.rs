@@ -248,8 +248,11 @@ impl GpuSweeper {
     }
 
     /// Runs one dispatch of `count` nonces against a target nothing meets and returns how
-    /// long it took; the auto-tuner's probe.
+    /// long it took; the auto-tuner's probe, for an idle device.
     pub fn time_dispatch(&mut self, count: u32) -> Result<std::time::Duration, SweepError> {
+        if !self.in_flight.is_empty() || !self.ready.is_empty() {
+            return Err(self.error("time_dispatch needs an idle device"));
+        }
         let work = Work::new(
             crate::work::header_from_hex(&"00".repeat(80)).expect("80 zero bytes"),
             crate::work::Target::ZERO,

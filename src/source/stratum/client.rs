@@ -387,6 +387,7 @@ impl ClientState {
         let mut last_notify = Instant::now();
         // A share sent before the first job on this connection is held until one arrives.
         let mut current: Option<Arc<PoolWork>> = None;
+        let mut devices_gone = false;
         let mut probe = tokio::time::interval(FAILBACK_PROBE);
         probe.tick().await;
 
@@ -505,8 +506,13 @@ impl ClientState {
                         Message::Notification { .. } => {}
                     }
                 }
-                share = shares.recv() => {
-                    let Some(share) = share else { return Ok(Reconnect::Now(Duration::ZERO)) };
+                share = shares.recv(), if !devices_gone => {
+                    // Devices gone (the miner is stopping): keep the session for the answers to
+                    // what was sent, until stop.
+                    let Some(share) = share else {
+                        devices_gone = true;
+                        continue;
+                    };
                     self.unsent.push_back(share);
                     self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
                 }
