@@ -19,7 +19,8 @@ use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
     long_about = "A portable GPU Bitcoin miner: one WGSL SHA-256d kernel on every GPU that wgpu \
 reaches (Vulkan, Metal, DX12, GL). Every hit a GPU reports is hashed again on the CPU before it \
 counts; a wrong one is a hardware error, counted and never submitted.\n\n\
-Start with `wgminer devices`, then `wgminer selftest` and `wgminer bench`.",
+Start with `wgminer demo` (the embedded pool: no account, no network), then `wgminer devices`, \
+`wgminer selftest` and `wgminer bench`; `wgminer mine -o URL -u USER` mines on a pool.",
     after_help = "No GPU? On Debian or Ubuntu, `sudo apt-get install mesa-vulkan-drivers` gives lavapipe, \
 a Vulkan driver that runs the kernel on the CPU."
 )]

@@ -8,8 +8,8 @@
 //! They meet here, through a `watch` channel (latest work) and an mpsc channel (shares).
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -79,8 +79,6 @@ pub struct Scheduler {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
-    /// Work units started, all devices together.
-    pub units: Arc<AtomicU64>,
     /// For each new job a device took up: the time from its notify to the device's first
     /// sweep of it.
     pub switch_latencies: Arc<Mutex<Vec<Duration>>>,
@@ -94,7 +92,6 @@ impl Scheduler {
             stats,
             stop: Arc::new(AtomicBool::new(false)),
             extranonces: Arc::default(),
-            units: Arc::default(),
             switch_latencies: Arc::default(),
         }
     }
@@ -114,7 +111,6 @@ impl Scheduler {
             stats: self.stats.clone(),
             stop: self.stop.clone(),
             extranonces: self.extranonces.clone(),
-            units: self.units.clone(),
             latencies: self.switch_latencies.clone(),
             unit: None,
             queued: VecDeque::new(),
@@ -148,7 +144,6 @@ struct DeviceLoop {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
-    units: Arc<AtomicU64>,
     latencies: Arc<Mutex<Vec<Duration>>>,
     unit: Option<Arc<Unit>>,
     /// Pieces queued on the device, oldest first, with the unit each belongs to.
@@ -191,7 +186,6 @@ impl DeviceLoop {
         }
         let pool_work = self.work.borrow_and_update().clone()?;
         let (extranonce2, version) = self.extranonces.next(&pool_work)?;
-        self.units.fetch_add(1, Relaxed);
         if self.unit.as_ref().is_none_or(|u| u.pool_work.generation != pool_work.generation) {
             self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(pool_work.received.elapsed());
         }
