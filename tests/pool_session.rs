@@ -190,6 +190,19 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
 }
 
 impl Miner {
+    /// Waits for accepted shares with `n` distinct keys (jobs, extranonces). Shares of a retired
+    /// job may be counted stale on the way, but none may be rejected or journaled.
+    async fn accepted_across<K: Ord>(&mut self, n: usize, key: impl Fn(&Share) -> K) {
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < n {
+            let (share, outcome) = self.outcome().await;
+            assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
+            if outcome == ShareOutcome::Accepted {
+                seen.insert(key(&share));
+            }
+        }
+    }
+
     async fn outcome(&mut self) -> (Share, ShareOutcome) {
         tokio::time::timeout(Duration::from_secs(20), self.outcomes.recv()).await.expect("an outcome in time").unwrap()
     }
@@ -393,15 +406,7 @@ fn clean_jobs_every_second_move_the_devices_along() {
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let mut miner = start_miner(pool.addr, journal_path("clean"));
-        let mut jobs = std::collections::BTreeSet::new();
-        while jobs.len() < 4 {
-            let (share, outcome) = miner.outcome().await;
-            // Shares of a retired job may be counted stale, but none is ever rejected.
-            assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
-            if outcome == ShareOutcome::Accepted {
-                jobs.insert(share.job_id.split('.').next().unwrap().to_string());
-            }
-        }
+        miner.accepted_across(4, |share| share.job_id.split('.').next().unwrap().to_string()).await;
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
         miner.stop().await;
     });
@@ -498,14 +503,7 @@ fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let mut miner = start_miner(pool.addr, journal_path("rotate"));
-        let mut extranonces = std::collections::BTreeSet::new();
-        while extranonces.len() < 3 {
-            let (share, outcome) = miner.outcome().await;
-            assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
-            if outcome == ShareOutcome::Accepted {
-                extranonces.insert(share.extranonce1.clone());
-            }
-        }
+        miner.accepted_across(3, |share| share.extranonce1.clone()).await;
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
         assert_eq!(miner.stats.journaled.load(Relaxed), 0);
         miner.stop().await;
