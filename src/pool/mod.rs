@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{Hash, sha256d};
+use bitcoin::hex::DisplayHex;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -258,7 +259,7 @@ impl Session {
         if self.options.rotate_extranonce && self.extranonce_subscribed {
             let next = u32::from_be_bytes(self.extranonce1).wrapping_add(0x0100_0000);
             self.extranonce1 = next.to_be_bytes();
-            let en1 = crate::work::job::to_hex(&self.extranonce1);
+            let en1 = self.extranonce1.to_lower_hex_string();
             out.push(codec::notification("mining.set_extranonce", json!([en1, EXTRANONCE2_SIZE])));
         }
         out.extend(self.notify(true));
@@ -298,7 +299,7 @@ impl Session {
         match method.as_str() {
             "mining.subscribe" => {
                 self.subscribed = true;
-                let session = crate::work::job::to_hex(&self.extranonce1);
+                let session = self.extranonce1.to_lower_hex_string();
                 vec![reply(json!([
                     [["mining.set_difficulty", session], ["mining.notify", session]],
                     session,
@@ -371,12 +372,7 @@ impl Session {
         if en2.len() != EXTRANONCE2_SIZE {
             return Err(bad("wrong extranonce2 size"));
         }
-        let hex_u32 = |s: &str, what: &str| {
-            (s.len() == 8)
-                .then(|| u32::from_str_radix(s, 16).ok())
-                .flatten()
-                .ok_or_else(|| bad(&format!("{what} is not 8 hex digits")))
-        };
+        let hex_u32 = |s: &str, what: &str| crate::work::hex_u32(s).map_err(|e| bad(&format!("{what}: {e}")));
         let (ntime, nonce) = (hex_u32(ntime, "ntime")?, hex_u32(nonce, "nonce")?);
         if ntime < job.time || ntime > job.time + 7200 {
             return Err(bad("ntime out of range"));

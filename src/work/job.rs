@@ -4,6 +4,7 @@
 
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::{Hash, sha256d};
+use bitcoin::hex::DisplayHex;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
 
 use super::hex_decode;
@@ -35,10 +36,7 @@ fn err(field: &'static str, reason: impl ToString) -> JobError {
 }
 
 fn hex_u32(field: &'static str, s: &str) -> Result<u32, JobError> {
-    if s.len() != 8 {
-        return Err(err(field, format!("expected 8 hex digits, got {s:?}")));
-    }
-    u32::from_str_radix(s, 16).map_err(|e| err(field, e))
+    super::hex_u32(s).map_err(|e| err(field, e))
 }
 
 fn hex_32(field: &'static str, s: &str) -> Result<[u8; 32], JobError> {
@@ -86,7 +84,7 @@ impl Job {
         for word in bytes.chunks_exact_mut(4) {
             word.reverse();
         }
-        to_hex(&bytes)
+        bytes.to_lower_hex_string()
     }
 
     pub fn coinbase(&self, extranonce1: &[u8], extranonce2: &[u8]) -> Vec<u8> {
@@ -112,14 +110,6 @@ impl Job {
             nonce: 0,
         }
     }
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]
@@ -152,7 +142,7 @@ mod tests {
         header.nonce = 0xb2957c02;
         let bytes = crate::work::header_bytes(&header);
         assert_eq!(
-            to_hex(&bytes),
+            bytes.to_lower_hex_string(),
             "02000000f8b6164d19e2f65a2aae448f787fe66d61e57a48c0c6771b1e920b440000000032414daa9ddac879fd2c62839b9ba710a3546363a5f5e22915d90dc3b1699deced864e50afc42a1c027c95b2"
         );
         assert_eq!(job.prev_hash_hex(), "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000");

@@ -44,6 +44,14 @@ pub fn hex_decode(hex: &str) -> Result<Vec<u8>, String> {
     Vec::<u8>::from_hex(hex).map_err(|e| e.to_string())
 }
 
+/// A 32-bit integer as Stratum writes it: exactly 8 hex digits, big-endian.
+pub fn hex_u32(s: &str) -> Result<u32, String> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("expected 8 hex digits, got {s:?}"));
+    }
+    u32::from_str_radix(s, 16).map_err(|e| e.to_string())
+}
+
 /// A range of nonces, `count` of them from `start`, wrapping past 0xFFFFFFFF. `count` may be
 /// the whole space, 2^32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +150,14 @@ mod tests {
     fn bad_headers_are_refused_with_the_reason() {
         assert!(matches!(header_from_hex("00"), Err(HeaderError::Length(1))));
         assert!(matches!(header_from_hex(&"zz".repeat(80)), Err(HeaderError::Hex(_))));
+    }
+
+    #[test]
+    fn stratum_hex_words_are_exactly_eight_hex_digits() {
+        assert_eq!(hex_u32("504e86ed"), Ok(0x504e_86ed));
+        for bad in ["504e86e", "504e86ed0", "+504e86e", "504e86eg", ""] {
+            assert!(hex_u32(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::codec::{self, Message, RpcError, code};
 use crate::stats::Stats;
-use crate::work::job::{Job, to_hex};
+use bitcoin::hex::DisplayHex;
+
+use crate::work::job::Job;
 use crate::work::{BlockHash, Difficulty};
 
 /// The version bits wgminer asks to roll: BIP320's general-purpose bits 13-28.
@@ -320,7 +322,7 @@ impl ClientState {
         let line = json!({
             "time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             "pool": self.config().url, "user": self.config().user, "reason": reason,
-            "job_id": share.job_id, "extranonce1": to_hex(&share.extranonce1), "extranonce2": to_hex(&share.extranonce2),
+            "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
             "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
         });
         let written = std::fs::OpenOptions::new()

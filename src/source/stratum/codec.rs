@@ -1,6 +1,7 @@
 //! Stratum v1 messages: newline-delimited JSON-RPC 1.0. Parsing is strict about types and never
 //! panics: a bad line is an error that names what was wrong.
 
+use bitcoin::hex::DisplayHex;
 use serde_json::{Value, json};
 
 use crate::work::job::Job;
@@ -164,13 +165,12 @@ pub fn parse_notify(params: &Value) -> Result<Job, CodecError> {
 
 /// The params of `mining.notify` for a job (the embedded pool sends them).
 pub fn notify_params(job: &Job) -> Value {
-    use crate::work::job::to_hex;
     json!([
         job.id,
         job.prev_hash_hex(),
-        to_hex(&job.coinb1),
-        to_hex(&job.coinb2),
-        job.merkle_branch.iter().map(|b| to_hex(b)).collect::<Vec<_>>(),
+        job.coinb1.to_lower_hex_string(),
+        job.coinb2.to_lower_hex_string(),
+        job.merkle_branch.iter().map(|b| b.to_lower_hex_string()).collect::<Vec<_>>(),
         format!("{:08x}", job.version),
         format!("{:08x}", job.bits.to_consensus()),
         format!("{:08x}", job.time),
@@ -207,11 +207,10 @@ pub fn parse_extranonce(method: &str, values: &[Value]) -> Result<(Vec<u8>, usiz
 /// `mining.submit` params: worker, job_id, extranonce2, ntime, nonce, and the rolled version
 /// bits as a sixth when version rolling is on (BIP310).
 pub fn submit_params(user: &str, share: &super::Share) -> Value {
-    use crate::work::job::to_hex;
     let mut params = vec![
         json!(user),
         json!(share.job_id),
-        json!(to_hex(&share.extranonce2)),
+        json!(share.extranonce2.to_lower_hex_string()),
         json!(format!("{:08x}", share.time)),
         json!(format!("{:08x}", share.nonce)),
     ];
@@ -340,7 +339,7 @@ mod tests {
         let mut header = job.header(&en1, &en2, job.time, (job.version & !mask) | version_bits);
         header.nonce = 0xff05_fb02;
         assert_eq!(
-            crate::work::job::to_hex(&crate::work::header_bytes(&header)),
+            crate::work::header_bytes(&header).to_lower_hex_string(),
             "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff"
         );
         assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
