@@ -18,12 +18,25 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cpu;
 use crate::device::Sweeper;
-use crate::source::stratum::{PoolWork, Share};
+use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
-use crate::work::{Difficulty, NonceRange, Work};
+use crate::work::target::target_top_word;
+use crate::work::{Difficulty, NonceRange, Target, Work};
 
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
+
+/// Candidates a piece is expected to hold, at most. Pieces of an easy target (regtest's, where
+/// every other hash is a block, or a tiny pool difficulty) are cut smaller, so that a device's
+/// candidate buffer seldom overflows into re-sweeps and the source is not flooded.
+const EXPECTED_CANDIDATES: u64 = 1024;
+
+/// The nonces of one piece: the device's preferred size, or less for an easy target.
+fn piece_size(preferred: u64, target: &Target) -> u64 {
+    // A hash is a candidate when its top word is at most the target's.
+    let per_candidate = (1u64 << 32) / (u64::from(target_top_word(target)) + 1);
+    preferred.min((EXPECTED_CANDIDATES * per_candidate).max(256))
+}
 
 /// Hands out work units, each an (extranonce2, version) pair, from one counter per extranonce1.
 /// With version rolling, up to 2^16 versions inside the mask come before the next
@@ -51,7 +64,7 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 }
 
 impl Extranonces {
-    fn next(&self, work: &PoolWork) -> Option<(Vec<u8>, u32)> {
+    fn next(&self, work: &SourceWork) -> Option<(Vec<u8>, u32)> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 != work.extranonce1 {
             *state = (work.extranonce1.clone(), 0);
@@ -74,7 +87,7 @@ impl Extranonces {
 }
 
 pub struct Scheduler {
-    work: watch::Receiver<Option<Arc<PoolWork>>>,
+    work: watch::Receiver<Option<Arc<SourceWork>>>,
     shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
@@ -85,7 +98,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(work: watch::Receiver<Option<Arc<PoolWork>>>, shares: mpsc::Sender<Share>, stats: Arc<Stats>) -> Self {
+    pub fn new(work: watch::Receiver<Option<Arc<SourceWork>>>, shares: mpsc::Sender<Share>, stats: Arc<Stats>) -> Self {
         Scheduler {
             work,
             shares,
@@ -129,7 +142,7 @@ impl Scheduler {
 /// One unit being swept: its work and what is left of its nonce range.
 #[derive(Clone)]
 struct Unit {
-    pool_work: Arc<PoolWork>,
+    pool_work: Arc<SourceWork>,
     extranonce2: Vec<u8>,
     version: u32,
     work: Work,
@@ -139,7 +152,7 @@ struct Unit {
 struct DeviceLoop {
     device: Box<dyn Sweeper>,
     counters: Arc<crate::stats::DeviceStats>,
-    work: watch::Receiver<Option<Arc<PoolWork>>>,
+    work: watch::Receiver<Option<Arc<SourceWork>>>,
     shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
@@ -152,12 +165,12 @@ struct DeviceLoop {
 
 impl DeviceLoop {
     fn run(&mut self) -> Result<(), crate::device::SweepError> {
-        let chunk = self.device.preferred_chunk();
+        let preferred = self.device.preferred_chunk();
         while !self.stop.load(Relaxed) {
             // Keep the device's queue full, each new piece from the newest job.
             while self.queued.len() < self.device.depth() {
                 let Some(unit) = self.current_unit() else { break };
-                let (piece, rest) = unit.rest.split_at(chunk);
+                let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work.target));
                 let next = Arc::new(Unit { rest, ..(*unit).clone() });
                 self.device.queue(&next.work, piece)?;
                 self.queued.push_back(next.clone());
@@ -191,14 +204,8 @@ impl DeviceLoop {
         }
         let job = &pool_work.job;
         let header = job.header(&pool_work.extranonce1, &extranonce2, job.time, version);
-        let work = Work::new(header, pool_work.difficulty.to_target());
-        let unit = Arc::new(Unit {
-            pool_work: pool_work.clone(),
-            extranonce2,
-            version,
-            work,
-            rest: NonceRange { start: 0, count: NonceRange::FULL },
-        });
+        let work = Work::new(header, pool_work.target);
+        let unit = Arc::new(Unit { pool_work: pool_work.clone(), extranonce2, version, work, rest: pool_work.nonces });
         self.unit = Some(unit.clone());
         Some(unit)
     }
@@ -219,7 +226,7 @@ impl DeviceLoop {
             let hash_as_target = crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&hit.hash));
             self.stats.record_share_difficulty(Difficulty::from_target(&hash_as_target).value());
             let share = Share {
-                pool: pool_work.pool,
+                source: pool_work.source,
                 job_id: pool_work.job.id.clone(),
                 extranonce1: pool_work.extranonce1.clone(),
                 extranonce2: unit.extranonce2.clone(),
@@ -241,19 +248,29 @@ mod tests {
     use super::*;
     use crate::work::job::Job;
 
-    fn work(extranonce1: u8, size: usize) -> PoolWork {
+    fn work(extranonce1: u8, size: usize) -> SourceWork {
         let job =
             Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
-        PoolWork {
-            pool: 0,
+        SourceWork {
+            source: 0,
             generation: 1,
             job,
             extranonce1: vec![extranonce1],
             extranonce2_size: size,
-            difficulty: Difficulty::ONE,
+            target: Difficulty::ONE.to_target(),
             version_mask: 0,
+            nonces: NonceRange::FULL_RANGE,
             received: std::time::Instant::now(),
         }
+    }
+
+    #[test]
+    fn easy_targets_get_small_pieces() {
+        let regtest = crate::work::target::target_from_compact(crate::work::CompactTarget::from_consensus(0x207f_ffff));
+        assert_eq!(piece_size(1 << 24, &regtest.unwrap()), 2048);
+        assert_eq!(piece_size(1 << 24, &Difficulty::ONE.to_target()), 1 << 24);
+        assert_eq!(piece_size(1 << 24, &Target::MAX_ATTAINABLE_MAINNET), 1 << 24);
+        assert_eq!(piece_size(1 << 24, &Target::from_be_bytes([0xff; 32])), 1024);
     }
 
     #[test]
@@ -273,7 +290,7 @@ mod tests {
     #[test]
     fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
-        let en2 = |w: &PoolWork| e.next(w).map(|(en2, _)| en2);
+        let en2 = |w: &SourceWork| e.next(w).map(|(en2, _)| en2);
         assert_eq!(en2(&work(1, 4)), Some(vec![0, 0, 0, 0]));
         let mut next_job = work(1, 4);
         next_job.generation = 2;

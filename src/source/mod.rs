@@ -1,4 +1,47 @@
-//! Where jobs come from. Today: a Stratum v1 pool. Sources know nothing of devices; they
-//! publish work to the scheduler and take verified shares back.
+//! Where jobs come from: a Stratum v1 pool (`stratum`) or a node's getblocktemplate (`gbt`).
+//! Sources know nothing of devices; they publish `SourceWork` to the scheduler and take
+//! verified `Share`s back.
 
+use std::time::Instant;
+
+use crate::work::job::Job;
+use crate::work::{BlockHash, NonceRange, Target};
+
+pub mod gbt;
 pub mod stratum;
+
+/// What the scheduler mines: the latest job, with the extranonce space and target that go with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceWork {
+    /// Index of the pool (in priority order) the work came from; 0 for a node.
+    pub source: usize,
+    /// Increases with every new job; a device whose work is of an older generation moves on.
+    pub generation: u64,
+    pub job: Job,
+    pub extranonce1: Vec<u8>,
+    pub extranonce2_size: usize,
+    /// What a hit must meet: the pool's share target, or the block target when solo.
+    pub target: Target,
+    /// Version bits the pool lets the miner roll (BIP310); 0 when it does not.
+    pub version_mask: u32,
+    /// The nonces each work unit may take: all of them, unless a node's `noncerange` says less.
+    pub nonces: NonceRange,
+    /// When the job arrived: the scheduler measures how soon devices move to it.
+    pub received: Instant,
+}
+
+/// A hit the CPU has verified, on its way back to its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    /// Index of the pool whose job this is; 0 for a node.
+    pub source: usize,
+    pub job_id: String,
+    pub extranonce1: Vec<u8>,
+    pub extranonce2: Vec<u8>,
+    pub time: u32,
+    pub nonce: u32,
+    /// The rolled version bits (the header's version within the mask), sent as submit's sixth
+    /// parameter; `None` without version rolling.
+    pub version_bits: Option<u32>,
+    pub hash: BlockHash,
+}

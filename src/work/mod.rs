@@ -1,6 +1,7 @@
 //! Pure mining domain: headers, targets, SHA-256 midstates and the unit a device sweeps.
 //! Nothing here does I/O; byte order is decided here, once, and tested against real blocks.
 
+pub mod block;
 pub mod job;
 pub mod sha256;
 pub mod target;
@@ -62,6 +63,8 @@ pub struct NonceRange {
 
 impl NonceRange {
     pub const FULL: u64 = 1 << 32;
+    /// Every nonce, from 0.
+    pub const FULL_RANGE: NonceRange = NonceRange { start: 0, count: Self::FULL };
 
     pub fn new(start: u32, count: u64) -> Result<Self, String> {
         if count > Self::FULL {

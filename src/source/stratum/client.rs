@@ -18,11 +18,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::codec::{self, Message, RpcError, code};
+use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
 use bitcoin::hex::DisplayHex;
 
-use crate::work::job::Job;
-use crate::work::{BlockHash, Difficulty};
+use crate::work::{Difficulty, NonceRange};
 
 /// The version bits wgminer asks to roll: BIP320's general-purpose bits 13-28.
 pub const VERSION_MASK: u32 = 0x1fff_e000;
@@ -135,39 +135,6 @@ impl PoolConfig {
     }
 }
 
-/// What the scheduler mines: the latest job with the session's extranonce and difficulty.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolWork {
-    /// Index of the pool (in priority order) the work came from.
-    pub pool: usize,
-    /// Increases with every notify; a device whose work is of an older generation moves on.
-    pub generation: u64,
-    pub job: Job,
-    pub extranonce1: Vec<u8>,
-    pub extranonce2_size: usize,
-    pub difficulty: Difficulty,
-    /// Version bits the pool lets the miner roll (BIP310); 0 when it does not.
-    pub version_mask: u32,
-    /// When the notify arrived: the scheduler measures how soon devices move to it.
-    pub received: Instant,
-}
-
-/// A share the CPU has verified, on its way to the pool.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Share {
-    /// Index of the pool whose job this is.
-    pub pool: usize,
-    pub job_id: String,
-    pub extranonce1: Vec<u8>,
-    pub extranonce2: Vec<u8>,
-    pub time: u32,
-    pub nonce: u32,
-    /// The rolled version bits (the header's version within the mask), sent as submit's sixth
-    /// parameter; `None` without version rolling.
-    pub version_bits: Option<u32>,
-    pub hash: BlockHash,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShareOutcome {
     Accepted,
@@ -186,7 +153,7 @@ pub const FAILBACK_PROBE: Duration = Duration::from_secs(5);
 /// `outcomes`, if given.
 pub async fn run(
     pools: Vec<PoolConfig>,
-    work: watch::Sender<Option<Arc<PoolWork>>>,
+    work: watch::Sender<Option<Arc<SourceWork>>>,
     mut shares: mpsc::Receiver<Share>,
     stats: Arc<Stats>,
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
@@ -348,7 +315,7 @@ impl ClientState {
 
     async fn session(
         &mut self,
-        work: &watch::Sender<Option<Arc<PoolWork>>>,
+        work: &watch::Sender<Option<Arc<SourceWork>>>,
         shares: &mut mpsc::Receiver<Share>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Reconnect, SessionError> {
@@ -388,7 +355,7 @@ impl ClientState {
         }
         let mut last_notify = Instant::now();
         // A share sent before the first job on this connection is held until one arrives.
-        let mut current: Option<Arc<PoolWork>> = None;
+        let mut current: Option<Arc<SourceWork>> = None;
         let mut devices_gone = false;
         let mut probe = tokio::time::interval(FAILBACK_PROBE);
         probe.tick().await;
@@ -472,8 +439,8 @@ impl ClientState {
                             }
                             jobs.insert(job.id.clone());
                             self.generation += 1;
-                            let difficulty = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE);
-                            let next = Arc::new(PoolWork { pool: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, difficulty, version_mask, received: last_notify });
+                            let target = Difficulty::new(pending_difficulty).unwrap_or(Difficulty::ONE).to_target();
+                            let next = Arc::new(SourceWork { source: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, target, version_mask, nonces: NonceRange::FULL_RANGE, received: last_notify });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
                             self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
@@ -530,11 +497,11 @@ impl ClientState {
         write: &mut Writer,
         next_id: &mut u64,
         jobs: &HashSet<String>,
-        current: &Option<Arc<PoolWork>>,
+        current: &Option<Arc<SourceWork>>,
     ) -> Result<(), SessionError> {
         let Some(current) = current else { return Ok(()) };
         let sendable = |share: &Share| {
-            share.pool == current.pool && share.extranonce1 == current.extranonce1 && jobs.contains(&share.job_id)
+            share.source == current.source && share.extranonce1 == current.extranonce1 && jobs.contains(&share.job_id)
         };
         while let Some(share) = self.carried.pop_front() {
             if sendable(&share) {
@@ -549,7 +516,7 @@ impl ClientState {
         while let Some(share) = self.unsent.pop_front() {
             if sendable(&share) {
                 self.submit(write, next_id, share).await?;
-            } else if share.pool == current.pool && !jobs.contains(&share.job_id) {
+            } else if share.source == current.source && !jobs.contains(&share.job_id) {
                 self.stats.stale.fetch_add(1, Relaxed);
                 self.report(share, ShareOutcome::Stale("job retired by a clean notify".into()));
             } else {

@@ -206,7 +206,7 @@ pub fn parse_extranonce(method: &str, values: &[Value]) -> Result<(Vec<u8>, usiz
 
 /// `mining.submit` params: worker, job_id, extranonce2, ntime, nonce, and the rolled version
 /// bits as a sixth when version rolling is on (BIP310).
-pub fn submit_params(user: &str, share: &super::Share) -> Value {
+pub fn submit_params(user: &str, share: &crate::source::Share) -> Value {
     let mut params = vec![
         json!(user),
         json!(share.job_id),
@@ -343,8 +343,8 @@ mod tests {
             "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff"
         );
         assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
-        let share = super::super::Share {
-            pool: 0,
+        let share = crate::source::Share {
+            source: 0,
             job_id: job.id.clone(),
             extranonce1: en1,
             extranonce2: en2,

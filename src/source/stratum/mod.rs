@@ -3,4 +3,4 @@
 pub mod client;
 pub mod codec;
 
-pub use client::{PoolConfig, PoolWork, Share, ShareOutcome};
+pub use client::{PoolConfig, ShareOutcome};
