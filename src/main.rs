@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use wgminer::commands::mine::Source;
 use wgminer::commands::{self, DeviceOptions};
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::GpuOptions;
+use wgminer::source::gbt::{self, rpc::Auth, rpc::Node};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
 
@@ -171,6 +173,43 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Mine solo on your own node through getblocktemplate: regtest, signet, testnet, testnet4, main
+    ///
+    /// wgminer builds the block itself (coinbase paying --address, witness commitment, merkle
+    /// root) and submits it with submitblock. Fresh templates come by longpoll when the node
+    /// offers it, and every --poll seconds. Every block found is appended to --found-blocks
+    /// before it is submitted; while the node is unreachable it is retried until the tip moves on.
+    Solo {
+        /// The node's RPC endpoint, e.g. http://127.0.0.1:18443 (regtest's default port)
+        #[arg(long, value_name = "URL")]
+        rpc_url: String,
+        /// RPC user (the node's -rpcuser)
+        #[arg(long, value_name = "USER", requires = "rpc_password", conflicts_with = "rpc_cookie")]
+        rpc_user: Option<String>,
+        /// RPC password (the node's -rpcpassword)
+        #[arg(long, value_name = "PASS", requires = "rpc_user")]
+        rpc_password: Option<String>,
+        /// The node's cookie file instead of a user and password (DATADIR/regtest/.cookie, …)
+        #[arg(long, value_name = "PATH")]
+        rpc_cookie: Option<std::path::PathBuf>,
+        /// Address the block reward is paid to (P2PKH, P2SH, P2WPKH, P2WSH or P2TR of the node's network)
+        #[arg(long, value_name = "ADDR")]
+        address: String,
+        /// Network the node must be on: main, test, testnet4, signet or regtest (default: the node's)
+        #[arg(long, value_name = "NET", value_parser = parse_network)]
+        network: Option<bitcoin::Network>,
+        /// File where every block found is appended (JSON lines with height, hash and hex)
+        #[arg(long, default_value = "wgminer-blocks.jsonl", value_name = "PATH")]
+        found_blocks: std::path::PathBuf,
+        /// Seconds between fresh templates (besides longpoll)
+        #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        poll: u64,
+        /// Stop after this many seconds (default: until Ctrl-C)
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Run the embedded pool and mine against it for a while: no account, no network needed
     Demo {
         /// How long to mine
@@ -223,6 +262,11 @@ fn parse_u64(s: &str) -> Result<u64, String> {
         None => s.parse(),
     };
     parsed.map_err(|e| format!("`{s}` is not a number: {e}"))
+}
+
+fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
+    wgminer::source::gbt::client::network_from_chain(s)
+        .ok_or_else(|| format!("unknown network `{s}`: use main, test, testnet4, signet or regtest"))
 }
 
 fn main() -> ExitCode {
@@ -283,7 +327,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let devices = run.open()?;
-            let (summary, _) = runtime()?.block_on(commands::mine::mine(pools, devices, &options));
+            let (summary, _) = runtime()?.block_on(commands::mine::mine(Source::Pools(pools), devices, &options));
+            commands::mine::print_summary(&summary);
+        }
+        Command::Solo {
+            rpc_url,
+            rpc_user,
+            rpc_password,
+            rpc_cookie,
+            address,
+            network,
+            found_blocks,
+            poll,
+            seconds,
+            run,
+        } => {
+            let options = run.options(seconds)?;
+            let auth = match (rpc_user, rpc_password, rpc_cookie) {
+                (Some(user), Some(password), None) => Auth::UserPass { user, password },
+                (None, None, Some(path)) => Auth::Cookie(path),
+                _ => anyhow::bail!("give --rpc-user and --rpc-password, or --rpc-cookie (the node's .cookie file)"),
+            };
+            let node = Node { url: rpc_url, auth };
+            let runtime = runtime()?;
+            let connected = runtime.block_on(async {
+                tokio::select! {
+                    r = gbt::client::connect(&node, network, &address) => Some(r),
+                    _ = tokio::signal::ctrl_c() => None,
+                }
+            });
+            let Some(connected) = connected else { return Ok(ExitCode::SUCCESS) };
+            let (network, payout) = connected?;
+            println!("node on {}; paying {address}", network.to_core_arg());
+            let config =
+                gbt::client::SoloConfig { node, payout, journal: found_blocks, poll: Duration::from_secs(poll) };
+            let devices = run.open()?;
+            let (summary, _) = runtime.block_on(commands::mine::mine(Source::Node(config), devices, &options));
             commands::mine::print_summary(&summary);
         }
         Command::Demo { seconds, difficulty, run } => {

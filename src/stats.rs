@@ -14,6 +14,11 @@ pub struct Stats {
     pub stale: AtomicU64,
     pub hw_errors: AtomicU64,
     pub journaled: AtomicU64,
+    /// Solo mining: templates taken, blocks found, and the network difficulty (f64 bits, 0
+    /// when mining for a pool).
+    pub templates: AtomicU64,
+    pub blocks: AtomicU64,
+    network_difficulty: AtomicU64,
     /// f64 bits of the best share difficulty seen.
     best_share: AtomicU64,
     /// Sum and count of submit round trips, in microseconds.
@@ -48,6 +53,9 @@ impl Stats {
             stale: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
             journaled: AtomicU64::new(0),
+            templates: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            network_difficulty: AtomicU64::new(0f64.to_bits()),
             best_share: AtomicU64::new(0f64.to_bits()),
             latency_us: AtomicU64::new(0),
             latency_n: AtomicU64::new(0),
@@ -102,6 +110,14 @@ impl Stats {
         f64::from_bits(self.best_share.load(Relaxed))
     }
 
+    pub fn set_network_difficulty(&self, difficulty: f64) {
+        self.network_difficulty.store(difficulty.to_bits(), Relaxed);
+    }
+
+    pub fn network_difficulty(&self) -> f64 {
+        f64::from_bits(self.network_difficulty.load(Relaxed))
+    }
+
     pub fn record_latency(&self, latency: Duration) {
         self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
         self.latency_n.fetch_add(1, Relaxed);
@@ -126,11 +142,13 @@ impl Stats {
         rate
     }
 
-    /// One line, as cgminer prints it every few seconds.
+    /// One line, as cgminer prints it every few seconds. Solo mining adds templates, blocks
+    /// and the expected time to a block at the network difficulty.
     pub fn status_line(&self) -> String {
-        format!(
+        let now = self.interval_mhs();
+        let mut line = format!(
             "{:.2} MH/s now, {:.2} MH/s avg | A:{} R:{} S:{} HW:{} | best share {:.4} | latency {} | up {}s",
-            self.interval_mhs(),
+            now,
             self.average_mhs(),
             self.accepted.load(Relaxed),
             self.rejected.load(Relaxed),
@@ -139,6 +157,46 @@ impl Stats {
             self.best_share(),
             self.mean_latency().map_or("-".into(), |d| format!("{} ms", d.as_millis())),
             self.uptime().as_secs()
-        )
+        );
+        let difficulty = self.network_difficulty();
+        if difficulty > 0.0 {
+            line += &format!(
+                " | templates {} blocks {} | difficulty {difficulty:.6}, expected block every {}",
+                self.templates.load(Relaxed),
+                self.blocks.load(Relaxed),
+                expected_time(difficulty, self.average_mhs())
+            );
+        }
+        line
+    }
+}
+
+/// The mean time to a block at `difficulty` and `mhs`: difficulty × 2^32 hashes.
+pub fn expected_time(difficulty: f64, mhs: f64) -> String {
+    if mhs <= 0.0 {
+        return "-".into();
+    }
+    let seconds = difficulty * 4_294_967_296.0 / (mhs * 1e6);
+    match seconds {
+        s if s < 1.0 => format!("{:.0} ms", s * 1e3),
+        s if s < 120.0 => format!("{s:.1} s"),
+        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s if s < 63_072_000.0 => format!("{:.1} days", s / 86400.0),
+        s => format!("{:.3e} years", s / 31_557_600.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn expected_time_to_a_block() {
+        use super::expected_time;
+        // Regtest: difficulty 4.66e-10, two hashes per block.
+        assert_eq!(expected_time(4.656542373906925e-10, 10.0), "0 ms");
+        assert_eq!(expected_time(1.0, 10.0), "7.2 min");
+        assert_eq!(expected_time(1.0, 1000.0), "4.3 s");
+        assert_eq!(expected_time(100.0, 1.0), "5.0 days");
+        assert_eq!(expected_time(1.0, 0.0), "-");
     }
 }

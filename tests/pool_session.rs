@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use wgminer::commands::mine::{MineOptions, mine};
+use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
@@ -58,7 +58,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             suggest_difficulty: None,
         };
         let run = MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2) };
-        let (summary, _) = mine(vec![config], vec![Box::new(gpu)], &run).await;
+        let (summary, _) = mine(Source::Pools(vec![config]), vec![Box::new(gpu)], &run).await;
         assert!(summary.accepted >= 3, "{summary:?}");
         assert_eq!((summary.rejected, summary.hw_errors, summary.journaled), (0, 0, 0), "{summary:?}");
         // Every share the miner counts as accepted, the pool validated by SHA-256d.
@@ -480,12 +480,13 @@ fn tls_pool_with_its_own_ca() {
         };
         // Without the CA, the self-signed certificate is refused: no session, no share.
         let run = MineOptions { duration: Some(Duration::from_secs(2)), status_every: Duration::from_secs(2) };
-        let (summary, _) = mine(vec![config(None)], vec![Box::new(CpuSweeper::new())], &run).await;
+        let (summary, _) = mine(Source::Pools(vec![config(None)]), vec![Box::new(CpuSweeper::new())], &run).await;
         assert_eq!((summary.accepted, pool.stats.accepted.load(Relaxed)), (0, 0));
         assert!(pool.stats.connections.load(Relaxed) >= 1);
         // With it, shares flow over TLS.
         let run = MineOptions { duration: Some(Duration::from_secs(4)), status_every: Duration::from_secs(2) };
-        let (summary, _) = mine(vec![config(Some(ca_file.clone()))], vec![Box::new(CpuSweeper::new())], &run).await;
+        let (summary, _) =
+            mine(Source::Pools(vec![config(Some(ca_file.clone()))]), vec![Box::new(CpuSweeper::new())], &run).await;
         assert!(summary.accepted >= 1, "{summary:?}");
         assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
         assert_eq!(summary.rejected, 0);

@@ -1,6 +1,6 @@
-//! `wgminer mine` and `wgminer demo`: a pool session, the scheduler and the devices, with a
-//! status line every few seconds and a summary at the end. `demo` puts the embedded pool in
-//! the same process.
+//! `wgminer mine`, `wgminer solo` and `wgminer demo`: a source (pools, or a node), the
+//! scheduler and the devices, with a status line every few seconds and a summary at the end.
+//! `demo` puts the embedded pool in the same process.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::device::Sweeper;
 use crate::pool::{EmbeddedPool, PoolOptions};
 use crate::scheduler::Scheduler;
+use crate::source::gbt::client::SoloConfig;
 use crate::source::stratum::{PoolConfig, ShareOutcome, client};
 use crate::stats::Stats;
 use crate::work::{Difficulty, Target};
@@ -33,6 +34,9 @@ pub struct Summary {
     pub hw_errors: u64,
     pub journaled: u64,
     pub best_share: f64,
+    /// Solo mining: templates taken and blocks found.
+    pub templates: u64,
+    pub blocks: u64,
     /// Time from a new job's notify to a device's first sweep of it (median and 99th
     /// percentile), over every job but the first.
     pub job_switch_p50_ms: Option<f64>,
@@ -50,10 +54,18 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Mines `pools` (in priority order) on `devices` until the duration ends or Ctrl-C; returns the
-/// summary and the devices.
+/// Where work comes from.
+pub enum Source {
+    /// Stratum pools, in priority order.
+    Pools(Vec<PoolConfig>),
+    /// A node's getblocktemplate.
+    Node(SoloConfig),
+}
+
+/// Mines `source` on `devices` until the duration ends or Ctrl-C; returns the summary and the
+/// devices.
 pub async fn mine(
-    pools: Vec<PoolConfig>,
+    source: Source,
     devices: Vec<Box<dyn Sweeper>>,
     options: &MineOptions,
 ) -> (Summary, Vec<Box<dyn Sweeper>>) {
@@ -67,10 +79,18 @@ pub async fn mine(
     for d in &devices {
         println!("device: {}", d.info());
     }
-    for (i, pool) in pools.iter().enumerate() {
-        println!("pool {i}: {} as {}", pool.url, pool.user);
-    }
-    let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let client = match source {
+        Source::Pools(pools) => {
+            for (i, pool) in pools.iter().enumerate() {
+                println!("pool {i}: {} as {}", pool.url, pool.user);
+            }
+            tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx))
+        }
+        Source::Node(config) => {
+            println!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
+            tokio::spawn(crate::source::gbt::client::run(config, work_tx, share_rx, stats.clone(), stop_rx))
+        }
+    };
     let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
     let threads: Vec<_> = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
 
@@ -125,6 +145,8 @@ pub async fn mine(
         hw_errors: stats.hw_errors.load(Relaxed),
         journaled: stats.journaled.load(Relaxed),
         best_share: stats.best_share(),
+        templates: stats.templates.load(Relaxed),
+        blocks: stats.blocks.load(Relaxed),
         job_switch_p50_ms: quantile(&switches, 0.5),
         job_switch_p99_ms: quantile(&switches, 0.99),
     };
@@ -136,6 +158,9 @@ pub fn print_summary(s: &Summary) {
         "summary: {:.1}s, {:.2} MH/s average, accepted {}, rejected {}, stale {}, hardware errors {}, journaled {}, best share {:.4}",
         s.seconds, s.mhs, s.accepted, s.rejected, s.stale, s.hw_errors, s.journaled, s.best_share
     );
+    if s.templates > 0 {
+        println!("solo: {} templates, {} blocks found", s.templates, s.blocks);
+    }
     if let (Some(p50), Some(p99)) = (s.job_switch_p50_ms, s.job_switch_p99_ms) {
         println!("new job to device: p50 {p50:.1} ms, p99 {p99:.1} ms");
     }
@@ -158,7 +183,7 @@ pub async fn demo(
         ca_file: None,
         suggest_difficulty: None,
     };
-    let (summary, devices) = mine(vec![config], devices, options).await;
+    let (summary, devices) = mine(Source::Pools(vec![config]), devices, options).await;
     println!(
         "pool side: {} accepted, {} rejected",
         pool.stats.accepted.load(Relaxed),

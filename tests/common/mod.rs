@@ -1,6 +1,8 @@
 //! Shared by the integration tests: the real mainnet headers and one GPU per test binary.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use wgminer::device::DeviceSelector;

@@ -1,4 +1,5 @@
-//! The node's JSON-RPC over HTTP, through rust-bitcoin's `jsonrpc` crate, with every failure
+//! The node's JSON-RPC over HTTP, through rust-bitcoin's `jsonrpc` crate (its minreq
+//! transport: Bitcoin SV's node answers getblocktemplate chunked), with every failure
 //! sorted into what a user can act on: wrong credentials, a node still syncing, a node with
 //! no peers, a node that is down, or a reply that makes no sense.
 //!
@@ -9,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jsonrpc::simple_http::{self, SimpleHttpTransport};
+use jsonrpc::minreq_http::{self, MinreqHttpTransport};
 use serde_json::Value;
 
 /// How the miner proves itself to the node.
@@ -69,13 +70,13 @@ impl RpcError {
 }
 
 impl Node {
-    fn transport(&self, timeout: Duration) -> Result<SimpleHttpTransport, RpcError> {
-        let builder = SimpleHttpTransport::builder()
+    fn transport(&self, timeout: Duration) -> Result<MinreqHttpTransport, RpcError> {
+        let builder = MinreqHttpTransport::builder()
             .timeout(timeout)
             .url(&self.url)
             .map_err(|e| RpcError::Down { url: self.url.clone(), reason: e.to_string() })?;
         Ok(match &self.auth {
-            Auth::UserPass { user, password } => builder.auth(user.as_str(), Some(password.as_str())),
+            Auth::UserPass { user, password } => builder.basic_auth(user.clone(), Some(password.clone())),
             Auth::Cookie(path) => {
                 let cookie = std::fs::read_to_string(path)
                     .map_err(|e| RpcError::Cookie { path: path.clone(), reason: e.to_string() })?;
@@ -102,10 +103,10 @@ impl Node {
                 code::METHOD_NOT_FOUND => RpcError::MethodNotFound(method.into()),
                 code => RpcError::Node { method: method.into(), code, message: r.message },
             },
-            jsonrpc::Error::Transport(t) => match t.downcast_ref::<simple_http::Error>() {
-                Some(simple_http::Error::HttpErrorCode(401)) => RpcError::Unauthorized,
-                Some(simple_http::Error::HttpErrorCode(code)) => RpcError::Http(*code),
-                Some(simple_http::Error::SocketError(io)) => {
+            jsonrpc::Error::Transport(t) => match t.downcast_ref::<minreq_http::Error>() {
+                Some(minreq_http::Error::Http(h)) if h.status_code == 401 => RpcError::Unauthorized,
+                Some(minreq_http::Error::Http(h)) => RpcError::Http(h.status_code as u16),
+                Some(minreq_http::Error::Minreq(jsonrpc::minreq::Error::IoError(io))) => {
                     RpcError::Down { url: self.url.clone(), reason: io.to_string() }
                 }
                 _ => RpcError::BadReply { method: method.into(), reason: t.to_string() },

@@ -1,0 +1,422 @@
+//! The solo session: fetch templates (longpoll when the node offers it, and a fresh template
+//! every `poll` interval so that ntime, transactions and testnet's minimum-difficulty rule
+//! stay current), publish them as work, and turn every verified hit into a block: journaled
+//! first, then submitted, and retried while the node is unreachable until the tip moves on.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{Address, BlockHash, Network, ScriptBuf};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use super::rpc::{Node, RpcError};
+use super::template::{self, Template};
+use crate::source::{Share, SourceWork};
+use crate::stats::Stats;
+use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
+use crate::work::target::target_from_compact;
+use crate::work::{Difficulty, NonceRange};
+
+/// Written into every coinbase, after the height.
+pub const COINBASE_TAG: &[u8] = b"/wgminer/";
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A longpoll that long without an answer is simply asked again.
+const LONGPOLL_TIMEOUT: Duration = Duration::from_secs(600);
+const RETRY_SUBMIT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct SoloConfig {
+    pub node: Node,
+    pub payout: ScriptBuf,
+    /// Found blocks, one JSON line each (time, height, hash, hex), written before submitting.
+    pub journal: PathBuf,
+    /// How often a fresh template is fetched.
+    pub poll: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("the node is on {node}, not {asked}: point --rpc-url at a {asked} node, or drop --network")]
+    WrongNetwork { node: String, asked: String },
+    #[error("the node reports chain {0:?}, which wgminer does not know")]
+    UnknownChain(String),
+    #[error("--address {address}: {reason}")]
+    Address { address: String, reason: String },
+}
+
+/// The `--network` names, as the node's `getblockchaininfo` spells its chain.
+pub fn network_from_chain(chain: &str) -> Option<Network> {
+    Network::from_core_arg(chain).ok()
+}
+
+/// Asks the node which chain it is on, checks it against `asked`, and checks that `address`
+/// belongs to that chain. Returns the chain and the payout script.
+pub fn check_node(node: &Node, asked: Option<Network>, address: &str) -> Result<(Network, ScriptBuf), SetupError> {
+    let info = node.call("getblockchaininfo", &[], CALL_TIMEOUT)?;
+    let chain = info.get("chain").and_then(Value::as_str).ok_or_else(|| RpcError::BadReply {
+        method: "getblockchaininfo".into(),
+        reason: "no `chain` in the reply".into(),
+    })?;
+    let network = network_from_chain(chain).ok_or_else(|| SetupError::UnknownChain(chain.into()))?;
+    if let Some(asked) = asked {
+        if asked != network {
+            return Err(SetupError::WrongNetwork { node: chain.into(), asked: asked.to_core_arg().into() });
+        }
+    }
+    Ok((network, payout_script(address, network)?))
+}
+
+/// The output script paying `address`, which must belong to `network`: P2PKH, P2SH, P2WPKH,
+/// P2WSH and P2TR (any address rust-bitcoin knows).
+pub fn payout_script(address: &str, network: Network) -> Result<ScriptBuf, SetupError> {
+    let bad = |reason: String| SetupError::Address { address: address.into(), reason };
+    let parsed: Address<_> = address.parse().map_err(|e| bad(format!("{e}")))?;
+    let checked = parsed
+        .require_network(network)
+        .map_err(|_| bad(format!("this address is not for {}, the node's network", network.to_core_arg())))?;
+    Ok(checked.script_pubkey())
+}
+
+/// `check_node`, waiting with backoff while the node is down or starting: the user is told
+/// what is wrong each time it changes. Wrong credentials, network or address end it.
+pub async fn connect(node: &Node, asked: Option<Network>, address: &str) -> Result<(Network, ScriptBuf), SetupError> {
+    let mut backoff = Duration::from_secs(1);
+    let mut last = String::new();
+    loop {
+        let (n, a) = (node.clone(), address.to_string());
+        let result = tokio::task::spawn_blocking(move || check_node(&n, asked, &a)).await.unwrap_or_else(|e| {
+            Err(SetupError::Rpc(RpcError::BadReply { method: "getblockchaininfo".into(), reason: e.to_string() }))
+        });
+        match result {
+            Err(SetupError::Rpc(e)) if e.is_transient() => {
+                let message = e.to_string();
+                if message != last {
+                    eprintln!("waiting for the node: {message}");
+                    last = message;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A block found: kept until the node has it, or until the tip has moved past its parent.
+#[derive(Debug, Clone)]
+struct Found {
+    height: u64,
+    hash: BlockHash,
+    prev: BlockHash,
+    hex: String,
+}
+
+struct Session {
+    config: SoloConfig,
+    work: watch::Sender<Option<Arc<SourceWork>>>,
+    stats: Arc<Stats>,
+    plans: HashMap<String, Arc<BlockPlan>>,
+    tip: Option<BlockHash>,
+    /// Parents on which one of our blocks was accepted: later hits on them are siblings.
+    solved: HashSet<BlockHash>,
+    pending: Vec<Found>,
+    generation: u64,
+    last_error: Option<String>,
+}
+
+/// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
+/// `shares`.
+pub async fn run(
+    config: SoloConfig,
+    work: watch::Sender<Option<Arc<SourceWork>>>,
+    mut shares: mpsc::Receiver<Share>,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut session = Session {
+        config,
+        work,
+        stats,
+        plans: HashMap::new(),
+        tip: None,
+        solved: HashSet::new(),
+        pending: Vec::new(),
+        generation: 0,
+        last_error: None,
+    };
+    // The longpoll blocks for as long as the node likes: it runs on a thread of its own, which
+    // a stopping miner simply leaves behind.
+    let (longpoll_ask, longpoll_ids) = std::sync::mpsc::channel::<String>();
+    let (longpoll_tx, mut longpoll_rx) = mpsc::unbounded_channel();
+    let node = session.config.node.clone();
+    std::thread::spawn(move || {
+        while let Ok(id) = longpoll_ids.recv() {
+            let reply = node.call("getblocktemplate", &[template_request(Some(&id))], LONGPOLL_TIMEOUT);
+            if reply.is_err() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            if longpoll_tx.send(reply).is_err() {
+                return;
+            }
+        }
+    });
+    let mut longpoll_waiting = false;
+    let mut next_fetch = tokio::time::Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    let mut retry = tokio::time::interval(RETRY_SUBMIT);
+    loop {
+        let reply = tokio::select! {
+            _ = stop.changed() => break,
+            Some(share) = shares.recv() => { session.found(share).await; continue }
+            Some(reply) = longpoll_rx.recv() => { longpoll_waiting = false; reply }
+            _ = tokio::time::sleep_until(next_fetch) => {
+                let node = session.config.node.clone();
+                tokio::task::spawn_blocking(move || node.call("getblocktemplate", &[template_request(None)], CALL_TIMEOUT))
+                    .await
+                    .unwrap_or_else(|e| Err(RpcError::BadReply { method: "getblocktemplate".into(), reason: e.to_string() }))
+            }
+            _ = retry.tick(), if !session.pending.is_empty() => { session.resubmit().await; continue }
+        };
+        match session.take_template(reply) {
+            Ok(longpoll_id) => {
+                backoff = Duration::from_secs(1);
+                next_fetch = tokio::time::Instant::now() + session.config.poll;
+                if let Some(id) = longpoll_id {
+                    if !longpoll_waiting && longpoll_ask.send(id).is_ok() {
+                        longpoll_waiting = true;
+                    }
+                }
+            }
+            Err(()) => {
+                next_fetch = tokio::time::Instant::now() + backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    for found in &session.pending {
+        println!("block {} {} was not sent; it is in {}", found.height, found.hash, session.config.journal.display());
+    }
+}
+
+/// getblocktemplate's request: segwit always (Core refuses templates without it), signet's
+/// rule too (a node not on signet ignores it).
+fn template_request(longpoll_id: Option<&str>) -> Value {
+    let mut request = json!({"rules": ["segwit", "signet"], "capabilities": ["coinbasevalue", "longpoll"]});
+    if let Some(id) = longpoll_id {
+        request["longpollid"] = json!(id);
+    }
+    request
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Session {
+    /// Reports a problem once, not on every retry.
+    fn problem(&mut self, message: String) {
+        if self.last_error.as_ref() != Some(&message) {
+            eprintln!("node: {message}");
+            self.last_error = Some(message);
+        }
+    }
+
+    /// Takes a template reply: publishes its work and returns its longpoll id.
+    fn take_template(&mut self, reply: Result<Value, RpcError>) -> Result<Option<String>, ()> {
+        let value = reply.map_err(|e| self.problem(e.to_string()))?;
+        let template = template::parse(&value).map_err(|e| self.problem(e.to_string()))?;
+        if self.last_error.take().is_some() {
+            println!("node: templates again");
+        }
+        self.publish(template)
+    }
+
+    fn publish(&mut self, template: Template) -> Result<Option<String>, ()> {
+        let Template { block, longpoll_id, nonces } = template;
+        let prev = block.prev_hash;
+        let (height, bits, cur_time, min_time, time_mutable) =
+            (block.height, block.bits, block.cur_time, block.min_time, block.time_mutable);
+        let target = target_from_compact(bits).map_err(|e| self.problem(format!("template bits: {e}")))?;
+        let plan =
+            BlockPlan::new(block, self.config.payout.clone(), COINBASE_TAG).map_err(|e| self.problem(e.to_string()))?;
+        if self.tip != Some(prev) {
+            if self.tip.is_some() {
+                println!("new block on the node: mining height {height}");
+            }
+            self.tip = Some(prev);
+            self.plans.clear();
+            self.pending.retain(|f| {
+                let keep = f.prev == prev;
+                if !keep {
+                    println!("block {} {} dropped: the tip moved on (it stays in the journal)", f.height, f.hash);
+                }
+                keep
+            });
+        }
+        self.stats.templates.fetch_add(1, Relaxed);
+        self.stats.set_network_difficulty(Difficulty::from_target(&target).value());
+        // The node's clock at fetch time; a fresh template every `poll` keeps it current.
+        let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
+        self.generation += 1;
+        let id = format!("{:x}", self.generation);
+        let plan = Arc::new(plan);
+        self.plans.insert(id.clone(), plan.clone());
+        let work = SourceWork {
+            source: 0,
+            generation: self.generation,
+            job: plan.job(&id, time),
+            extranonce1: Vec::new(),
+            extranonce2_size: EXTRANONCE_SIZE,
+            target,
+            version_mask: 0,
+            nonces: if nonces.count == 0 { NonceRange::FULL_RANGE } else { nonces },
+            received: Instant::now(),
+        };
+        self.work.send_replace(Some(Arc::new(work)));
+        Ok(longpoll_id)
+    }
+
+    /// A verified hit: build the block, journal it, submit it.
+    async fn found(&mut self, share: Share) {
+        // Hits of a retired template are stale: counted, not printed (on regtest, where every
+        // other hash is a block, there are thousands of them per block).
+        let Some(plan) = self.plans.get(&share.job_id).cloned() else {
+            self.stats.stale.fetch_add(1, Relaxed);
+            return;
+        };
+        let prev = plan.template.prev_hash;
+        if self.solved.contains(&prev) {
+            // A sibling of our own accepted block cannot extend the chain past it.
+            self.stats.stale.fetch_add(1, Relaxed);
+            return;
+        }
+        if self.pending.iter().any(|f| f.prev == prev) {
+            return; // one block per parent is waiting already
+        }
+        let block = match plan.block(&share.extranonce2, share.time, share.nonce) {
+            Ok(block) => block,
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                eprintln!("found a hash below target but cannot build its block: {e}");
+                return;
+            }
+        };
+        let found = Found { height: plan.template.height, hash: block.block_hash(), prev, hex: serialize_hex(&block) };
+        self.stats.blocks.fetch_add(1, Relaxed);
+        println!("found block {} {}", found.height, found.hash);
+        if let Err(e) = self.journal(&found) {
+            eprintln!("cannot write the found-blocks journal {}: {e}", self.config.journal.display());
+        }
+        self.submit(found).await;
+    }
+
+    fn journal(&self, found: &Found) -> std::io::Result<()> {
+        let line = json!({
+            "time": unix_now(),
+            "height": found.height,
+            "hash": found.hash.to_string(),
+            "prev": found.prev.to_string(),
+            "hex": found.hex,
+        });
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.config.journal)?;
+        writeln!(file, "{line}")?;
+        file.sync_data()
+    }
+
+    async fn submit(&mut self, found: Found) {
+        let node = self.config.node.clone();
+        let hex = found.hex.clone();
+        let started = Instant::now();
+        let reply = tokio::task::spawn_blocking(move || node.call("submitblock", &[json!(hex)], CALL_TIMEOUT))
+            .await
+            .unwrap_or_else(|e| Err(RpcError::BadReply { method: "submitblock".into(), reason: e.to_string() }));
+        let (height, hash) = (found.height, found.hash);
+        match reply {
+            Ok(Value::Null) => {
+                self.stats.record_latency(started.elapsed());
+                self.stats.accepted.fetch_add(1, Relaxed);
+                self.solved.insert(found.prev);
+                println!("block {height} {hash} accepted");
+            }
+            // The node has the block already, or holds it off the best chain: it has it either way.
+            Ok(Value::String(s)) if s == "duplicate" || s == "inconclusive" => {
+                self.stats.accepted.fetch_add(1, Relaxed);
+                self.solved.insert(found.prev);
+                println!("block {height} {hash} accepted ({s})");
+            }
+            Ok(other) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
+                println!("block {height} {hash} rejected: {reason}");
+            }
+            Err(e) => {
+                println!("block {height} {hash} not sent yet ({e}); retrying every {}s", RETRY_SUBMIT.as_secs());
+                self.pending.push(found);
+            }
+        }
+    }
+
+    async fn resubmit(&mut self) {
+        for found in std::mem::take(&mut self.pending) {
+            self.submit(found).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_address_type_pays_to_its_script() {
+        // BIP173 and BIP350 vectors, a P2PKH and a P2SH from mainnet.
+        let cases = [
+            ("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "76a91462e907b15cbf27d5425399ebf6f0fb50ebb88f1888ac"),
+            ("3P14159f73E4gFr7JterCCQh9QjiTjiZrG", "a914e9c3dd0c07aac76179ebc76a6c78d4d67c6c160a87"),
+            ("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "0014751e76e8199196d454941c45d1b3a323f1433bd6"),
+            (
+                "bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3",
+                "00201863143c14c5166804bd19203356da136c985678cd4d27a1b8c6329604903262",
+            ),
+            (
+                "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
+                "512079be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+            ),
+        ];
+        for (address, script) in cases {
+            assert_eq!(payout_script(address, Network::Bitcoin).unwrap().to_hex_string(), script, "{address}");
+        }
+        let testnet = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx";
+        assert_eq!(payout_script(testnet, Network::Testnet4).unwrap().to_hex_string(), cases[2].1);
+        assert_eq!(
+            payout_script(testnet, Network::Bitcoin).unwrap_err().to_string(),
+            format!("--address {testnet}: this address is not for main, the node's network")
+        );
+        assert!(payout_script("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5", Network::Bitcoin).is_err(), "checksum");
+        assert!(payout_script("", Network::Regtest).is_err());
+    }
+
+    #[test]
+    fn network_names_are_the_nodes_chain_names() {
+        for (name, network) in [
+            ("main", Network::Bitcoin),
+            ("test", Network::Testnet),
+            ("testnet4", Network::Testnet4),
+            ("signet", Network::Signet),
+            ("regtest", Network::Regtest),
+        ] {
+            assert_eq!(network_from_chain(name), Some(network));
+        }
+        assert_eq!(network_from_chain("mainnet"), None);
+    }
+}
