@@ -53,6 +53,14 @@ struct RunArgs {
     /// File where shares that could not be sent are appended, one JSON line each
     #[arg(long, default_value = "wgminer-journal.jsonl", value_name = "PATH")]
     journal: std::path::PathBuf,
+    /// Serve cgminer's monitoring API (read-only) on this address; 127.0.0.1:4028 when given
+    /// without a value
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = wgminer::api::DEFAULT_LISTEN)]
+    api_listen: Option<String>,
+    /// Who may use the API: addresses or networks (10.0.0.0/8), comma-separated; W: in front
+    /// allows switchpool, enablepool, disablepool and quit (e.g. W:127.0.0.1)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    api_allow: Vec<wgminer::api::AllowRule>,
     #[command(flatten)]
     kernel: KernelArgs,
 }
@@ -68,7 +76,14 @@ impl RunArgs {
             Some(s) => anyhow::bail!("--seconds must be a positive number, got {s}"),
             None => None,
         };
-        Ok(commands::mine::MineOptions { duration, status_every: Duration::from_secs(self.status_every) })
+        let api = match &self.api_listen {
+            Some(listen) => {
+                Some(wgminer::api::ApiOptions::new(listen, self.api_allow.clone()).map_err(anyhow::Error::msg)?)
+            }
+            None if !self.api_allow.is_empty() => anyhow::bail!("--api-allow needs --api-listen"),
+            None => None,
+        };
+        Ok(commands::mine::MineOptions { duration, status_every: Duration::from_secs(self.status_every), api })
     }
 }
 

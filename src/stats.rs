@@ -1,9 +1,10 @@
 //! Counters and rates shared by the status line, the summary and (later) the API. Lock-free
 //! counters written by device threads and the pool session alike.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug)]
 pub struct Stats {
@@ -25,15 +26,22 @@ pub struct Stats {
     latency_us: AtomicU64,
     latency_n: AtomicU64,
     last_sample: Mutex<(Instant, u64)>,
+    /// Hash counts of the last 10 s, one sample a second (`tick`), for the API's "MHS 5s".
+    samples: Mutex<VecDeque<(Instant, u64, Vec<u64>)>>,
     devices: Mutex<Vec<Arc<DeviceStats>>>,
+    pub pools: PoolTable,
 }
 
 /// What one device did: its own hashes and hardware errors.
 #[derive(Debug, Default)]
 pub struct DeviceStats {
     pub name: String,
+    /// Position in `Stats::devices`, which shares carry.
+    pub index: usize,
     pub hashes: AtomicU64,
     pub hw_errors: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
 }
 
 impl Default for Stats {
@@ -60,16 +68,26 @@ impl Stats {
             latency_us: AtomicU64::new(0),
             latency_n: AtomicU64::new(0),
             last_sample: Mutex::new((now, 0)),
+            samples: Mutex::new(VecDeque::from([(now, 0, Vec::new())])),
             devices: Mutex::new(Vec::new()),
+            pools: PoolTable::default(),
         }
     }
 
     /// Registers a device; its counters add to the totals through `add_hashes` and
     /// `add_hw_error`.
     pub fn device(&self, name: &str) -> Arc<DeviceStats> {
-        let device = Arc::new(DeviceStats { name: name.to_string(), ..Default::default() });
-        self.devices.lock().unwrap_or_else(|p| p.into_inner()).push(device.clone());
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let device = Arc::new(DeviceStats { name: name.to_string(), index: devices.len(), ..Default::default() });
+        devices.push(device.clone());
         device
+    }
+
+    /// Counts a share's outcome to the device that found it.
+    pub fn device_outcome(&self, device: usize, accepted: bool) {
+        if let Some(d) = self.devices().get(device) {
+            if accepted { &d.accepted } else { &d.rejected }.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn add_hashes(&self, device: &DeviceStats, hashes: u64) {
@@ -94,6 +112,39 @@ impl Stats {
                 format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.name, d.hw_errors.load(Relaxed))
             })
             .collect()
+    }
+
+    /// Snapshots of every registered device's counters, in registration order.
+    pub fn devices(&self) -> Vec<Arc<DeviceStats>> {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes a one-second sample of the hash counters; the mining loop calls it every second.
+    pub fn tick(&self) {
+        let per_device: Vec<u64> = self.devices().iter().map(|d| d.hashes.load(Relaxed)).collect();
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.push_back((Instant::now(), self.hashes.load(Relaxed), per_device));
+        while samples.len() > 11 {
+            samples.pop_front();
+        }
+    }
+
+    /// MH/s over the last five seconds (cgminer's "MHS 5s"): the total, then per device.
+    pub fn mhs_5s(&self) -> (f64, Vec<f64>) {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(last), Some(first)) = (
+            samples.back(),
+            samples.iter().rev().find(|s| s.0.elapsed() >= Duration::from_secs(5)).or(samples.front()),
+        ) else {
+            return (0.0, Vec::new());
+        };
+        let seconds = last.0.duration_since(first.0).as_secs_f64();
+        if seconds <= 0.0 {
+            return (0.0, vec![0.0; last.2.len()]);
+        }
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds / 1e6;
+        let devices = last.2.iter().enumerate().map(|(i, &h)| rate(h, first.2.get(i).copied().unwrap_or(0))).collect();
+        (rate(last.1, first.1), devices)
     }
 
     pub fn uptime(&self) -> Duration {
@@ -168,6 +219,135 @@ impl Stats {
             );
         }
         line
+    }
+}
+
+/// What the API shows of each pool and may change: its counters, the pool in use, and which
+/// pools are enabled and preferred (cgminer's switchpool / enablepool / disablepool).
+#[derive(Debug)]
+pub struct PoolTable {
+    entries: Mutex<Vec<PoolEntry>>,
+    active: AtomicUsize,
+    preferred: AtomicUsize,
+    /// A switch the API asked for and the client has not made yet (`usize::MAX`: none).
+    requested: AtomicUsize,
+    /// Woken when the API changes what the client should mine on.
+    pub changed: tokio::sync::Notify,
+}
+
+impl Default for PoolTable {
+    fn default() -> Self {
+        PoolTable {
+            entries: Mutex::default(),
+            active: AtomicUsize::new(0),
+            preferred: AtomicUsize::new(0),
+            requested: AtomicUsize::new(usize::MAX),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PoolEntry {
+    pub url: String,
+    pub user: String,
+    pub enabled: bool,
+    pub alive: bool,
+    pub jobs: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub difficulty: f64,
+    pub last_share: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolControlError {
+    #[error("Invalid pool id {0} - range is 0 - {1}")]
+    NoSuchPool(usize, usize),
+    #[error("cannot disable the last enabled pool {0}")]
+    LastEnabled(usize),
+    #[error("pool {0} is disabled: enable it first")]
+    Disabled(usize),
+}
+
+impl PoolTable {
+    pub fn register(&self, url: &str, user: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.push(PoolEntry { url: url.into(), user: user.into(), enabled: true, ..Default::default() });
+    }
+
+    /// Every pool's state, and the index of the one in use.
+    pub fn snapshot(&self) -> (Vec<PoolEntry>, usize) {
+        (self.entries.lock().unwrap_or_else(|p| p.into_inner()).clone(), self.active.load(Relaxed))
+    }
+
+    pub fn update(&self, index: usize, f: impl FnOnce(&mut PoolEntry)) {
+        if let Some(entry) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(index) {
+            f(entry);
+        }
+    }
+
+    pub fn set_active(&self, index: usize) {
+        self.active.store(index, Relaxed);
+    }
+
+    pub fn preferred(&self) -> usize {
+        self.preferred.load(Relaxed)
+    }
+
+    fn check(&self, index: usize) -> Result<std::sync::MutexGuard<'_, Vec<PoolEntry>>, PoolControlError> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if index >= entries.len() {
+            return Err(PoolControlError::NoSuchPool(index, entries.len().saturating_sub(1)));
+        }
+        Ok(entries)
+    }
+
+    /// Makes `index` the pool to mine on, and to return to after a failover.
+    pub fn switch(&self, index: usize) -> Result<String, PoolControlError> {
+        let entries = self.check(index)?;
+        if !entries[index].enabled {
+            return Err(PoolControlError::Disabled(index));
+        }
+        self.preferred.store(index, Relaxed);
+        self.requested.store(index, Relaxed);
+        self.changed.notify_one();
+        Ok(entries[index].url.clone())
+    }
+
+    pub fn enable(&self, index: usize, enabled: bool) -> Result<String, PoolControlError> {
+        let mut entries = self.check(index)?;
+        if !enabled && entries.iter().enumerate().all(|(i, e)| i == index || !e.enabled) {
+            return Err(PoolControlError::LastEnabled(index));
+        }
+        entries[index].enabled = enabled;
+        self.changed.notify_one();
+        Ok(entries[index].url.clone())
+    }
+
+    /// The pool after `index`, in priority order, that is enabled (`index` itself when it is
+    /// the only one).
+    pub fn next_enabled(&self, index: usize) -> usize {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let n = entries.len().max(1);
+        (1..=n).map(|k| (index + k) % n).find(|&i| entries.get(i).is_none_or(|e| e.enabled)).unwrap_or(index)
+    }
+
+    /// Where the client should be instead of `active`, if anywhere: the pool the API just
+    /// switched to, or the next enabled one when `active` was disabled.
+    pub fn wanted(&self, active: usize) -> Option<usize> {
+        let requested = self.requested.swap(usize::MAX, Relaxed);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let enabled = |i: usize| entries.get(i).is_none_or(|e| e.enabled);
+        if requested != usize::MAX && requested != active && enabled(requested) {
+            return Some(requested);
+        }
+        if !enabled(active) {
+            drop(entries);
+            return Some(self.next_enabled(active));
+        }
+        None
     }
 }
 

@@ -190,6 +190,7 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
             nonce,
             version_bits: None,
             hash: unit.hash(nonce),
+            device: 0,
         })
         .await
         .unwrap();

@@ -91,6 +91,7 @@ pub fn run(
             let run = super::mine::MineOptions {
                 duration: Some(std::time::Duration::from_secs_f64(seconds)),
                 status_every: std::time::Duration::from_secs(3600),
+                api: None,
             };
             let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::api::{ApiContext, ApiOptions};
 use crate::device::Sweeper;
 use crate::pool::{EmbeddedPool, PoolOptions};
 use crate::scheduler::Scheduler;
@@ -21,6 +22,8 @@ pub struct MineOptions {
     /// Stop after this long; `None` runs until Ctrl-C.
     pub duration: Option<Duration>,
     pub status_every: Duration,
+    /// The cgminer-compatible monitoring API, when asked for.
+    pub api: Option<ApiOptions>,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +82,19 @@ pub async fn mine(
     for d in &devices {
         println!("device: {}", d.info());
     }
+    let (quit_tx, mut quit_rx) = mpsc::unbounded_channel();
+    if let Some(api) = options.api.clone() {
+        let context = ApiContext {
+            devices: devices.iter().map(|d| d.info().clone()).collect(),
+            log_interval: options.status_every.as_secs(),
+            strategy: if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" },
+            quit: quit_tx,
+        };
+        match crate::api::start(api, stats.clone(), context).await {
+            Ok(addr) => println!("API listening on {addr}"),
+            Err(e) => eprintln!("API: cannot listen: {e}; mining without it"),
+        }
+    }
     let client = match source {
         Source::Pools(pools) => {
             for (i, pool) in pools.iter().enumerate() {
@@ -97,8 +113,11 @@ pub async fn mine(
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
+    let mut sample = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = sample.tick() => stats.tick(),
+            Some(()) = quit_rx.recv() => { println!("stopping (API quit)"); break }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
             _ = tokio::signal::ctrl_c() => { println!("stopping (Ctrl-C)"); break }
             _ = status.tick() => println!("{}", stats.status_line()),

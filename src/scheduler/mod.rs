@@ -234,6 +234,7 @@ impl DeviceLoop {
                 nonce: hit.nonce,
                 version_bits: (pool_work.version_mask != 0).then_some(unit.version & pool_work.version_mask),
                 hash: hit.hash,
+                device: self.counters.index,
             };
             // The channel is bounded: a pool that cannot take shares as fast as they are found
             // (an absurdly low difficulty, a pool that stops reading) slows the device down

@@ -44,4 +44,6 @@ pub struct Share {
     /// parameter; `None` without version rolling.
     pub version_bits: Option<u32>,
     pub hash: BlockHash,
+    /// Index of the device that found it (`Stats::devices`), which its outcome is counted to.
+    pub device: usize,
 }

@@ -115,6 +115,7 @@ pub async fn connect(node: &Node, asked: Option<Network>, address: &str) -> Resu
 /// A block found: kept until the node has it, or until the tip has moved past its parent.
 #[derive(Debug, Clone)]
 struct Found {
+    device: usize,
     height: u64,
     hash: BlockHash,
     prev: BlockHash,
@@ -143,6 +144,8 @@ pub async fn run(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The node is the API's only "pool".
+    stats.pools.register(&config.node.url, "solo");
     let mut session = Session {
         config,
         work,
@@ -264,6 +267,10 @@ impl Session {
             });
         }
         self.stats.templates.fetch_add(1, Relaxed);
+        self.stats.pools.update(0, |p| {
+            p.alive = true;
+            p.jobs += 1;
+        });
         self.stats.set_network_difficulty(Difficulty::from_target(&target).value());
         // The node's clock at fetch time; a fresh template every `poll` keeps it current.
         let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
@@ -311,7 +318,13 @@ impl Session {
                 return;
             }
         };
-        let found = Found { height: plan.template.height, hash: block.block_hash(), prev, hex: serialize_hex(&block) };
+        let found = Found {
+            device: share.device,
+            height: plan.template.height,
+            hash: block.block_hash(),
+            prev,
+            hex: serialize_hex(&block),
+        };
         self.stats.blocks.fetch_add(1, Relaxed);
         println!("found block {} {}", found.height, found.hash);
         if let Err(e) = self.journal(&found) {
@@ -341,21 +354,35 @@ impl Session {
             .await
             .unwrap_or_else(|e| Err(RpcError::BadReply { method: "submitblock".into(), reason: e.to_string() }));
         let (height, hash) = (found.height, found.hash);
+        let count = |stats: &Stats, accepted: bool| {
+            stats.device_outcome(found.device, accepted);
+            stats.pools.update(0, |p| {
+                if accepted {
+                    p.accepted += 1
+                } else {
+                    p.rejected += 1
+                }
+                p.last_share = Some(SystemTime::now());
+            });
+        };
         match reply {
             Ok(Value::Null) => {
                 self.stats.record_latency(started.elapsed());
                 self.stats.accepted.fetch_add(1, Relaxed);
+                count(&self.stats, true);
                 self.solved.insert(found.prev);
                 println!("block {height} {hash} accepted");
             }
             // The node has the block already, or holds it off the best chain: it has it either way.
             Ok(Value::String(s)) if s == "duplicate" || s == "inconclusive" => {
                 self.stats.accepted.fetch_add(1, Relaxed);
+                count(&self.stats, true);
                 self.solved.insert(found.prev);
                 println!("block {height} {hash} accepted ({s})");
             }
             Ok(other) => {
                 self.stats.rejected.fetch_add(1, Relaxed);
+                count(&self.stats, false);
                 let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
                 println!("block {height} {hash} rejected: {reason}");
             }

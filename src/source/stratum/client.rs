@@ -159,6 +159,9 @@ pub async fn run(
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    for pool in &pools {
+        stats.pools.register(&pool.url, &pool.user);
+    }
     let mut state = ClientState {
         generation: 0,
         session: None,
@@ -184,19 +187,23 @@ pub async fn run(
                 continue;
             }
             Ok(Reconnect::Switch(index)) => {
-                eprintln!("pool {} is back: returning to it", state.pools[index].url);
+                eprintln!("switching to pool {}", state.pools[index].url);
                 state.switch_to(index);
                 continue;
             }
-            Err(e) if state.pools.len() > 1 => {
-                let next = (state.active + 1) % state.pools.len();
+            Err(e) if state.stats.pools.next_enabled(state.active) != state.active => {
+                let next = state.stats.pools.next_enabled(state.active);
                 eprintln!("pool {}: {e}; failing over to {}", state.config().url, state.pools[next].url);
+                state.stats.pools.update(state.active, |p| p.alive = false);
                 state.switch_to(next);
-                if next != 0 {
+                if next != state.stats.pools.preferred() {
                     continue; // the next pool at once; back off only after a whole round
                 }
             }
-            Err(e) => eprintln!("pool {}: {e}; reconnecting in {}s", state.config().url, backoff.as_secs()),
+            Err(e) => {
+                state.stats.pools.update(state.active, |p| p.alive = false);
+                eprintln!("pool {}: {e}; reconnecting in {}s", state.config().url, backoff.as_secs())
+            }
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
@@ -277,6 +284,7 @@ impl ClientState {
     fn switch_to(&mut self, index: usize) {
         self.active = index;
         self.session = None;
+        self.stats.pools.set_active(index);
     }
 
     fn report(&self, share: Share, outcome: ShareOutcome) {
@@ -362,12 +370,18 @@ impl ClientState {
 
         loop {
             tokio::select! {
-                _ = probe.tick(), if self.active > 0 => {
-                    if let Ok(primary) = self.pools[0].address() {
+                _ = probe.tick(), if self.active != self.stats.pools.preferred() => {
+                    let preferred = self.stats.pools.preferred();
+                    if let Ok(primary) = self.pools[preferred].address() {
                         let answered = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(primary)).await;
                         if matches!(answered, Ok(Ok(_))) {
-                            return Ok(Reconnect::Switch(0));
+                            return Ok(Reconnect::Switch(preferred));
                         }
+                    }
+                }
+                _ = self.stats.pools.changed.notified() => {
+                    if let Some(index) = self.stats.pools.wanted(self.active) {
+                        return Ok(Reconnect::Switch(index));
                     }
                 }
                 _ = stop.changed() => return Ok(Reconnect::Now(Duration::ZERO)),
@@ -423,6 +437,11 @@ impl ClientState {
                                 (_, Some(e)) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(e) }
                                 (other, None) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(RpcError::new(code::OTHER, format!("result {other}"))) }
                             };
+                            self.stats.device_outcome(pending.share.device, matches!(outcome, ShareOutcome::Accepted));
+                            self.stats.pools.update(pending.share.source, |p| {
+                                match &outcome { ShareOutcome::Accepted => p.accepted += 1, ShareOutcome::Stale(_) => p.stale += 1, _ => p.rejected += 1 }
+                                p.last_share = Some(std::time::SystemTime::now());
+                            });
                             if let ShareOutcome::Rejected(e) = &outcome {
                                 eprintln!("share {:08x} rejected: {e}", pending.share.nonce);
                             }
@@ -443,6 +462,7 @@ impl ClientState {
                             let next = Arc::new(SourceWork { source: self.active, generation: self.generation, job, extranonce1: en1, extranonce2_size: size, target, version_mask, nonces: NonceRange::FULL_RANGE, received: last_notify });
                             current = Some(next.clone());
                             work.send_replace(Some(next));
+                            self.stats.pools.update(self.active, |p| { p.alive = true; p.jobs += 1; p.difficulty = pending_difficulty; });
                             self.flush_unsent(&mut write, &mut next_id, &jobs, &current).await?;
                         }
                         Message::Notification { method, params } | Message::Request { method, params, .. } if method == "mining.set_difficulty" => {

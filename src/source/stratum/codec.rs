@@ -352,6 +352,7 @@ mod tests {
             nonce: header.nonce,
             version_bits: Some(version_bits),
             hash: header.block_hash(),
+            device: 0,
         };
         assert_eq!(
             request(7, "mining.submit", submit_params("telehash.worker", &share)),

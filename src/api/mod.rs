@@ -1,0 +1,556 @@
+//! The monitoring API, compatible with cgminer's (API 3.7) so that its dashboards and scripts
+//! work: one request per TCP connection, either plain `command|parameter` or JSON
+//! `{"command":"summary","parameter":""}`; the reply is cgminer's shape (a `STATUS` section,
+//! then the data section) terminated by a NUL byte, and the connection closes.
+//!
+//! Off by default. It listens on loopback unless told otherwise, and any other address needs
+//! an allow list. Reading is for everyone allowed; `switchpool`, `enablepool`, `disablepool`
+//! and `quit` only for addresses allowed with `W:` (cgminer's `--api-allow W:127.0.0.1`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::device::DeviceInfo;
+use crate::stats::Stats;
+
+/// cgminer's API version, which dashboards check.
+pub const API_VERSION: &str = "3.7";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4028";
+
+/// One entry of `--api-allow`: an address or network, `W:` in front for privileged access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowRule {
+    pub write: bool,
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl FromStr for AllowRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (write, rest) = match s.trim().split_once(':') {
+            Some(("W" | "w", rest)) => (true, rest),
+            Some(("R" | "r", rest)) => (false, rest),
+            _ => (false, s.trim()),
+        };
+        let (ip, prefix) = match rest.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| format!("bad prefix length in `{s}`"))?)),
+            None => (rest, None),
+        };
+        let network: IpAddr = ip.parse().map_err(|_| format!("`{s}` is not an address, W:address or address/bits"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(format!("prefix length {prefix} is too long in `{s}`"));
+        }
+        Ok(AllowRule { write, network, prefix })
+    }
+}
+
+impl fmt::Display for AllowRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = if self.write { "W:" } else { "" };
+        write!(f, "{w}{}/{}", self.network, self.prefix)
+    }
+}
+
+impl AllowRule {
+    fn matches(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits);
+    let (bytes, rest) = (bits / 8, bits % 8);
+    a[..bytes] == b[..bytes] && (rest == 0 || (a[bytes] ^ b[bytes]) >> (8 - rest) == 0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub listen: SocketAddr,
+    pub allow: Vec<AllowRule>,
+}
+
+impl ApiOptions {
+    /// Checks that a non-loopback listener comes with an allow list.
+    pub fn new(listen: &str, allow: Vec<AllowRule>) -> Result<Self, String> {
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| format!("--api-listen `{listen}` is not an address:port such as {DEFAULT_LISTEN}"))?;
+        if !listen.ip().is_loopback() && allow.is_empty() {
+            return Err(format!(
+                "--api-listen {listen} reaches beyond this machine: name who may connect with --api-allow (e.g. 192.168.1.0/24, W:192.168.1.5)"
+            ));
+        }
+        Ok(ApiOptions { listen, allow })
+    }
+
+    /// What `ip` may do: without an allow list, loopback reads; with one, what it says.
+    pub fn access(&self, ip: IpAddr) -> Option<Access> {
+        if self.allow.is_empty() {
+            return ip.is_loopback().then_some(Access::Read);
+        }
+        let rules: Vec<&AllowRule> = self.allow.iter().filter(|r| r.matches(ip)).collect();
+        if rules.iter().any(|r| r.write) {
+            Some(Access::Write)
+        } else if rules.is_empty() {
+            None
+        } else {
+            Some(Access::Read)
+        }
+    }
+}
+
+/// What the API reports besides the counters.
+#[derive(Debug, Clone)]
+pub struct ApiContext {
+    pub devices: Vec<DeviceInfo>,
+    /// Seconds between status lines (CONFIG's "Log Interval").
+    pub log_interval: u64,
+    /// "Failover" for pools, "Solo" for a node.
+    pub strategy: &'static str,
+    /// Asked for by `quit`.
+    pub quit: mpsc::UnboundedSender<()>,
+}
+
+/// Starts serving; returns the address it listens on.
+pub async fn start(options: ApiOptions, stats: Arc<Stats>, context: ApiContext) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    let options = Arc::new(options);
+    let context = Arc::new(context);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Some(access) = options.access(peer.ip()) else { continue }; // dropped, as cgminer does
+            let (stats, context) = (stats.clone(), context.clone());
+            tokio::spawn(async move {
+                let _ = serve(stream, access, &stats, &context).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn serve(mut stream: TcpStream, access: Access, stats: &Stats, context: &ApiContext) -> std::io::Result<()> {
+    let request = read_request(&mut stream).await?;
+    let reply = respond(&request, access, stats, context);
+    stream.write_all(reply.as_bytes()).await?;
+    stream.write_all(b"\0").await?;
+    stream.shutdown().await
+}
+
+/// Reads one request: clients send it and wait, without closing their side, so a request
+/// ends at a newline or NUL, at a complete JSON object, or after a short pause.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut chunk)).await {
+            Ok(n) => n?,
+            Err(_) => break,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        let complete = n == 0
+            || text.contains(['\n', '\0'])
+            || (text.trim_start().starts_with('{') && serde_json::from_str::<Value>(text.trim()).is_ok())
+            || (!text.trim_start().starts_with('{') && !text.is_empty())
+            || buf.len() > 65536;
+        if complete {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).trim_matches(['\0', '\n', '\r', ' ']).to_string())
+}
+
+/// A section's rows, each an ordered list of fields.
+type Row = Vec<(String, Value)>;
+
+struct Status {
+    kind: &'static str,
+    code: u32,
+    msg: String,
+}
+
+struct Reply {
+    status: Status,
+    section: Option<(&'static str, Vec<Row>)>,
+}
+
+fn ok(code: u32, msg: impl Into<String>, section: &'static str, rows: Vec<Row>) -> Reply {
+    Reply { status: Status { kind: "S", code, msg: msg.into() }, section: Some((section, rows)) }
+}
+
+fn error(code: u32, msg: impl Into<String>) -> Reply {
+    Reply { status: Status { kind: "E", code, msg: msg.into() }, section: None }
+}
+
+fn row(fields: Vec<(&str, Value)>) -> Row {
+    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The reply to one request, JSON or plain as it came.
+pub fn respond(request: &str, access: Access, stats: &Stats, context: &ApiContext) -> String {
+    let json_request: Option<Value> = request.starts_with('{').then(|| serde_json::from_str(request).ok()).flatten();
+    if request.starts_with('{') {
+        let Some(object) = json_request else {
+            return json_reply(&error(23, "Invalid JSON"));
+        };
+        let command = object.get("command").and_then(Value::as_str).unwrap_or("").to_string();
+        let parameter = match object.get("parameter") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        if command.is_empty() {
+            return json_reply(&error(24, "Missing JSON 'command'"));
+        }
+        // cgminer's joined commands: "summary+devs" answers each under its own name.
+        if command.contains('+') {
+            let parts: Vec<String> = command
+                .split('+')
+                .map(|c| {
+                    let reply = run(c, &parameter, access, stats, context);
+                    format!("{}:[{}]", serde_json::to_string(c).unwrap_or_default(), json_reply(&reply))
+                })
+                .collect();
+            return format!("{{{}}}", parts.join(","));
+        }
+        if command == "quit" && access == Access::Write {
+            let _ = context.quit.send(());
+            return r#"{"STATUS":"BYE"}"#.into();
+        }
+        return json_reply(&run(&command, &parameter, access, stats, context));
+    }
+    let (command, parameter) = request.split_once('|').unwrap_or((request, ""));
+    if command == "quit" && access == Access::Write {
+        let _ = context.quit.send(());
+        return "BYE".into();
+    }
+    plain_reply(&run(command, parameter, access, stats, context))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn description() -> String {
+    format!("wgminer {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn status_row(status: &Status) -> Row {
+    row(vec![
+        ("STATUS", json!(status.kind)),
+        ("When", json!(now())),
+        ("Code", json!(status.code)),
+        ("Msg", json!(status.msg)),
+        ("Description", json!(description())),
+    ])
+}
+
+fn object(fields: &Row) -> String {
+    let inner: Vec<String> =
+        fields.iter().map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap_or_default(), v)).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn json_reply(reply: &Reply) -> String {
+    let mut out = format!("{{\"STATUS\":[{}]", object(&status_row(&reply.status)));
+    if let Some((name, rows)) = &reply.section {
+        let rows: Vec<String> = rows.iter().map(object).collect();
+        out += &format!(",\"{name}\":[{}]", rows.join(","));
+    }
+    out + ",\"id\":1}"
+}
+
+fn plain_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// cgminer's plain form: `STATUS=S,When=…,Code=…,Msg=…,Description=…|` then one section per
+/// row, `SUMMARY,Elapsed=…|` (or `GPU=0,…|` where the row starts with its own index).
+fn plain_reply(reply: &Reply) -> String {
+    let fields = |r: &Row| r.iter().map(|(k, v)| format!("{k}={}", plain_value(v))).collect::<Vec<_>>().join(",");
+    let mut out = format!("{}|", fields(&status_row(&reply.status)));
+    if let Some((name, rows)) = &reply.section {
+        for r in rows {
+            let indexed = r.first().is_some_and(|(k, _)| k == "GPU" || k == "POOL" || k == "STATS");
+            if indexed {
+                out += &format!("{}|", fields(r));
+            } else {
+                out += &format!("{name},{}|", fields(r));
+            }
+        }
+    }
+    out
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn run(command: &str, parameter: &str, access: Access, stats: &Stats, context: &ApiContext) -> Reply {
+    let privileged = matches!(command, "switchpool" | "enablepool" | "disablepool" | "quit");
+    if privileged && access != Access::Write {
+        return error(45, format!("Access denied to '{command}' command"));
+    }
+    match command {
+        "version" => ok(
+            22,
+            "CGMiner versions",
+            "VERSION",
+            vec![row(vec![("Miner", json!(description())), ("API", json!(API_VERSION))])],
+        ),
+        "summary" => ok(11, "Summary", "SUMMARY", vec![summary(stats)]),
+        "devs" => {
+            let rows = devs(stats, context);
+            ok(9, format!("{} GPU(s)", rows.len()), "DEVS", rows)
+        }
+        "pools" => {
+            let rows = pools(stats);
+            ok(7, format!("{} Pool(s)", rows.len()), "POOLS", rows)
+        }
+        "config" => ok(33, "CGMiner config", "CONFIG", vec![config(stats, context)]),
+        "stats" => ok(70, "CGMiner stats", "STATS", stats_rows(stats, context)),
+        "switchpool" | "enablepool" | "disablepool" => pool_control(command, parameter, stats),
+        _ => error(14, "Invalid command"),
+    }
+}
+
+fn summary(stats: &Stats) -> Row {
+    let elapsed = stats.uptime().as_secs_f64();
+    let (accepted, rejected, stale) =
+        (stats.accepted.load(Relaxed), stats.rejected.load(Relaxed), stats.stale.load(Relaxed));
+    let hw = stats.hw_errors.load(Relaxed);
+    let hashes = stats.hashes.load(Relaxed);
+    let (pools, _) = stats.pools.snapshot();
+    let submitted = accepted + rejected + stale;
+    row(vec![
+        ("Elapsed", json!(elapsed as u64)),
+        ("MHS av", json!(round(stats.average_mhs(), 2))),
+        ("MHS 5s", json!(round(stats.mhs_5s().0, 2))),
+        ("Found Blocks", json!(stats.blocks.load(Relaxed))),
+        ("Getworks", json!(pools.iter().map(|p| p.jobs).sum::<u64>())),
+        ("Accepted", json!(accepted)),
+        ("Rejected", json!(rejected)),
+        ("Hardware Errors", json!(hw)),
+        ("Utility", json!(round(accepted as f64 * 60.0 / elapsed.max(1.0), 2))),
+        ("Discarded", json!(0)),
+        ("Stale", json!(stale)),
+        ("Get Failures", json!(0)),
+        ("Local Work", json!(0)),
+        ("Remote Failures", json!(0)),
+        ("Network Blocks", json!(stats.templates.load(Relaxed))),
+        ("Total MH", json!(round(hashes as f64 / 1e6, 4))),
+        ("Best Share", json!(stats.best_share())),
+        ("Device Hardware%", json!(round(percent(hw, hw + submitted), 4))),
+        ("Device Rejected%", json!(round(percent(rejected, submitted), 4))),
+        ("Pool Rejected%", json!(round(percent(rejected, submitted), 4))),
+        ("Pool Stale%", json!(round(percent(stale, submitted), 4))),
+        ("Journaled", json!(stats.journaled.load(Relaxed))),
+    ])
+}
+
+fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
+    let elapsed = stats.uptime().as_secs_f64();
+    let (_, rates) = stats.mhs_5s();
+    stats
+        .devices()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let hashes = d.hashes.load(Relaxed);
+            let (accepted, rejected, hw) =
+                (d.accepted.load(Relaxed), d.rejected.load(Relaxed), d.hw_errors.load(Relaxed));
+            let info = context.devices.get(i);
+            row(vec![
+                ("GPU", json!(i)),
+                ("Name", json!(info.map_or(d.name.as_str(), |x| x.name.as_str()))),
+                ("Backend", json!(info.map_or("", |x| x.backend.as_str()))),
+                ("Driver", json!(info.map_or("", |x| x.driver.as_str()))),
+                ("Enabled", json!("Y")),
+                ("Status", json!("Alive")),
+                ("Temperature", json!(0.0)),
+                ("MHS av", json!(round(hashes as f64 / elapsed.max(1e-9) / 1e6, 2))),
+                ("MHS 5s", json!(round(rates.get(i).copied().unwrap_or(0.0), 2))),
+                ("Accepted", json!(accepted)),
+                ("Rejected", json!(rejected)),
+                ("Hardware Errors", json!(hw)),
+                ("Utility", json!(round(accepted as f64 * 60.0 / elapsed.max(1.0), 2))),
+                ("Total MH", json!(round(hashes as f64 / 1e6, 4))),
+                ("Device Hardware%", json!(round(percent(hw, hw + accepted + rejected), 4))),
+                ("Device Rejected%", json!(round(percent(rejected, accepted + rejected), 4))),
+                ("Device Elapsed", json!(elapsed as u64)),
+            ])
+        })
+        .collect()
+}
+
+fn pools(stats: &Stats) -> Vec<Row> {
+    let (pools, active) = stats.pools.snapshot();
+    let preferred = stats.pools.preferred();
+    pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let submitted = p.accepted + p.rejected + p.stale;
+            let status = if !p.enabled {
+                "Disabled"
+            } else if p.alive {
+                "Alive"
+            } else {
+                "Dead"
+            };
+            let last_share = p.last_share.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            // cgminer's priority: the preferred pool first, then the others in order.
+            let priority = if i == preferred { 0 } else { i + usize::from(i < preferred) };
+            row(vec![
+                ("POOL", json!(i)),
+                ("URL", json!(p.url)),
+                ("Status", json!(status)),
+                ("Priority", json!(priority)),
+                ("Quota", json!(1)),
+                ("Long Poll", json!("N")),
+                ("Getworks", json!(p.jobs)),
+                ("Accepted", json!(p.accepted)),
+                ("Rejected", json!(p.rejected)),
+                ("Works", json!(p.jobs)),
+                ("Discarded", json!(0)),
+                ("Stale", json!(p.stale)),
+                ("Get Failures", json!(0)),
+                ("Remote Failures", json!(0)),
+                ("User", json!(p.user)),
+                ("Last Share Time", json!(last_share)),
+                ("Diff", json!(p.difficulty)),
+                ("Has Stratum", json!(!p.url.starts_with("http"))),
+                ("Stratum Active", json!(i == active && p.alive)),
+                ("Stratum URL", json!(p.url)),
+                ("Pool Rejected%", json!(round(percent(p.rejected, submitted), 4))),
+                ("Pool Stale%", json!(round(percent(p.stale, submitted), 4))),
+            ])
+        })
+        .collect()
+}
+
+fn config(stats: &Stats, context: &ApiContext) -> Row {
+    row(vec![
+        ("GPU Count", json!(context.devices.len())),
+        ("ASC Count", json!(0)),
+        ("PGA Count", json!(0)),
+        ("Pool Count", json!(stats.pools.snapshot().0.len())),
+        ("Strategy", json!(context.strategy)),
+        ("Log Interval", json!(context.log_interval)),
+        ("Device Code", json!("GPU")),
+        ("OS", json!(std::env::consts::OS)),
+        ("Hotplug", json!("None")),
+    ])
+}
+
+fn stats_rows(stats: &Stats, context: &ApiContext) -> Vec<Row> {
+    let elapsed = stats.uptime().as_secs();
+    context
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            row(vec![
+                ("STATS", json!(i)),
+                ("ID", json!(format!("GPU{i}"))),
+                ("Elapsed", json!(elapsed)),
+                ("Calls", json!(0)),
+                ("Wait", json!(0.0)),
+                ("Max", json!(0.0)),
+                ("Min", json!(0.0)),
+                ("Name", json!(d.name)),
+                ("Backend", json!(d.backend)),
+                ("Vendor", json!(d.vendor)),
+                ("Driver", json!(d.driver)),
+            ])
+        })
+        .collect()
+}
+
+fn pool_control(command: &str, parameter: &str, stats: &Stats) -> Reply {
+    if parameter.trim().is_empty() {
+        return error(25, "Missing pool id parameter");
+    }
+    let count = stats.pools.snapshot().0.len();
+    let Ok(index) = parameter.trim().parse::<usize>() else {
+        return error(26, format!("Invalid pool id {parameter} - range is 0 - {}", count.saturating_sub(1)));
+    };
+    let result = match command {
+        "switchpool" => stats.pools.switch(index).map(|url| (27, format!("Switching to pool {index}:'{url}'"))),
+        "enablepool" => stats.pools.enable(index, true).map(|url| (47, format!("Enabling pool {index}:'{url}'"))),
+        _ => stats.pools.enable(index, false).map(|url| (48, format!("Disabling pool {index}:'{url}'"))),
+    };
+    match result {
+        Ok((code, msg)) => Reply { status: Status { kind: "S", code, msg }, section: None },
+        Err(e @ crate::stats::PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
+        Err(e) => error(49, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_rules_parse_and_match() {
+        let rule: AllowRule = "W:192.168.1.0/24".parse().unwrap();
+        assert!(rule.write);
+        assert!(rule.matches("192.168.1.77".parse().unwrap()));
+        assert!(!rule.matches("192.168.2.1".parse().unwrap()));
+        assert!(rule.matches("::ffff:192.168.1.9".parse().unwrap()));
+        let one: AllowRule = "127.0.0.1".parse().unwrap();
+        assert_eq!((one.write, one.prefix), (false, 32));
+        assert!("W:300.1.1.1".parse::<AllowRule>().is_err());
+        assert!("10.0.0.0/33".parse::<AllowRule>().is_err());
+        assert!("::1/129".parse::<AllowRule>().is_err());
+
+        let options = ApiOptions::new("127.0.0.1:4028", vec![]).unwrap();
+        assert_eq!(options.access("127.0.0.1".parse().unwrap()), Some(Access::Read));
+        assert_eq!(options.access("10.0.0.1".parse().unwrap()), None);
+        let options =
+            ApiOptions::new("0.0.0.0:4028", vec!["W:127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()])
+                .unwrap();
+        assert_eq!(options.access("127.0.0.1".parse().unwrap()), Some(Access::Write));
+        assert_eq!(options.access("10.1.2.3".parse().unwrap()), Some(Access::Read));
+        assert_eq!(options.access("192.168.0.1".parse().unwrap()), None);
+        assert!(ApiOptions::new("0.0.0.0:4028", vec![]).unwrap_err().contains("--api-allow"));
+        assert!(ApiOptions::new("localhost", vec![]).is_err());
+    }
+}

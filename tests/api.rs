@@ -1,0 +1,174 @@
+//! The cgminer-compatible API against a running miner, read as cgminer's own `api-example`
+//! scripts read it: connect, send the request, read to the end, drop the trailing NUL, parse.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wgminer::api::ApiOptions;
+use wgminer::commands::mine::{MineOptions, Source, mine};
+use wgminer::cpu::CpuSweeper;
+use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::source::stratum::PoolConfig;
+
+/// Sends one request and returns the reply without its NUL terminator.
+async fn ask(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(reply.pop(), Some(0), "replies end with NUL: {}", String::from_utf8_lossy(&reply));
+    String::from_utf8(reply).unwrap()
+}
+
+async fn ask_json(port: u16, command: &str, parameter: &str) -> Value {
+    let request = json!({"command": command, "parameter": parameter}).to_string();
+    serde_json::from_str(&ask(port, &request).await).unwrap()
+}
+
+fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
+    PoolConfig {
+        url: format!("stratum+tcp://{addr}"),
+        user: name.into(),
+        pass: "x".into(),
+        journal: std::env::temp_dir().join(format!("wgminer-test-api-{name}-{}.jsonl", std::process::id())),
+        ca_file: None,
+        suggest_difficulty: None,
+    }
+}
+
+/// Two embedded pools and one CPU device, the API on a free port with `allow`.
+async fn run_miner(allow: &str, seconds: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::commands::mine::Summary {
+    let options = PoolOptions { difficulty: 0.0005, ..Default::default() };
+    let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
+    let second = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+    let port = common::node::free_port();
+    let allow = allow.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let api = ApiOptions::new(&format!("127.0.0.1:{port}"), allow).unwrap();
+    let run = MineOptions {
+        duration: Some(Duration::from_secs(seconds)),
+        status_every: Duration::from_secs(5),
+        api: Some(api),
+    };
+    let pools = Source::Pools(vec![pool_config(first.addr, "first"), pool_config(second.addr, "second")]);
+    let miner = tokio::spawn(async move { mine(pools, vec![Box::new(CpuSweeper::new())], &run).await.0 });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    queries(port).await;
+    tokio::time::timeout(Duration::from_secs(seconds + 10), miner).await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_devs_and_pools_read_as_cgminer_shapes_them() {
+    run_miner("", 6, async |port| {
+        let summary = ask_json(port, "summary", "").await;
+        let status = &summary["STATUS"][0];
+        assert_eq!(
+            (status["STATUS"].as_str(), status["Code"].as_u64(), status["Msg"].as_str()),
+            (Some("S"), Some(11), Some("Summary"))
+        );
+        assert!(status["Description"].as_str().unwrap().starts_with("wgminer "));
+        assert!(status["When"].as_u64().unwrap() > 1_700_000_000);
+        let s = &summary["SUMMARY"][0];
+        assert!(s["MHS av"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["MHS 5s"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["Accepted"].as_u64().unwrap() >= 1, "{s}");
+        for field in ["Rejected", "Hardware Errors", "Stale", "Elapsed", "Getworks"] {
+            assert!(s[field].is_u64(), "{field} in {s}");
+        }
+        for field in ["Best Share", "Pool Rejected%", "Pool Stale%", "Device Hardware%", "Utility", "Total MH"] {
+            assert!(s[field].is_f64() || s[field].is_u64(), "{field} in {s}");
+        }
+
+        let devs = ask_json(port, "devs", "").await;
+        assert_eq!(devs["STATUS"][0]["Msg"], "1 GPU(s)");
+        let dev = &devs["DEVS"][0];
+        assert_eq!(
+            (dev["GPU"].as_u64(), dev["Name"].as_str(), dev["Enabled"].as_str()),
+            (Some(0), Some("CPU reference (sha2, 1 thread)"), Some("Y"))
+        );
+        assert!(dev["MHS av"].as_f64().unwrap() > 0.0 && dev["Accepted"].as_u64().unwrap() >= 1, "{dev}");
+
+        let pools = ask_json(port, "pools", "").await;
+        assert_eq!(pools["STATUS"][0]["Msg"], "2 Pool(s)");
+        let p = &pools["POOLS"];
+        assert_eq!(
+            (p[0]["POOL"].as_u64(), p[0]["Status"].as_str(), p[0]["Stratum Active"].as_bool()),
+            (Some(0), Some("Alive"), Some(true))
+        );
+        assert_eq!(
+            (p[1]["Priority"].as_u64(), p[1]["Stratum Active"].as_bool(), p[1]["User"].as_str()),
+            (Some(1), Some(false), Some("second"))
+        );
+        assert!(p[0]["Accepted"].as_u64().unwrap() >= 1);
+
+        let version = ask_json(port, "version", "").await;
+        assert_eq!(version["VERSION"][0]["API"], "3.7");
+        assert_eq!(ask_json(port, "config", "").await["CONFIG"][0]["Pool Count"], 2);
+        assert_eq!(ask_json(port, "stats", "").await["STATS"][0]["ID"], "GPU0");
+
+        // The plain form, as `echo -n summary | nc 127.0.0.1 4028` shows it.
+        let plain = ask(port, "summary").await;
+        assert!(plain.starts_with("STATUS=S,When="), "{plain}");
+        assert!(plain.contains(",Code=11,Msg=Summary,Description=wgminer "), "{plain}");
+        assert!(plain.contains("|SUMMARY,Elapsed=") && plain.contains(",MHS av=") && plain.ends_with('|'), "{plain}");
+        let plain_devs = ask(port, "devs").await;
+        assert!(plain_devs.contains("|GPU=0,Name=CPU reference (sha2, 1 thread),"), "{plain_devs}");
+        // cgminer's joined commands.
+        let joined = ask_json(port, "summary+pools", "").await;
+        assert_eq!(joined["summary"][0]["STATUS"][0]["Code"], 11);
+        assert_eq!(joined["pools"][0]["STATUS"][0]["Code"], 7);
+
+        // Without W: privilege, pool control and quit are refused.
+        for request in ["switchpool|1", "disablepool|0", "quit"] {
+            let reply = ask(port, request).await;
+            assert!(reply.starts_with("STATUS=E,") && reply.contains(",Code=45,"), "{request}: {reply}");
+        }
+        let refused = ask_json(port, "quit", "").await;
+        assert_eq!(refused["STATUS"][0]["Msg"], "Access denied to 'quit' command");
+        assert_eq!(ask_json(port, "nonsense", "").await["STATUS"][0]["Code"], 14);
+        // A truncated JSON request is answered, after a short wait, with cgminer's code 23.
+        let bad: Value = serde_json::from_str(&ask(port, "{\"command\":").await).unwrap();
+        assert_eq!(bad["STATUS"][0]["Code"], 23);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_clients_switch_disable_and_quit() {
+    let summary = run_miner("W:127.0.0.1", 60, async |port| {
+        let switched = ask_json(port, "switchpool", "1").await;
+        assert_eq!(switched["STATUS"][0]["Code"], 27, "{switched}");
+        assert!(
+            switched["STATUS"][0]["Msg"].as_str().unwrap().starts_with("Switching to pool 1:'stratum+tcp://127.0.0.1:")
+        );
+        let mut active = Value::Null;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            active = ask_json(port, "pools", "").await["POOLS"].clone();
+            if active[1]["Stratum Active"] == true {
+                break;
+            }
+        }
+        assert_eq!(
+            (active[0]["Stratum Active"].as_bool(), active[1]["Stratum Active"].as_bool()),
+            (Some(false), Some(true)),
+            "{active}"
+        );
+        assert_eq!(active[1]["Priority"], 0);
+
+        assert_eq!(ask_json(port, "disablepool", "0").await["STATUS"][0]["Code"], 48);
+        let last = ask_json(port, "disablepool", "1").await;
+        assert_eq!(last["STATUS"][0]["STATUS"], "E", "{last}");
+        assert_eq!(ask_json(port, "switchpool", "7").await["STATUS"][0]["Msg"], "Invalid pool id 7 - range is 0 - 1");
+        assert_eq!(ask_json(port, "enablepool", "").await["STATUS"][0]["Code"], 25);
+        assert_eq!(ask_json(port, "pools", "").await["POOLS"][0]["Status"], "Disabled");
+        assert_eq!(ask_json(port, "enablepool", "0").await["STATUS"][0]["Code"], 47);
+        assert_eq!(ask(port, "quit").await, "BYE");
+    })
+    .await;
+    // `quit` ended a 60-second run early.
+    assert!(summary.seconds < 30.0, "{summary:?}");
+}
