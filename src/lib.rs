@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod config;
 pub mod cpu;
 pub mod device;
 pub mod gpu;

@@ -3,10 +3,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use wgminer::commands::mine::Source;
 use wgminer::commands::{self, DeviceOptions};
+use wgminer::config;
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::GpuOptions;
 use wgminer::source::gbt::{self, rpc::Auth, rpc::Node};
@@ -27,6 +30,11 @@ Start with `wgminer demo` (the embedded pool: no account, no network), then `wgm
 a Vulkan driver that runs the kernel on the CPU."
 )]
 struct Cli {
+    /// TOML file of options (their long names; pools as [[pool]] tables). The command line
+    /// wins over the environment (WGMINER_<OPTION>), which wins over the file
+    #[arg(long, global = true, value_name = "PATH", env = "WGMINER_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -248,6 +256,18 @@ enum Command {
         #[arg(long, default_value_t = 30, value_name = "S")]
         job_interval: u64,
     },
+    /// Show the effective configuration of a command: file, environment and command line merged
+    ///
+    /// `wgminer --config wgminer.toml config --print mine -o URL` prints what `mine` would
+    /// run with, as TOML, each value with where it came from; passwords masked.
+    Config {
+        /// Print the configuration (the only action so far)
+        #[arg(long)]
+        print: bool,
+        /// The command line to evaluate, as you would run it (default: mine)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        args: Vec<String>,
+    },
     /// Measure the hash rate of devices against the sha2 one-thread CPU reference
     Bench {
         /// Seconds to measure each device (and the CPU reference)
@@ -284,8 +304,36 @@ fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
         .ok_or_else(|| format!("unknown network `{s}`: use main, test, testnet4, signet or regtest"))
 }
 
+/// Parses `argv` with the config file merged in under the command line and environment.
+/// `strict: false` tolerates missing required options (for `config --print`). Also returns
+/// the options the file set.
+fn parse_merged(argv: Vec<OsString>, strict: bool) -> anyhow::Result<(clap::ArgMatches, Vec<String>)> {
+    let root = config::with_env(Cli::command());
+    let first = match root.clone().ignore_errors(true).try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => e.exit(), // --help, --version
+    };
+    let mut argv = argv;
+    let mut from_file = Vec::new();
+    if let (Some(path), Some((name, matches))) = (first.get_one::<std::path::PathBuf>("config"), first.subcommand()) {
+        if name != "config" {
+            let file = config::ConfigFile::load(path)?;
+            let sub = root.find_subcommand(name).expect("a parsed subcommand exists");
+            let extra = file.arguments(&root, sub, matches)?;
+            from_file = extra
+                .iter()
+                .filter_map(|a| a.to_str()?.strip_prefix("--")?.split('=').next().map(String::from))
+                .collect();
+            argv.extend(extra);
+        }
+    }
+    let root = if strict { root } else { root.ignore_errors(true) };
+    Ok((root.try_get_matches_from(&argv).unwrap_or_else(|e| e.exit()), from_file))
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = parse_merged(std::env::args_os().collect(), true).and_then(|(m, _)| Ok(Cli::from_arg_matches(&m)?));
+    match cli.and_then(run) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("wgminer: {error:#}");
@@ -296,6 +344,24 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Config { print, args } => {
+            if !print {
+                anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
+            }
+            let mut argv: Vec<OsString> = vec!["wgminer".into()];
+            if let Some(path) = &cli.config {
+                argv.extend(["--config".into(), path.into()]);
+            }
+            argv.extend(if args.is_empty() { vec!["mine".to_string()] } else { args }.into_iter().map(OsString::from));
+            let (matches, from_file) = parse_merged(argv, false)?;
+            let root = Cli::command();
+            let Some((name, sub_matches)) = matches.subcommand() else { anyhow::bail!("no command to show") };
+            let sub = root.find_subcommand(name).expect("a parsed subcommand exists");
+            if let Some(path) = &cli.config {
+                println!("# wgminer {name}, with {}", path.display());
+            }
+            print!("{}", config::render(sub, sub_matches, &from_file));
+        }
         Command::Devices { json } => commands::devices::run(json)?,
         Command::Selftest { device } => {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
