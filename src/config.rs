@@ -102,7 +102,9 @@ impl ConfigFile {
     /// subcommand knows is an error, as is a value the option's parser refuses.
     pub fn arguments(&self, root: &Command, sub: &Command, matches: &ArgMatches) -> Result<Vec<OsString>, ConfigError> {
         let known_anywhere = |key: &str| {
-            key == "pool" || root.get_subcommands().any(|c| c.get_arguments().any(|a| a.get_long() == Some(key)))
+            key == "pool"
+                || root.get_arguments().any(|a| a.get_long() == Some(key) && key != "config")
+                || root.get_subcommands().any(|c| c.get_arguments().any(|a| a.get_long() == Some(key)))
         };
         let explicit =
             |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
@@ -116,7 +118,12 @@ impl ConfigFile {
                 self.pool_arguments(sub, value, &explicit, &mut out)?;
                 continue;
             }
-            let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else { continue };
+            // The subcommand's own options, and the global ones (logging).
+            let Some(arg) =
+                sub.get_arguments().chain(root.get_arguments()).find(|a| a.get_long() == Some(key.as_str()))
+            else {
+                continue;
+            };
             if explicit(arg.get_id().as_str()) {
                 continue;
             }
@@ -216,12 +223,12 @@ impl ConfigFile {
 
 /// The effective settings of a parsed subcommand as TOML, each with where it came from
 /// (`from_file`: the options the config file set); secrets masked, pools as `[[pool]]` tables.
-pub fn render(sub: &Command, matches: &ArgMatches, from_file: &[String]) -> String {
+pub fn render(root: &Command, sub: &Command, matches: &ArgMatches, from_file: &[String]) -> String {
     let mut out = String::new();
     let mut pools: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for arg in sub.get_arguments() {
+    for arg in sub.get_arguments().chain(root.get_arguments()) {
         let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else { continue };
-        if matches!(long, "help" | "version") {
+        if matches!(long, "help" | "version" | "config") {
             continue;
         }
         let Some(raw) = matches.get_raw(id) else { continue };
@@ -354,7 +361,7 @@ mod tests {
             .clone()
             .try_get_matches_from(["wgminer", "mine", "-o", "a:1", "--user", "u", "--pass", "secret"])
             .unwrap();
-        let text = render(root.find_subcommand("mine").unwrap(), matches.subcommand().unwrap().1, &[]);
+        let text = render(&root, root.find_subcommand("mine").unwrap(), matches.subcommand().unwrap().1, &[]);
         assert_eq!(
             text,
             "status-every = 5  # default\nmining = false  # default\n\n[[pool]]\nurl = \"a:1\"\nuser = \"u\"\npass = \"********\"\n"

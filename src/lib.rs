@@ -6,6 +6,7 @@ pub mod config;
 pub mod cpu;
 pub mod device;
 pub mod gpu;
+pub mod logging;
 pub mod pool;
 pub mod scheduler;
 pub mod source;

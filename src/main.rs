@@ -35,6 +35,18 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH", env = "WGMINER_CONFIG")]
     config: Option<std::path::PathBuf>,
 
+    /// Least important events to log: error, warn, info, debug or trace
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL", env = "WGMINER_LOG_LEVEL")]
+    log_level: tracing::Level,
+
+    /// Events as plain text or as JSON objects, one per line
+    #[arg(long, global = true, value_enum, default_value = "text", env = "WGMINER_LOG_FORMAT")]
+    log_format: wgminer::logging::LogFormat,
+
+    /// Append events to this file instead of writing them to stderr
+    #[arg(long, global = true, value_name = "PATH", env = "WGMINER_LOG_FILE")]
+    log_file: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -343,6 +355,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let log = wgminer::logging::LogOptions { level: cli.log_level, format: cli.log_format, file: cli.log_file.clone() };
+    wgminer::logging::init(&log)?;
     match cli.command {
         Command::Config { print, args } => {
             if !print {
@@ -360,7 +374,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &cli.config {
                 println!("# wgminer {name}, with {}", path.display());
             }
-            print!("{}", config::render(sub, sub_matches, &from_file));
+            print!("{}", config::render(&root, sub, sub_matches, &from_file));
         }
         Command::Devices { json } => commands::devices::run(json)?,
         Command::Selftest { device } => {
@@ -439,7 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let Some(connected) = connected else { return Ok(ExitCode::SUCCESS) };
             let (network, payout) = connected?;
-            println!("node on {}; paying {address}", network.to_core_arg());
+            tracing::info!("node on {}; paying {address}", network.to_core_arg());
             let config =
                 gbt::client::SoloConfig { node, payout, journal: found_blocks, poll: Duration::from_secs(poll) };
             let devices = run.open()?;
@@ -466,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime()?.block_on(async {
                 let pool = wgminer::pool::EmbeddedPool::start(&listen, options).await?;
-                println!("embedded pool listening on {} (Ctrl-C stops it)", pool.addr);
+                tracing::info!("embedded pool listening on {} (Ctrl-C stops it)", pool.addr);
                 tokio::signal::ctrl_c().await?;
                 anyhow::Ok(())
             })?;

@@ -111,3 +111,75 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("negative"), "{}", stderr(&out));
 }
+
+#[test]
+fn piped_demo_prints_plain_status_lines_and_logs_json_events_to_a_file() {
+    let log = std::env::temp_dir().join(format!("wgminer-test-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let journal = std::env::temp_dir().join(format!("wgminer-test-log-journal-{}.jsonl", std::process::id()));
+    let out = wgminer(&[
+        "demo",
+        "--seconds",
+        "3",
+        "--difficulty",
+        "0.0002",
+        "-d",
+        "cpu",
+        "--status-every",
+        "1",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "control characters in piped output: {text:?}");
+    assert!(text.lines().filter(|l| l.contains(" MH/s now, ")).count() >= 2, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("summary: ")), "{text}");
+    assert_eq!(stderr(&out), "", "events go to the log file");
+
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let accepted: Vec<_> = events.iter().filter(|e| e["fields"]["message"] == "share accepted").collect();
+    assert!(!accepted.is_empty(), "{events:?}");
+    assert_eq!(accepted[0]["level"], "INFO");
+    assert_eq!(accepted[0]["fields"]["nonce"].as_str().unwrap().len(), 8);
+    assert!(events.iter().all(|e| e["timestamp"].is_string()));
+}
+
+#[test]
+fn log_level_filters_events() {
+    let journal = std::env::temp_dir().join(format!("wgminer-test-quiet-journal-{}.jsonl", std::process::id()));
+    let out = wgminer(&[
+        "demo",
+        "--seconds",
+        "2",
+        "--difficulty",
+        "0.0002",
+        "-d",
+        "cpu",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--log-level",
+        "warn",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("INFO") && !stderr(&out).contains("share accepted"), "{}", stderr(&out));
+    let out = wgminer(&[
+        "demo",
+        "--seconds",
+        "2",
+        "--difficulty",
+        "0.0002",
+        "-d",
+        "cpu",
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("share accepted"), "{}", stderr(&out));
+    let out = wgminer(&["devices", "--log-level", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -80,7 +80,7 @@ pub async fn mine(
     let started = Instant::now();
 
     for d in &devices {
-        println!("device: {}", d.info());
+        tracing::info!("device: {}", d.info());
     }
     let (quit_tx, mut quit_rx) = mpsc::unbounded_channel();
     if let Some(api) = options.api.clone() {
@@ -91,19 +91,19 @@ pub async fn mine(
             quit: quit_tx,
         };
         match crate::api::start(api, stats.clone(), context).await {
-            Ok(addr) => println!("API listening on {addr}"),
-            Err(e) => eprintln!("API: cannot listen: {e}; mining without it"),
+            Ok(addr) => tracing::info!("API listening on {addr}"),
+            Err(e) => tracing::warn!("API: cannot listen: {e}; mining without it"),
         }
     }
     let client = match source {
         Source::Pools(pools) => {
             for (i, pool) in pools.iter().enumerate() {
-                println!("pool {i}: {} as {}", pool.url, pool.user);
+                tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
             }
             tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx))
         }
         Source::Node(config) => {
-            println!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
+            tracing::info!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
             tokio::spawn(crate::source::gbt::client::run(config, work_tx, share_rx, stats.clone(), stop_rx))
         }
     };
@@ -117,22 +117,23 @@ pub async fn mine(
     loop {
         tokio::select! {
             _ = sample.tick() => stats.tick(),
-            Some(()) = quit_rx.recv() => { println!("stopping (API quit)"); break }
+            Some(()) = quit_rx.recv() => { tracing::info!("stopping (API quit)"); break }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
-            _ = tokio::signal::ctrl_c() => { println!("stopping (Ctrl-C)"); break }
-            _ = status.tick() => println!("{}", stats.status_line()),
+            _ = tokio::signal::ctrl_c() => { tracing::info!("stopping (Ctrl-C)"); break }
+            _ = status.tick() => crate::logging::status(&stats.status_line()),
             Some((share, outcome)) = outcome_rx.recv() => {
                 let difficulty = Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash))).value();
-                let t = started.elapsed().as_secs_f64();
+                let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
                 match outcome {
-                    ShareOutcome::Accepted => println!("[{t:7.1}s] accepted  nonce {:08x} job {} share difficulty {difficulty:.4}", share.nonce, share.job_id),
-                    ShareOutcome::Rejected(e) => println!("[{t:7.1}s] rejected  nonce {:08x} job {}: {e}", share.nonce, share.job_id),
-                    ShareOutcome::Stale(why) => println!("[{t:7.1}s] stale     nonce {:08x} job {}: {why}", share.nonce, share.job_id),
-                    ShareOutcome::Journaled(why) => println!("[{t:7.1}s] journaled nonce {:08x} job {}: {why}", share.nonce, share.job_id),
+                    ShareOutcome::Accepted => tracing::info!(%nonce, %job, difficulty = format!("{difficulty:.4}"), "share accepted"),
+                    ShareOutcome::Rejected(e) => tracing::warn!(%nonce, %job, reason = %e, "share rejected"),
+                    ShareOutcome::Stale(why) => tracing::info!(%nonce, %job, reason = %why, "share stale"),
+                    ShareOutcome::Journaled(why) => tracing::warn!(%nonce, %job, reason = %why, "share journaled"),
                 }
             }
         }
     }
+    crate::logging::end_status();
     // The rate counts the mining window only, not start-up and shutdown.
     let mining_time = started.elapsed().as_secs_f64();
     let hashes = stats.hashes.load(Relaxed);
@@ -193,7 +194,7 @@ pub async fn demo(
     journal: std::path::PathBuf,
 ) -> anyhow::Result<(Summary, Vec<Box<dyn Sweeper>>)> {
     let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
-    println!("embedded pool listening on {}", pool.addr);
+    tracing::info!("embedded pool listening on {}", pool.addr);
     let config = PoolConfig {
         url: format!("stratum+tcp://{}", pool.addr),
         user: "demo".into(),

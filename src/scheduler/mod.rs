@@ -130,7 +130,7 @@ impl Scheduler {
         };
         std::thread::spawn(move || {
             if let Err(e) = miner.run() {
-                eprintln!("device error: {e}; stopping this device");
+                tracing::error!("device error: {e}; stopping this device");
             }
             // Whatever is still queued finishes before the device is handed back.
             while let Ok(Some(_)) = miner.device.next_result() {}
@@ -214,7 +214,7 @@ impl DeviceLoop {
         let verified = cpu::verify(&unit.work, range, candidates);
         for error in &verified.hw_errors {
             self.stats.add_hw_error(&self.counters);
-            eprintln!(
+            tracing::warn!(
                 "hardware error on {}: nonce {:08x} hashes to {}",
                 self.device.info().name,
                 error.nonce,

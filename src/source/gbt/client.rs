@@ -101,7 +101,7 @@ pub async fn connect(node: &Node, asked: Option<Network>, address: &str) -> Resu
             Err(SetupError::Rpc(e)) if e.is_transient() => {
                 let message = e.to_string();
                 if message != last {
-                    eprintln!("waiting for the node: {message}");
+                    tracing::warn!("waiting for the node: {message}");
                     last = message;
                 }
                 tokio::time::sleep(backoff).await;
@@ -207,7 +207,12 @@ pub async fn run(
         }
     }
     for found in &session.pending {
-        println!("block {} {} was not sent; it is in {}", found.height, found.hash, session.config.journal.display());
+        tracing::warn!(
+            "block {} {} was not sent; it is in {}",
+            found.height,
+            found.hash,
+            session.config.journal.display()
+        );
     }
 }
 
@@ -229,7 +234,7 @@ impl Session {
     /// Reports a problem once, not on every retry.
     fn problem(&mut self, message: String) {
         if self.last_error.as_ref() != Some(&message) {
-            eprintln!("node: {message}");
+            tracing::warn!("node: {message}");
             self.last_error = Some(message);
         }
     }
@@ -239,7 +244,7 @@ impl Session {
         let value = reply.map_err(|e| self.problem(e.to_string()))?;
         let template = template::parse(&value).map_err(|e| self.problem(e.to_string()))?;
         if self.last_error.take().is_some() {
-            println!("node: templates again");
+            tracing::info!("node: templates again");
         }
         self.publish(template)
     }
@@ -254,14 +259,14 @@ impl Session {
             BlockPlan::new(block, self.config.payout.clone(), COINBASE_TAG).map_err(|e| self.problem(e.to_string()))?;
         if self.tip != Some(prev) {
             if self.tip.is_some() {
-                println!("new block on the node: mining height {height}");
+                tracing::info!("new block on the node: mining height {height}");
             }
             self.tip = Some(prev);
             self.plans.clear();
             self.pending.retain(|f| {
                 let keep = f.prev == prev;
                 if !keep {
-                    println!("block {} {} dropped: the tip moved on (it stays in the journal)", f.height, f.hash);
+                    tracing::warn!("block {} {} dropped: the tip moved on (it stays in the journal)", f.height, f.hash);
                 }
                 keep
             });
@@ -314,7 +319,7 @@ impl Session {
             Ok(block) => block,
             Err(e) => {
                 self.stats.rejected.fetch_add(1, Relaxed);
-                eprintln!("found a hash below target but cannot build its block: {e}");
+                tracing::error!("found a hash below target but cannot build its block: {e}");
                 return;
             }
         };
@@ -326,9 +331,9 @@ impl Session {
             hex: serialize_hex(&block),
         };
         self.stats.blocks.fetch_add(1, Relaxed);
-        println!("found block {} {}", found.height, found.hash);
+        tracing::info!("found block {} {}", found.height, found.hash);
         if let Err(e) = self.journal(&found) {
-            eprintln!("cannot write the found-blocks journal {}: {e}", self.config.journal.display());
+            tracing::error!("cannot write the found-blocks journal {}: {e}", self.config.journal.display());
         }
         self.submit(found).await;
     }
@@ -371,23 +376,23 @@ impl Session {
                 self.stats.accepted.fetch_add(1, Relaxed);
                 count(&self.stats, true);
                 self.solved.insert(found.prev);
-                println!("block {height} {hash} accepted");
+                tracing::info!("block {height} {hash} accepted");
             }
             // The node has the block already, or holds it off the best chain: it has it either way.
             Ok(Value::String(s)) if s == "duplicate" || s == "inconclusive" => {
                 self.stats.accepted.fetch_add(1, Relaxed);
                 count(&self.stats, true);
                 self.solved.insert(found.prev);
-                println!("block {height} {hash} accepted ({s})");
+                tracing::info!("block {height} {hash} accepted ({s})");
             }
             Ok(other) => {
                 self.stats.rejected.fetch_add(1, Relaxed);
                 count(&self.stats, false);
                 let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
-                println!("block {height} {hash} rejected: {reason}");
+                tracing::warn!("block {height} {hash} rejected: {reason}");
             }
             Err(e) => {
-                println!("block {height} {hash} not sent yet ({e}); retrying every {}s", RETRY_SUBMIT.as_secs());
+                tracing::warn!("block {height} {hash} not sent yet ({e}); retrying every {}s", RETRY_SUBMIT.as_secs());
                 self.pending.push(found);
             }
         }

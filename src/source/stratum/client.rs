@@ -187,13 +187,13 @@ pub async fn run(
                 continue;
             }
             Ok(Reconnect::Switch(index)) => {
-                eprintln!("switching to pool {}", state.pools[index].url);
+                tracing::info!("switching to pool {}", state.pools[index].url);
                 state.switch_to(index);
                 continue;
             }
             Err(e) if state.stats.pools.next_enabled(state.active) != state.active => {
                 let next = state.stats.pools.next_enabled(state.active);
-                eprintln!("pool {}: {e}; failing over to {}", state.config().url, state.pools[next].url);
+                tracing::warn!("pool {}: {e}; failing over to {}", state.config().url, state.pools[next].url);
                 state.stats.pools.update(state.active, |p| p.alive = false);
                 state.switch_to(next);
                 if next != state.stats.pools.preferred() {
@@ -202,7 +202,7 @@ pub async fn run(
             }
             Err(e) => {
                 state.stats.pools.update(state.active, |p| p.alive = false);
-                eprintln!("pool {}: {e}; reconnecting in {}s", state.config().url, backoff.as_secs())
+                tracing::warn!("pool {}: {e}; reconnecting in {}s", state.config().url, backoff.as_secs())
             }
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -306,13 +306,13 @@ impl ClientState {
             .open(&self.config().journal)
             .and_then(|mut f| writeln!(f, "{line}"));
         match written {
-            Ok(()) => eprintln!(
+            Ok(()) => tracing::warn!(
                 "share {:08x} of job {} written to {}: {reason}",
                 share.nonce,
                 share.job_id,
                 self.config().journal.display()
             ),
-            Err(e) => eprintln!(
+            Err(e) => tracing::error!(
                 "could not write the share journal {}: {e}; the share was: {line}",
                 self.config().journal.display()
             ),
@@ -443,7 +443,7 @@ impl ClientState {
                                 p.last_share = Some(std::time::SystemTime::now());
                             });
                             if let ShareOutcome::Rejected(e) = &outcome {
-                                eprintln!("share {:08x} rejected: {e}", pending.share.nonce);
+                                tracing::warn!("share {:08x} rejected: {e}", pending.share.nonce);
                             }
                             self.report(pending.share, outcome);
                         }
@@ -473,14 +473,14 @@ impl ClientState {
                             extranonce = Some(codec::parse_extranonce(&method, &values).map_err(|e| SessionError::Protocol(e.to_string()))?);
                         }
                         Message::Notification { method, params } if method == "client.show_message" => {
-                            eprintln!("message from pool {}: {}", self.config().url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                            tracing::info!("message from pool {}: {}", self.config().url, params.get(0).and_then(|v| v.as_str()).unwrap_or(""));
                         }
                         Message::Request { id, method, params } => {
                             let reply = match method.as_str() {
                                 "client.get_version" => codec::response(&id, json!(USER_AGENT), None),
                                 "mining.ping" => codec::response(&id, json!("pong"), None),
                                 "client.show_message" => {
-                                    eprintln!("message from pool {}: {}", self.config().url, params.get(0).and_then(Value::as_str).unwrap_or(""));
+                                    tracing::info!("message from pool {}: {}", self.config().url, params.get(0).and_then(|v| v.as_str()).unwrap_or(""));
                                     codec::response(&id, json!(true), None)
                                 }
                                 "client.reconnect" => {
@@ -562,7 +562,7 @@ impl ClientState {
         let ours = self.config().address().unwrap_or_default();
         let our_host = ours.rsplit_once(':').map_or("", |(h, _)| h);
         if !host.is_empty() && host != our_host {
-            eprintln!("pool asked to reconnect to {host}; ignored (only the same host is honoured)");
+            tracing::warn!("pool asked to reconnect to {host}; ignored (only the same host is honoured)");
             return Ok(Reconnect::Now(Duration::from_secs(1)));
         }
         let port = a.get(1).and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()));
