@@ -268,6 +268,18 @@ enum Command {
         #[arg(long, default_value_t = 30, value_name = "S")]
         job_interval: u64,
     },
+    /// Merge `bench --json` records into a Markdown table and an SVG chart
+    ///
+    /// Each FILE holds one record per line (`wgminer bench --json >> results.jsonl` on each
+    /// machine). The table goes to stdout, fastest device first; the chart to --svg.
+    Report {
+        /// Files of bench records
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// Where to write the chart
+        #[arg(long, default_value = "wgminer-report.svg", value_name = "PATH")]
+        svg: std::path::PathBuf,
+    },
     /// Show the effective configuration of a command: file, environment and command line merged
     ///
     /// `wgminer --config wgminer.toml config --print mine -o URL` prints what `mine` would
@@ -282,13 +294,17 @@ enum Command {
     },
     /// Measure the hash rate of devices against the sha2 one-thread CPU reference
     Bench {
-        /// Seconds to measure each device (and the CPU reference)
+        /// Seconds each measurement of each device (and the CPU reference) lasts
         #[arg(long, default_value_t = 10.0, value_name = "S")]
         seconds: f64,
+        /// Measurements per device, interleaved; the median is reported, with the spread
+        #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+        runs: u64,
         /// Device to measure; repeat for several (see `wgminer devices`)
         #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
         device: Vec<DeviceSelector>,
-        /// One JSON object instead of a table
+        /// One JSON record instead of a table: device, vendor, backend, driver, OS, kernel
+        /// settings, median MH/s with spread and the CPU reference (`wgminer report` merges them)
         #[arg(long)]
         json: bool,
         /// Then mine through the embedded pool on the first device for as long, and report the
@@ -358,6 +374,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let log = wgminer::logging::LogOptions { level: cli.log_level, format: cli.log_format, file: cli.log_file.clone() };
     wgminer::logging::init(&log)?;
     match cli.command {
+        Command::Report { files, svg } => {
+            let rows = commands::report::rows(&commands::report::load(&files)?);
+            print!("{}", commands::report::markdown(&rows));
+            std::fs::write(&svg, commands::report::svg(&rows)?)
+                .map_err(|e| anyhow::anyhow!("--svg {}: {e}", svg.display()))?;
+            eprintln!("chart written to {}", svg.display());
+        }
         Command::Config { print, args } => {
             if !print {
                 anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
@@ -485,12 +508,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(())
             })?;
         }
-        Command::Bench { seconds, device, json, mining, job_interval, kernel } => {
+        Command::Bench { seconds, runs, device, json, mining, job_interval, kernel } => {
             if !(seconds > 0.0 && seconds.is_finite()) {
                 anyhow::bail!("--seconds must be a positive number, got {seconds}");
             }
             let mining = mining.then(|| Duration::from_secs(job_interval.max(1)));
-            commands::bench::run(&device, seconds, &kernel.options(), json, mining)?;
+            commands::bench::run(&device, seconds, runs as usize, &kernel.options(), json, mining)?;
         }
     }
     Ok(ExitCode::SUCCESS)

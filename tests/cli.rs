@@ -183,3 +183,19 @@ fn log_level_filters_events() {
     let out = wgminer(&["devices", "--log-level", "loud"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_json_is_a_record_that_report_reads() {
+    let out = wgminer(&["bench", "--seconds", "0.2", "--runs", "2", "-d", "cpu", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: wgminer::commands::bench::Report = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((record.runs, record.os.as_str(), record.devices.len()), (2, std::env::consts::OS, 1));
+    assert_eq!(record.devices[0].mhs.runs.len(), 2);
+    assert!(
+        record.devices[0].mhs.min <= record.devices[0].mhs.median
+            && record.devices[0].mhs.median <= record.devices[0].mhs.max
+    );
+    assert_eq!((record.kernel.workgroup_size, record.kernel.nonces_per_invocation), (64, 64));
+    assert!(record.cpu_reference.mhs.median > 0.0);
+    assert!(record.date.starts_with("20") && record.date.ends_with('Z'), "{}", record.date);
+}

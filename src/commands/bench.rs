@@ -1,33 +1,84 @@
 //! `wgminer bench`: hash rate of each device, and of the sha2 one-thread CPU reference measured
 //! in the same run, with the ratio between them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{DeviceOptions, measure_rate, open_device};
 use crate::cpu::CpuSweeper;
 use crate::device::{DeviceInfo, DeviceSelector, Sweeper};
 
-#[derive(Debug, Serialize)]
+/// Repeated measurements of one rate: the median is the figure, min and max the spread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Every run, MH/s, in the order measured.
+    pub runs: Vec<f64>,
+}
+
+impl Measured {
+    pub fn new(runs: Vec<f64>) -> Self {
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => 0.0,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Measured {
+            median,
+            min: sorted.first().copied().unwrap_or(0.0),
+            max: sorted.last().copied().unwrap_or(0.0),
+            runs,
+        }
+    }
+
+    /// (max - min) / median, as a percentage.
+    pub fn spread_percent(&self) -> f64 {
+        if self.median > 0.0 { (self.max - self.min) / self.median * 100.0 } else { 0.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
     #[serde(flatten)]
     pub device: DeviceInfo,
-    pub hashes: u64,
-    pub seconds: f64,
-    pub mhs: f64,
-    /// This device's rate over the CPU reference's.
+    pub mhs: Measured,
+    /// The median rate over the CPU reference's median.
     pub ratio_to_cpu: f64,
 }
 
-#[derive(Debug, Serialize)]
+/// The kernel settings a GPU figure was measured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelSettings {
+    pub workgroup_size: u32,
+    pub nonces_per_invocation: u32,
+    pub dispatch_ms: Option<u64>,
+}
+
+/// One `bench --json` record: what `wgminer report` merges across machines and vendors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    pub wgminer: String,
+    /// When it was measured (RFC 3339, UTC).
+    pub date: String,
+    pub os: String,
+    pub arch: String,
+    /// The host CPU, where the OS says (the CPU reference runs on it).
+    pub host_cpu: Option<String>,
+    pub runs: usize,
+    pub seconds_per_run: f64,
+    pub kernel: KernelSettings,
     pub devices: Vec<Rate>,
     pub cpu_reference: Rate,
     /// With `--mining`: the first device mining through the embedded pool.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub mining: Option<MiningRun>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MiningRun {
     #[serde(flatten)]
     pub summary: super::mine::Summary,
@@ -42,48 +93,69 @@ pub struct MiningRun {
 const GPU_CHUNK: u64 = 1 << 28;
 const CPU_CHUNK: u64 = 1 << 18;
 
-fn rate(device: &mut dyn Sweeper, seconds: f64, chunk: u64, reference_mhs: Option<f64>) -> anyhow::Result<Rate> {
+fn mhs(device: &mut dyn Sweeper, seconds: f64, chunk: u64) -> anyhow::Result<f64> {
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
-    let mhs = hashes as f64 / secs / 1e6;
-    Ok(Rate {
-        device: device.info().clone(),
-        hashes,
-        seconds: secs,
-        mhs,
-        ratio_to_cpu: reference_mhs.map_or(1.0, |r| mhs / r),
-    })
+    Ok(hashes as f64 / secs / 1e6)
+}
+
+fn host_cpu() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }
 
 /// `mining`: also mine through the embedded pool for `seconds` on the first device, with a new
 /// chain tip (clean jobs) every `job_interval`, and compare its rate with the device's bench.
+/// Measures each device and the CPU reference `runs` times, `seconds` each, interleaved so
+/// that a shared machine's drift touches all of them alike.
 pub fn run(
     selectors: &[DeviceSelector],
     seconds: f64,
+    runs: usize,
     options: &DeviceOptions,
     json: bool,
     mining: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    let cpu_reference = rate(&mut CpuSweeper::new(), seconds, CPU_CHUNK, None)?;
-    if !json {
-        println!("{:<56} {:>10.2} MH/s", cpu_reference.device.name, cpu_reference.mhs);
-    }
-    let mut devices = Vec::new();
-    let mut opened = Vec::new();
+    let mut cpu = CpuSweeper::new();
+    let mut opened: Vec<(Box<dyn Sweeper>, u64)> = Vec::new();
     for selector in selectors {
-        let mut device = open_device(selector, options)?;
         let chunk = if *selector == DeviceSelector::Cpu { CPU_CHUNK } else { GPU_CHUNK };
-        let measured = rate(device.as_mut(), seconds, chunk, Some(cpu_reference.mhs))?;
-        if !json {
-            println!(
-                "{:<56} {:>10.2} MH/s  {:.2}x the CPU reference",
-                measured.device.to_string(),
-                measured.mhs,
-                measured.ratio_to_cpu
-            );
-        }
-        devices.push(measured);
-        opened.push(device);
+        opened.push((open_device(selector, options)?, chunk));
     }
+    let mut cpu_runs = Vec::new();
+    let mut device_runs = vec![Vec::new(); opened.len()];
+    for _ in 0..runs.max(1) {
+        cpu_runs.push(mhs(&mut cpu, seconds, CPU_CHUNK)?);
+        for ((device, chunk), runs) in opened.iter_mut().zip(&mut device_runs) {
+            runs.push(mhs(device.as_mut(), seconds, *chunk)?);
+        }
+    }
+    let cpu_mhs = Measured::new(cpu_runs);
+    let cpu_reference = Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone() };
+    let devices: Vec<Rate> = opened
+        .iter()
+        .zip(device_runs)
+        .map(|((device, _), runs)| {
+            let mhs = Measured::new(runs);
+            Rate { device: device.info().clone(), ratio_to_cpu: mhs.median / cpu_mhs.median, mhs }
+        })
+        .collect();
+    if !json {
+        let line = |r: &Rate| {
+            format!(
+                "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%)",
+                r.device.to_string(),
+                r.mhs.median,
+                r.mhs.runs.len(),
+                r.mhs.spread_percent()
+            )
+        };
+        println!("{}", line(&cpu_reference));
+        for d in &devices {
+            println!("{}  {:.2}x the CPU reference", line(d), d.ratio_to_cpu);
+        }
+    }
+    let mut opened: Vec<Box<dyn Sweeper>> = opened.into_iter().map(|(d, _)| d).collect();
     let mining = match mining {
         Some(job_interval) if !opened.is_empty() => {
             let device = opened.swap_remove(0);
@@ -99,17 +171,17 @@ pub fn run(
             // Measure the device again: the mean of the rates before and after brackets the drift
             // of a shared machine.
             let after = match back.first_mut() {
-                Some(device) => rate(device.as_mut(), seconds, GPU_CHUNK, Some(cpu_reference.mhs))?.mhs,
-                None => devices[0].mhs,
+                Some(device) => mhs(device.as_mut(), seconds, GPU_CHUNK)?,
+                None => devices[0].mhs.median,
             };
-            let bench_mhs = (devices[0].mhs + after) / 2.0;
+            let bench_mhs = (devices[0].mhs.median + after) / 2.0;
             let efficiency = summary.mhs / bench_mhs;
             if !json {
                 println!(
                     "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to device p50 {} ms, p99 {} ms",
                     summary.mhs,
                     efficiency * 100.0,
-                    devices[0].mhs,
+                    devices[0].mhs.median,
                     after,
                     summary.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
                     summary.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
@@ -120,7 +192,24 @@ pub fn run(
         _ => None,
     };
     if json {
-        println!("{}", serde_json::to_string(&Report { devices, cpu_reference, mining })?);
+        let report = Report {
+            wgminer: env!("CARGO_PKG_VERSION").into(),
+            date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            host_cpu: host_cpu(),
+            runs: runs.max(1),
+            seconds_per_run: seconds,
+            kernel: KernelSettings {
+                workgroup_size: options.gpu.workgroup_size,
+                nonces_per_invocation: options.gpu.nonces_per_invocation,
+                dispatch_ms: options.dispatch.map(|d| d.as_millis() as u64),
+            },
+            devices,
+            cpu_reference,
+            mining,
+        };
+        println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub struct MineOptions {
     pub api: Option<ApiOptions>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub seconds: f64,
     pub hashes: u64,

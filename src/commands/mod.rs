@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod devices;
 pub mod mine;
+pub mod report;
 pub mod scan;
 pub mod selftest;
 

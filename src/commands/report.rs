@@ -1,0 +1,186 @@
+//! `wgminer report FILES…`: merges `bench --json` records from any number of machines into a
+//! Markdown table and an SVG bar chart (drawn by plotters), so that GPUs of different vendors
+//! and drivers compare side by side.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::bench::Report;
+
+/// One measured device, as the table and the chart show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub device: String,
+    pub vendor: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+    pub os: String,
+    pub kernel: String,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub spread_percent: f64,
+    pub runs: usize,
+    pub cpu_reference: f64,
+    pub ratio: f64,
+    pub host_cpu: String,
+    pub date: String,
+}
+
+/// Reads every record of `paths`: one JSON object per line (`bench --json >> results.jsonl`
+/// appends), blank lines skipped. Errors name the file and line.
+pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let report: Report = serde_json::from_str(line).map_err(|e| {
+                anyhow::anyhow!("{}, line {}: not a `wgminer bench --json` record: {e}", path.display(), i + 1)
+            })?;
+            reports.push(report);
+        }
+    }
+    if reports.is_empty() {
+        anyhow::bail!("no bench records in {} file(s)", paths.len());
+    }
+    Ok(reports)
+}
+
+/// Every device of every record, fastest first.
+pub fn rows(reports: &[Report]) -> Vec<Row> {
+    let mut rows: Vec<Row> = reports
+        .iter()
+        .flat_map(|r| {
+            r.devices.iter().map(move |d| Row {
+                device: d.device.name.clone(),
+                vendor: d.device.vendor.clone(),
+                backend: d.device.backend.clone(),
+                driver: d.device.driver.clone(),
+                device_type: d.device.device_type.clone(),
+                os: format!("{} {}", r.os, r.arch),
+                // The sha2 reference runs no kernel.
+                kernel: if d.device.backend == "cpu" {
+                    "-".into()
+                } else {
+                    format!("{}×{}", r.kernel.workgroup_size, r.kernel.nonces_per_invocation)
+                },
+                median: d.mhs.median,
+                min: d.mhs.min,
+                max: d.mhs.max,
+                spread_percent: d.mhs.spread_percent(),
+                runs: d.mhs.runs.len(),
+                cpu_reference: r.cpu_reference.mhs.median,
+                ratio: d.ratio_to_cpu,
+                host_cpu: r.host_cpu.clone().unwrap_or_default(),
+                date: r.date.get(..10).unwrap_or(&r.date).to_string(),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.median.total_cmp(&a.median).then_with(|| a.device.cmp(&b.device)));
+    rows
+}
+
+/// Pipes would split a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
+         |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1}% ({:.2}–{:.2}) | {} | {:.2} | {:.2} | {} | {} |",
+            i + 1,
+            cell(&r.device),
+            cell(&r.vendor),
+            cell(&r.device_type),
+            cell(&r.backend),
+            cell(&r.driver),
+            cell(&r.os),
+            r.kernel,
+            r.median,
+            r.spread_percent,
+            r.min,
+            r.max,
+            r.runs,
+            r.ratio,
+            r.cpu_reference,
+            cell(&r.host_cpu),
+            r.date
+        );
+    }
+    out
+}
+
+/// A horizontal bar per device: the median, with a line from the slowest to the fastest run.
+pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
+    let n = rows.len() as u32;
+    let height = 120 + 40 * n;
+    let xmax = rows.iter().map(|r| r.max.max(r.median)).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let labels: Vec<String> =
+        rows.iter().map(|r| format!("{} ({}, {}, {})", r.device, r.backend, r.kernel, r.os)).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("wgminer bench: median MH/s, line = slowest to fastest run", ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(420)
+            .build_cartesian_2d(0.0..xmax, (0..n.saturating_sub(1)).into_segmented())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("MH/s")
+            .y_labels(n as usize)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                let i = i as u32;
+                let mut bar = Rectangle::new(
+                    [(0.0, SegmentValue::Exact(i)), (r.median, SegmentValue::Exact(i + 1))],
+                    Palette99::pick(i as usize).mix(0.8).filled(),
+                );
+                bar.set_margin(8, 8, 0, 0);
+                bar
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                let y = SegmentValue::CenterOf(i as u32);
+                PathElement::new(vec![(r.min, y.clone()), (r.max, y)], BLACK.stroke_width(2))
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bench::Measured;
+
+    #[test]
+    fn median_and_spread() {
+        let m = Measured::new(vec![3.0, 1.0, 2.0]);
+        assert_eq!((m.median, m.min, m.max), (2.0, 1.0, 3.0));
+        assert_eq!(m.spread_percent(), 100.0);
+        assert_eq!(Measured::new(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Measured::new(vec![]).spread_percent(), 0.0);
+    }
+}

@@ -1,0 +1,45 @@
+//! `wgminer report` over fixed bench records (two real `bench --json` runs on lavapipe, with
+//! different kernel settings): the Markdown table and the SVG chart must match the golden
+//! files byte for byte. `UPDATE_GOLDEN=1 cargo test --test report` rewrites them after an
+//! intended change; review the diff (and the chart) before committing.
+
+use std::path::{Path, PathBuf};
+
+use wgminer::commands::report;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report").join(name)
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = data(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(expected == actual, "{} differs from the output; UPDATE_GOLDEN=1 rewrites it:\n{actual}", path.display());
+}
+
+#[test]
+fn records_merge_into_the_golden_table_and_chart() {
+    let reports = report::load(&[data("lavapipe-64x64.jsonl"), data("lavapipe-32x16.jsonl")]).unwrap();
+    assert_eq!(reports.len(), 2);
+    let rows = report::rows(&reports);
+    // Fastest first: the 64×64 kernel, then 32×16, then the sha2 reference.
+    let order: Vec<(&str, &str)> = rows.iter().map(|r| (r.backend.as_str(), r.kernel.as_str())).collect();
+    assert_eq!(order, [("Vulkan", "64×64"), ("Vulkan", "32×16"), ("cpu", "-")]);
+    golden("expected.md", &report::markdown(&rows));
+    golden("expected.svg", &report::svg(&rows).unwrap());
+}
+
+#[test]
+fn a_bad_record_names_its_file_and_line() {
+    let path = std::env::temp_dir().join(format!("wgminer-test-report-{}.jsonl", std::process::id()));
+    let good = std::fs::read_to_string(data("lavapipe-64x64.jsonl")).unwrap();
+    std::fs::write(&path, format!("{}\n\n{{\"devices\": 3}}\n", good.trim())).unwrap();
+    let error = report::load(&[&path]).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}, line 3: not a `wgminer bench --json` record", path.display())), "{error}");
+    let empty = std::env::temp_dir().join(format!("wgminer-test-report-empty-{}.jsonl", std::process::id()));
+    std::fs::write(&empty, "\n").unwrap();
+    assert_eq!(report::load(&[&empty]).unwrap_err().to_string(), "no bench records in 1 file(s)");
+}
