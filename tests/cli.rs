@@ -153,32 +153,16 @@ fn piped_demo_prints_plain_status_lines_and_logs_json_events_to_a_file() {
 #[test]
 fn log_level_filters_events() {
     let journal = std::env::temp_dir().join(format!("wgminer-test-quiet-journal-{}.jsonl", std::process::id()));
-    let out = wgminer(&[
-        "demo",
-        "--seconds",
-        "2",
-        "--difficulty",
-        "0.0002",
-        "-d",
-        "cpu",
-        "--journal",
-        journal.to_str().unwrap(),
-        "--log-level",
-        "warn",
-    ]);
+    let demo = |extra: &[&str]| {
+        let mut args = vec!["demo", "--seconds", "2", "--difficulty", "0.0002", "-d", "cpu"];
+        args.extend(["--journal", journal.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        wgminer(&args)
+    };
+    let out = demo(&["--log-level", "warn"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("INFO") && !stderr(&out).contains("share accepted"), "{}", stderr(&out));
-    let out = wgminer(&[
-        "demo",
-        "--seconds",
-        "2",
-        "--difficulty",
-        "0.0002",
-        "-d",
-        "cpu",
-        "--journal",
-        journal.to_str().unwrap(),
-    ]);
+    let out = demo(&[]);
     assert!(stderr(&out).contains("share accepted"), "{}", stderr(&out));
     let out = wgminer(&["devices", "--log-level", "loud"]);
     assert_eq!(out.status.code(), Some(2));

@@ -116,14 +116,15 @@ fn every_kind_of_bad_value_names_its_line() {
         ("api-allow = [\"W:300.0.0.1\"]\n", "line 1: `api-allow`: invalid value 'W:300.0.0.1'"),
         ("device = [\"\"]\n", "line 1: `device`: invalid value ''"),
         ("\n\n[[pool]]\nuser = \"u\"\n", "line 3: [[pool]] without url"),
-        ("[[pool]]\nurl = \"a:1\"\npassword = \"p\"\n", "line 1: unknown key `password` in [[pool]]"),
+        ("[[pool]]\nurl = \"a:1\"\npassword = \"p\"\n", "line 3: unknown key `password` in [[pool]]"),
         ("status-every = 5\nstatus-every = 6\n", "line 2: "),
         ("status-every = \n", "line 1: "),
         ("seconds = { a = 1 }\n", "line 1: `seconds` takes a string, number or true/false"),
     ];
     for (contents, expected) in cases {
         let path = file("bad", contents);
-        let out = wgminer(&["--config", path.to_str().unwrap(), "mine", "-o", "tcp://x:1", "-u", "u"], &[]);
+        let out =
+            wgminer(&["--config", path.to_str().unwrap(), "mine", "-o", "tcp://x:1", "-u", "u", "--seconds", "5"], &[]);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{contents:?}: {err}");
         let prefix = format!("wgminer: config file {}, ", path.display());
