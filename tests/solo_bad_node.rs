@@ -86,6 +86,26 @@ fn regtest_template() -> Value {
     })
 }
 
+/// A share meeting regtest's target on `work`, found the way a device would.
+fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
+    let extranonce = vec![0, 0, 0, 0, 0, 0, 0, 5];
+    let header = work.job.header(&[], &extranonce, work.job.time, work.job.version);
+    let unit = Work::new(header, work.target);
+    let nonce = (0..).find(|&n| unit.target.is_met_by(unit.hash(n))).unwrap();
+    let share = Share {
+        source: 0,
+        job_id: work.job.id.clone(),
+        extranonce1: vec![],
+        extranonce2: extranonce,
+        time: work.job.time,
+        nonce,
+        version_bits: None,
+        hash: unit.hash(nonce),
+        device: 0,
+    };
+    (share, nonce)
+}
+
 fn node(url: String) -> Node {
     Node { url, auth: Auth::UserPass { user: "u".into(), password: "p".into() } }
 }
@@ -172,28 +192,12 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
     assert_eq!(gbt_calls.load(Relaxed), 4);
     assert_eq!(work.job.bits.to_consensus(), 0x207f_ffff);
 
-    // A nonce that meets regtest's target, found the way a device would.
     let template = wgminer::source::gbt::template::parse(&regtest_template()).unwrap();
-    let plan = BlockPlan::new(template.block, payout, client::COINBASE_TAG).unwrap();
-    let extranonce = vec![0, 0, 0, 0, 0, 0, 0, 5];
-    let header = work.job.header(&[], &extranonce, work.job.time, work.job.version);
-    assert_eq!(header, plan.header(&extranonce, work.job.time, 0));
-    let unit = Work::new(header, work.target);
-    let nonce = (0..).find(|&n| unit.target.is_met_by(unit.hash(n))).unwrap();
-    share_tx
-        .send(Share {
-            source: 0,
-            job_id: work.job.id.clone(),
-            extranonce1: vec![],
-            extranonce2: extranonce.clone(),
-            time: work.job.time,
-            nonce,
-            version_bits: None,
-            hash: unit.hash(nonce),
-            device: 0,
-        })
-        .await
-        .unwrap();
+    let plan = BlockPlan::new(template.block, payout.clone(), client::COINBASE_TAG).unwrap();
+    let (share, nonce) = found_share(&work);
+    let extranonce = share.extranonce2.clone();
+    assert_eq!(share.hash, plan.header(&extranonce, work.job.time, nonce).block_hash());
+    share_tx.send(share).await.unwrap();
 
     // Journaled at once; accepted on the retry, five seconds later.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -208,6 +212,55 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
     assert_eq!(kept["hex"], bitcoin::consensus::encode::serialize_hex(&block));
     assert_eq!(kept["hash"], block.block_hash().to_string());
     assert_eq!(kept["height"], 2);
+    let _ = stop_tx.send(true);
+    tokio::time::timeout(Duration::from_secs(5), session).await.unwrap().unwrap();
+}
+
+/// A block the node cannot take is retried only while its parent is the tip: once a template
+/// on another parent arrives, it stays in the journal and is not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_is_retried_until_the_tip_moves_on() {
+    let submits = Arc::new(AtomicUsize::new(0));
+    let seen = submits.clone();
+    let url = fake_node(Arc::new(move |method: &str, n| match (method, n) {
+        ("getblocktemplate", 1 | 2) => ok(regtest_template()),
+        ("getblocktemplate", _) => {
+            let mut next = regtest_template();
+            next["previousblockhash"] = json!("11".repeat(32));
+            next["height"] = json!(3);
+            ok(next)
+        }
+        ("submitblock", _) => {
+            seen.fetch_add(1, Relaxed);
+            (503, "down".into())
+        }
+        _ => rpc_error(-32601, "Method not found"),
+    }))
+    .await;
+    let journal = std::env::temp_dir().join(format!("wgminer-test-tip-moves-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let config = SoloConfig {
+        node: node(url),
+        payout: ScriptBuf::from_bytes(vec![0x51]),
+        journal: journal.clone(),
+        poll: Duration::from_secs(1),
+    };
+    let (work_tx, mut work_rx) = watch::channel(None);
+    let (share_tx, share_rx) = mpsc::channel(16);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats = Arc::new(Stats::new());
+    let session = tokio::spawn(client::run(config, work_tx, share_rx, stats.clone(), stop_rx));
+    let work = work_rx.wait_for(Option::is_some).await.unwrap().clone().unwrap();
+    share_tx.send(found_share(&work).0).await.unwrap();
+    // The next tip arrives with the third template, about two seconds in.
+    work_rx.wait_for(|w| w.as_ref().is_some_and(|w| w.job.prev_hash != work.job.prev_hash)).await.unwrap();
+    let after_tip = submits.load(Relaxed);
+    assert!(after_tip >= 1);
+    tokio::time::sleep(Duration::from_secs(7)).await; // more than a retry interval
+    assert_eq!(submits.load(Relaxed), after_tip, "retried after the tip moved on");
+    assert_eq!(stats.accepted.load(Relaxed), 0);
+    let kept = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(kept.lines().count(), 1, "the block stays in the journal");
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(5), session).await.unwrap().unwrap();
 }

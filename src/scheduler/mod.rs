@@ -142,7 +142,7 @@ impl Scheduler {
 /// One unit being swept: its work and what is left of its nonce range.
 #[derive(Clone)]
 struct Unit {
-    pool_work: Arc<SourceWork>,
+    source_work: Arc<SourceWork>,
     extranonce2: Vec<u8>,
     version: u32,
     work: Work,
@@ -197,15 +197,16 @@ impl DeviceLoop {
                 return Some(unit.clone());
             }
         }
-        let pool_work = self.work.borrow_and_update().clone()?;
-        let (extranonce2, version) = self.extranonces.next(&pool_work)?;
-        if self.unit.as_ref().is_none_or(|u| u.pool_work.generation != pool_work.generation) {
-            self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(pool_work.received.elapsed());
+        let source_work = self.work.borrow_and_update().clone()?;
+        let (extranonce2, version) = self.extranonces.next(&source_work)?;
+        if self.unit.as_ref().is_none_or(|u| u.source_work.generation != source_work.generation) {
+            self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(source_work.received.elapsed());
         }
-        let job = &pool_work.job;
-        let header = job.header(&pool_work.extranonce1, &extranonce2, job.time, version);
-        let work = Work::new(header, pool_work.target);
-        let unit = Arc::new(Unit { pool_work: pool_work.clone(), extranonce2, version, work, rest: pool_work.nonces });
+        let job = &source_work.job;
+        let header = job.header(&source_work.extranonce1, &extranonce2, job.time, version);
+        let work = Work::new(header, source_work.target);
+        let unit =
+            Arc::new(Unit { source_work: source_work.clone(), extranonce2, version, work, rest: source_work.nonces });
         self.unit = Some(unit.clone());
         Some(unit)
     }
@@ -221,18 +222,18 @@ impl DeviceLoop {
                 error.hash
             );
         }
-        let pool_work = &unit.pool_work;
+        let source_work = &unit.source_work;
         for hit in verified.hits {
             let hash_as_target = crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&hit.hash));
             self.stats.record_share_difficulty(Difficulty::from_target(&hash_as_target).value());
             let share = Share {
-                source: pool_work.source,
-                job_id: pool_work.job.id.clone(),
-                extranonce1: pool_work.extranonce1.clone(),
+                source: source_work.source,
+                job_id: source_work.job.id.clone(),
+                extranonce1: source_work.extranonce1.clone(),
                 extranonce2: unit.extranonce2.clone(),
-                time: pool_work.job.time,
+                time: source_work.job.time,
                 nonce: hit.nonce,
-                version_bits: (pool_work.version_mask != 0).then_some(unit.version & pool_work.version_mask),
+                version_bits: (source_work.version_mask != 0).then_some(unit.version & source_work.version_mask),
                 hash: hit.hash,
                 device: self.counters.index,
             };

@@ -133,6 +133,8 @@ struct Session {
     pending: Vec<Found>,
     generation: u64,
     last_error: Option<String>,
+    /// A block was accepted: fetch the next template now, not at the next poll.
+    refresh: bool,
 }
 
 /// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
@@ -156,6 +158,7 @@ pub async fn run(
         pending: Vec::new(),
         generation: 0,
         last_error: None,
+        refresh: false,
     };
     // The longpoll blocks for as long as the node likes: it runs on a thread of its own, which
     // a stopping miner simply leaves behind.
@@ -180,7 +183,13 @@ pub async fn run(
     loop {
         let reply = tokio::select! {
             _ = stop.changed() => break,
-            Some(share) = shares.recv() => { session.found(share).await; continue }
+            Some(share) = shares.recv() => {
+                session.found(share).await;
+                if std::mem::take(&mut session.refresh) {
+                    next_fetch = tokio::time::Instant::now();
+                }
+                continue
+            }
             Some(reply) = longpoll_rx.recv() => { longpoll_waiting = false; reply }
             _ = tokio::time::sleep_until(next_fetch) => {
                 let node = session.config.node.clone();
@@ -376,6 +385,7 @@ impl Session {
                 self.stats.accepted.fetch_add(1, Relaxed);
                 count(&self.stats, true);
                 self.solved.insert(found.prev);
+                self.refresh = true;
                 tracing::info!("block {height} {hash} accepted");
             }
             // The node has the block already, or holds it off the best chain: it has it either way.
@@ -383,6 +393,7 @@ impl Session {
                 self.stats.accepted.fetch_add(1, Relaxed);
                 count(&self.stats, true);
                 self.solved.insert(found.prev);
+                self.refresh = true;
                 tracing::info!("block {height} {hash} accepted ({s})");
             }
             Ok(other) => {
