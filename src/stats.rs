@@ -212,9 +212,11 @@ impl Stats {
         let difficulty = self.network_difficulty();
         if difficulty > 0.0 {
             line += &format!(
-                " | templates {} blocks {} | difficulty {difficulty:.6}, expected block every {}",
+                " | templates {} blocks {} | difficulty {}, expected block every {}",
                 self.templates.load(Relaxed),
                 self.blocks.load(Relaxed),
+                // Regtest's is 4.7e-10, mainnet's 1e14: neither reads well with fixed decimals.
+                if difficulty < 0.001 { format!("{difficulty:.3e}") } else { format!("{difficulty:.4}") },
                 expected_time(difficulty, self.average_mhs())
             );
         }
