@@ -21,7 +21,7 @@ use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
 use crate::work::target::target_from_compact;
-use crate::work::{Difficulty, NonceRange};
+use crate::work::Difficulty;
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -300,7 +300,7 @@ impl Session {
             extranonce2_size: EXTRANONCE_SIZE,
             target,
             version_mask: 0,
-            nonces: if nonces.count == 0 { NonceRange::FULL_RANGE } else { nonces },
+            nonces,
             received: Instant::now(),
         };
         self.work.send_replace(Some(Arc::new(work)));

@@ -88,6 +88,10 @@ pub fn parse(reply: &Value) -> Result<Template, TemplateError> {
             return Err(bad(format!("target {t} does not match bits {}", raw.bits)));
         }
     }
+    // BIP34 pushes the height as a script number; anything past 2^31 is not a real chain.
+    if raw.height >= 1 << 31 {
+        return Err(bad(format!("height {} is out of range", raw.height)));
+    }
     let version = i32::try_from(raw.version).map_err(|_| bad(format!("version {} is out of range", raw.version)))?;
     let time = |field: &str, v: u64| u32::try_from(v).map_err(|_| bad(format!("{field} {v} is out of range")));
     let cur_time = time("curtime", raw.curtime)?;
@@ -211,6 +215,7 @@ mod tests {
         assert!(with("target", json!("00".repeat(32))).contains("does not match bits"));
         assert!(with("previousblockhash", json!("zz")).contains("previousblockhash"));
         assert!(with("version", json!(1u64 << 40)).contains("version"));
+        assert!(with("height", json!(1u64 << 40)).contains("height 1099511627776 is out of range"));
         assert!(with("curtime", json!(-1)).contains("curtime"));
         assert!(with("noncerange", json!("ffffffff00000000")).contains("noncerange"));
         assert!(with("transactions", json!([{"data": "00"}])).contains("transaction 0"));
