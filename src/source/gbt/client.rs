@@ -19,9 +19,9 @@ use super::rpc::{Node, RpcError};
 use super::template::{self, Template};
 use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
+use crate::work::Difficulty;
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
 use crate::work::target::target_from_compact;
-use crate::work::Difficulty;
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
