@@ -133,10 +133,12 @@ impl ConfigFile {
             else {
                 continue;
             };
+            // Checked even when the command line overrides it: a bad file is bad either way.
+            let texts = self.values(key, value, line, arg)?;
             if explicit(arg.get_id().as_str()) {
                 continue;
             }
-            for text in self.values(key, value, line, arg)? {
+            for text in texts {
                 out.push(OsString::from(format!("--{key}={text}")));
             }
         }
@@ -171,9 +173,7 @@ impl ConfigFile {
         }
         // Pools go to commands that take them, unless the command line named its own.
         let Some(url) = sub.get_arguments().find(|a| a.get_long() == Some("url")) else { return Ok(()) };
-        if explicit(url.get_id().as_str()) {
-            return Ok(());
-        }
+        let mut args = Vec::new();
         for (i, pool) in pools.iter().filter_map(toml::Value::as_table).enumerate() {
             for key in POOL_KEYS {
                 let line = line_in(i, Some(key));
@@ -181,19 +181,22 @@ impl ConfigFile {
                 match (pool.get(key), arg) {
                     (Some(value), Some(arg)) => {
                         for text in self.values(key, value, line, arg)? {
-                            out.push(OsString::from(format!("--{key}={text}")));
+                            args.push(OsString::from(format!("--{key}={text}")));
                         }
                     }
                     // Each pool keeps its place: one without a user or password repeats the default.
                     (None, Some(arg)) if key != "url" => {
                         let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned());
                         if let Some(d) = default {
-                            out.push(OsString::from(format!("--{key}={d}")));
+                            args.push(OsString::from(format!("--{key}={d}")));
                         }
                     }
                     _ => {}
                 }
             }
+        }
+        if !explicit(url.get_id().as_str()) {
+            out.extend(args);
         }
         Ok(())
     }
@@ -329,6 +332,8 @@ mod tests {
             ["--mining=true", "--url=a:1", "--user=u", "--pass=x", "--url=b:2", "--pass=x", "--status-every=7"]
         );
         assert_eq!(merged(file, &["wgminer", "mine", "--status-every", "3", "-o", "c:3"]).unwrap(), ["--mining=true"]);
+        // A bad value is an error even where the command line overrides it.
+        assert!(merged("status-every = 0\n", &["wgminer", "mine", "--status-every", "3"]).is_err());
     }
 
     #[test]
