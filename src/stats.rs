@@ -224,6 +224,11 @@ impl Stats {
     }
 }
 
+/// Seconds since the Unix epoch, as journals and the API stamp their records.
+pub fn unix_time() -> u64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// What the API shows of each pool and may change: its counters, the pool in use, and which
 /// pools are enabled and preferred (cgminer's switchpool / enablepool / disablepool).
 #[derive(Debug)]

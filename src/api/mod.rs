@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -256,10 +256,6 @@ pub fn respond(request: &str, access: Access, stats: &Stats, context: &ApiContex
     plain_reply(&run(command, parameter, access, stats, context))
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 fn description() -> String {
     format!("wgminer {}", env!("CARGO_PKG_VERSION"))
 }
@@ -267,7 +263,7 @@ fn description() -> String {
 fn status_row(status: &Status) -> Row {
     row(vec![
         ("STATUS", json!(status.kind)),
-        ("When", json!(now())),
+        ("When", json!(crate::stats::unix_time())),
         ("Code", json!(status.code)),
         ("Msg", json!(status.msg)),
         ("Description", json!(description())),

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::hex::DisplayHex;
@@ -149,7 +149,7 @@ async fn job_clock(
 /// A job on a synthetic chain: the coinbase pushes the height (BIP34) and the extranonces, and
 /// pays 50 BTC to a fixed P2WPKH output; two made-up transactions give the merkle branch depth.
 fn new_job(height: u32) -> Arc<Job> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    let now = crate::stats::unix_time() as u32;
     let tag = b"/wgminer/";
     let script_len = 4 + 4 + EXTRANONCE2_SIZE + 1 + tag.len();
     let mut coinb1 =

@@ -2,6 +2,8 @@
 //! Sources know nothing of devices; they publish `SourceWork` to the scheduler and take
 //! verified `Share`s back.
 
+use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::work::job::Job;
@@ -28,6 +30,14 @@ pub struct SourceWork {
     pub nonces: NonceRange,
     /// When the job arrived: the scheduler measures how soon devices move to it.
     pub received: Instant,
+}
+
+/// Appends one JSON line to a journal of found work and syncs it, so that what was found
+/// survives the miner.
+pub fn append_to_journal(path: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{line}")?;
+    file.sync_data()
 }
 
 /// A hit the CPU has verified, on its way back to its source.

@@ -4,11 +4,10 @@
 //! first, then submitted, and retried while the node is unreachable until the tip moves on.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, BlockHash, Network, ScriptBuf};
@@ -235,10 +234,6 @@ fn template_request(longpoll_id: Option<&str>) -> Value {
     request
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl Session {
     /// Reports a problem once, not on every retry.
     fn problem(&mut self, message: String) {
@@ -349,15 +344,13 @@ impl Session {
 
     fn journal(&self, found: &Found) -> std::io::Result<()> {
         let line = json!({
-            "time": unix_now(),
+            "time": crate::stats::unix_time(),
             "height": found.height,
             "hash": found.hash.to_string(),
             "prev": found.prev.to_string(),
             "hex": found.hex,
         });
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.config.journal)?;
-        writeln!(file, "{line}")?;
-        file.sync_data()
+        crate::source::append_to_journal(&self.config.journal, &line)
     }
 
     async fn submit(&mut self, found: Found) {

@@ -6,7 +6,6 @@
 //! job came with. Before the first notify the pending difficulty simply becomes the first job's.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -295,17 +294,12 @@ impl ClientState {
 
     fn journal(&mut self, share: Share, reason: &str) {
         let line = json!({
-            "time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "time": crate::stats::unix_time(),
             "pool": self.config().url, "user": self.config().user, "reason": reason,
             "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
             "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
         });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.config().journal)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        match written {
+        match crate::source::append_to_journal(&self.config().journal, &line) {
             Ok(()) => tracing::warn!(
                 "share {:08x} of job {} written to {}: {reason}",
                 share.nonce,
