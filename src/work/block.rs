@@ -166,11 +166,11 @@ impl BlockPlan {
 
     fn check_limits(&self, coinbase: &Transaction) -> Result<(), BlockError> {
         let t = &self.template;
-        let mut txdata = vec![coinbase.clone()];
-        txdata.extend(t.transactions.iter().cloned());
-        let block = Block { header: self.header(&[0; EXTRANONCE_SIZE], t.cur_time, 0), txdata };
-        let size = block.total_size() as u64;
-        let weight = block.weight().to_wu();
+        // Counted as Block::total_size and Block::weight count, without copying the block.
+        let txs = || std::iter::once(coinbase).chain(&t.transactions);
+        let framing = 80 + encode::VarInt(txs().count() as u64).size() as u64;
+        let size = framing + txs().map(|tx| tx.total_size() as u64).sum::<u64>();
+        let weight = 4 * framing + txs().map(|tx| tx.weight().to_wu()).sum::<u64>();
         // Legacy sigops of our outputs; four-fold where weight counts (segwit rules).
         let scale = if t.weight_limit.is_some() { 4 } else { 1 };
         let sigops = t.sigops
