@@ -264,10 +264,10 @@ pub fn render(root: &Command, sub: &Command, matches: &ArgMatches, from_file: &[
             Some(ValueSource::DefaultValue) => "default",
             _ => "unknown",
         };
+        // Options that take several values stay lists even with one.
         let value = match (arg.get_action(), values.as_slice()) {
             (ArgAction::SetTrue, [v]) => v.clone(),
-            (ArgAction::Append, vs) => format!("[{}]", vs.iter().map(|v| toml_value(v)).collect::<Vec<_>>().join(", ")),
-            (_, [v]) => toml_value(v),
+            (action, [v]) if !matches!(action, ArgAction::Append) => toml_value(v),
             (_, vs) => format!("[{}]", vs.iter().map(|v| toml_value(v)).collect::<Vec<_>>().join(", ")),
         };
         out += &format!("{long} = {value}  # {source}\n");

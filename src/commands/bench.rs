@@ -213,3 +213,17 @@ pub fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Measured;
+
+    #[test]
+    fn median_and_spread() {
+        let m = Measured::new(vec![3.0, 1.0, 2.0]);
+        assert_eq!((m.median, m.min, m.max), (2.0, 1.0, 3.0));
+        assert_eq!(m.spread_percent(), 100.0);
+        assert_eq!(Measured::new(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Measured::new(vec![]).spread_percent(), 0.0);
+    }
+}
