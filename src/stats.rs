@@ -83,11 +83,26 @@ impl Stats {
         device
     }
 
-    /// Counts a share's outcome to the device that found it.
-    pub fn device_outcome(&self, device: usize, accepted: bool) {
+    /// Counts a pool's or node's answer to a share or block: in all, for the device that found
+    /// it (stale counts as rejected there) and for the pool it went to.
+    pub fn count_answer(&self, device: usize, pool: usize, verdict: Verdict) {
+        let total = match verdict {
+            Verdict::Accepted => &self.accepted,
+            Verdict::Rejected => &self.rejected,
+            Verdict::Stale => &self.stale,
+        };
+        total.fetch_add(1, Relaxed);
         if let Some(d) = self.devices().get(device) {
-            if accepted { &d.accepted } else { &d.rejected }.fetch_add(1, Relaxed);
+            if verdict == Verdict::Accepted { &d.accepted } else { &d.rejected }.fetch_add(1, Relaxed);
         }
+        self.pools.update(pool, |p| {
+            match verdict {
+                Verdict::Accepted => p.accepted += 1,
+                Verdict::Rejected => p.rejected += 1,
+                Verdict::Stale => p.stale += 1,
+            }
+            p.last_share = Some(SystemTime::now());
+        });
     }
 
     pub fn add_hashes(&self, device: &DeviceStats, hashes: u64) {
@@ -222,6 +237,14 @@ impl Stats {
         }
         line
     }
+}
+
+/// What a pool or node said of a share or block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+    Stale,
 }
 
 /// Seconds since the Unix epoch, as journals and the API stamp their records.

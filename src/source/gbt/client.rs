@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, BlockHash, Network, ScriptBuf};
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::rpc::{Node, RpcError};
 use super::template::{self, Template};
 use crate::source::{Share, SourceWork};
-use crate::stats::Stats;
+use crate::stats::{Stats, Verdict};
 use crate::work::Difficulty;
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
 use crate::work::target::target_from_compact;
@@ -361,45 +361,32 @@ impl Session {
             .await
             .unwrap_or_else(|e| Err(RpcError::BadReply { method: "submitblock".into(), reason: e.to_string() }));
         let (height, hash) = (found.height, found.hash);
-        let count = |stats: &Stats, accepted: bool| {
-            stats.device_outcome(found.device, accepted);
-            stats.pools.update(0, |p| {
-                if accepted {
-                    p.accepted += 1
-                } else {
-                    p.rejected += 1
-                }
-                p.last_share = Some(SystemTime::now());
-            });
-        };
-        match reply {
-            Ok(Value::Null) => {
-                self.stats.record_latency(started.elapsed());
-                self.stats.accepted.fetch_add(1, Relaxed);
-                count(&self.stats, true);
-                self.solved.insert(found.prev);
-                self.refresh = true;
-                tracing::info!("block {height} {hash} accepted");
-            }
-            // The node has the block already, or holds it off the best chain: it has it either way.
-            Ok(Value::String(s)) if s == "duplicate" || s == "inconclusive" => {
-                self.stats.accepted.fetch_add(1, Relaxed);
-                count(&self.stats, true);
-                self.solved.insert(found.prev);
-                self.refresh = true;
-                tracing::info!("block {height} {hash} accepted ({s})");
-            }
-            Ok(other) => {
-                self.stats.rejected.fetch_add(1, Relaxed);
-                count(&self.stats, false);
-                let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
-                tracing::warn!("block {height} {hash} rejected: {reason}");
-            }
+        let answer = match reply {
+            Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!("block {height} {hash} not sent yet ({e}); retrying every {}s", RETRY_SUBMIT.as_secs());
                 self.pending.push(found);
+                return;
+            }
+        };
+        self.stats.record_latency(started.elapsed());
+        match answer {
+            // `duplicate`: the node has it already; `inconclusive`: it holds it off the best
+            // chain. It has the block either way.
+            Value::Null => tracing::info!("block {height} {hash} accepted"),
+            Value::String(s) if s == "duplicate" || s == "inconclusive" => {
+                tracing::info!("block {height} {hash} accepted ({s})")
+            }
+            other => {
+                self.stats.count_answer(found.device, 0, Verdict::Rejected);
+                let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
+                tracing::warn!("block {height} {hash} rejected: {reason}");
+                return;
             }
         }
+        self.stats.count_answer(found.device, 0, Verdict::Accepted);
+        self.solved.insert(found.prev);
+        self.refresh = true;
     }
 
     async fn resubmit(&mut self) {

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::codec::{self, Message, RpcError, code};
 use crate::source::{Share, SourceWork};
-use crate::stats::Stats;
+use crate::stats::{Stats, Verdict};
 use bitcoin::hex::DisplayHex;
 
 use crate::work::{Difficulty, NonceRange};
@@ -425,17 +425,13 @@ impl ClientState {
                         Message::Response { id, result, error } => {
                             let Some(pending) = id.as_u64().and_then(|id| self.in_flight.remove(&id)) else { continue };
                             self.stats.record_latency(pending.sent.elapsed());
-                            let outcome = match (result, error) {
-                                (Value::Bool(true), None) => { self.stats.accepted.fetch_add(1, Relaxed); ShareOutcome::Accepted }
-                                (_, Some(e)) if e.code == code::JOB_NOT_FOUND => { self.stats.stale.fetch_add(1, Relaxed); ShareOutcome::Stale(e.message) }
-                                (_, Some(e)) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(e) }
-                                (other, None) => { self.stats.rejected.fetch_add(1, Relaxed); ShareOutcome::Rejected(RpcError::new(code::OTHER, format!("result {other}"))) }
+                            let (verdict, outcome) = match (result, error) {
+                                (Value::Bool(true), None) => (Verdict::Accepted, ShareOutcome::Accepted),
+                                (_, Some(e)) if e.code == code::JOB_NOT_FOUND => (Verdict::Stale, ShareOutcome::Stale(e.message)),
+                                (_, Some(e)) => (Verdict::Rejected, ShareOutcome::Rejected(e)),
+                                (other, None) => (Verdict::Rejected, ShareOutcome::Rejected(RpcError::new(code::OTHER, format!("result {other}")))),
                             };
-                            self.stats.device_outcome(pending.share.device, matches!(outcome, ShareOutcome::Accepted));
-                            self.stats.pools.update(pending.share.source, |p| {
-                                match &outcome { ShareOutcome::Accepted => p.accepted += 1, ShareOutcome::Stale(_) => p.stale += 1, _ => p.rejected += 1 }
-                                p.last_share = Some(std::time::SystemTime::now());
-                            });
+                            self.stats.count_answer(pending.share.device, pending.share.source, verdict);
                             if let ShareOutcome::Rejected(e) = &outcome {
                                 tracing::warn!("share {:08x} rejected: {e}", pending.share.nonce);
                             }
