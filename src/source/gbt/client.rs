@@ -20,7 +20,6 @@ use crate::source::{Share, SourceWork};
 use crate::stats::{Stats, Verdict};
 use crate::work::Difficulty;
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
-use crate::work::target::target_from_compact;
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -254,11 +253,10 @@ impl Session {
     }
 
     fn publish(&mut self, template: Template) -> Result<Option<String>, ()> {
-        let Template { block, longpoll_id, nonces } = template;
+        let Template { block, target, longpoll_id, nonces } = template;
         let prev = block.prev_hash;
-        let (height, bits, cur_time, min_time, time_mutable) =
-            (block.height, block.bits, block.cur_time, block.min_time, block.time_mutable);
-        let target = target_from_compact(bits).map_err(|e| self.problem(format!("template bits: {e}")))?;
+        let (height, cur_time, min_time, time_mutable) =
+            (block.height, block.cur_time, block.min_time, block.time_mutable);
         let plan =
             BlockPlan::new(block, self.config.payout.clone(), COINBASE_TAG).map_err(|e| self.problem(e.to_string()))?;
         if self.tip != Some(prev) {

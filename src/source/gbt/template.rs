@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::work::block::BlockTemplate;
-use crate::work::{NonceRange, hex_decode};
+use crate::work::{NonceRange, Target, hex_decode};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("bad block template from the node: {0}")]
@@ -69,6 +69,8 @@ struct RawTransaction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub block: BlockTemplate,
+    /// The target `bits` encodes, checked against the reply's `target`.
+    pub target: Target,
     pub longpoll_id: Option<String>,
     pub nonces: NonceRange,
 }
@@ -157,6 +159,7 @@ pub fn parse(reply: &Value) -> Result<Template, TemplateError> {
             sigop_limit: raw.sigoplimit,
             sigops,
         },
+        target,
         longpoll_id: raw.longpollid,
         nonces,
     })
