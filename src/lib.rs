@@ -8,6 +8,7 @@ pub mod device;
 pub mod gpu;
 pub mod logging;
 pub mod pool;
+pub mod pools;
 pub mod scheduler;
 pub mod source;
 pub mod stats;

@@ -12,8 +12,10 @@ use wgminer::commands::{self, DeviceOptions};
 use wgminer::config;
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::GpuOptions;
-use wgminer::source::gbt::{self, rpc::Auth, rpc::Node};
+use wgminer::pool::PoolOptions;
+use wgminer::source::gbt::rpc::{Auth, Node};
 use wgminer::source::stratum::PoolConfig;
+use wgminer::source::stratum::tls::Trust;
 use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
 
 #[derive(Parser)]
@@ -107,10 +109,6 @@ impl RunArgs {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
-}
-
 #[derive(clap::Args, Clone)]
 struct KernelArgs {
     /// Time each GPU dispatch should take; the dispatch size is tuned to it at start
@@ -196,12 +194,18 @@ enum Command {
         /// Worker password, one for each -o
         #[arg(short, long, default_value = "x", value_name = "PASS")]
         pass: Vec<String>,
-        /// PEM file of certificates to trust for stratum+ssl:// pools, besides the webpki roots
+        /// PEM file for stratum+ssl:// pools: CA certificates to trust besides the webpki roots,
+        /// or the pool's own certificate (a self-signed `openssl req -x509` one too), which is
+        /// then trusted as itself, still checked for host name and dates
         #[arg(long, value_name = "PATH")]
         ca_file: Option<std::path::PathBuf>,
+        /// Take only the pool certificate with this SHA-256 fingerprint (64 hex digits, colons
+        /// allowed: `openssl x509 -noout -fingerprint -sha256 -in pool.pem`)
+        #[arg(long, value_name = "HEX", value_parser = wgminer::source::stratum::tls::parse_fingerprint)]
+        pool_cert_sha256: Option<[u8; 32]>,
         /// Ask the pools for this share difficulty (mining.suggest_difficulty)
-        #[arg(long, value_name = "D")]
-        suggest_difficulty: Option<f64>,
+        #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+        suggest_difficulty: Option<Difficulty>,
         /// Stop after this many seconds (default: until Ctrl-C)
         #[arg(long, value_name = "S")]
         seconds: Option<f64>,
@@ -327,6 +331,11 @@ fn parse_u64(s: &str) -> Result<u64, String> {
     parsed.map_err(|e| format!("`{s}` is not a number: {e}"))
 }
 
+fn parse_difficulty(s: &str) -> Result<Difficulty, String> {
+    let value: f64 = s.parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    Difficulty::new(value).map_err(|e| e.to_string())
+}
+
 fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
     wgminer::source::gbt::client::network_from_chain(s)
         .ok_or_else(|| format!("unknown network `{s}`: use main, test, testnet4, signet or regtest"))
@@ -374,13 +383,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let log = wgminer::logging::LogOptions { level: cli.log_level, format: cli.log_format, file: cli.log_file.clone() };
     wgminer::logging::init(&log)?;
     match cli.command {
-        Command::Report { files, svg } => {
-            let rows = commands::report::rows(&commands::report::load(&files)?);
-            print!("{}", commands::report::markdown(&rows));
-            std::fs::write(&svg, commands::report::svg(&rows)?)
-                .map_err(|e| anyhow::anyhow!("--svg {}: {e}", svg.display()))?;
-            eprintln!("chart written to {}", svg.display());
-        }
+        Command::Report { files, svg } => commands::report::run(&files, &svg)?,
         Command::Config { print, args } => {
             if !print {
                 anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
@@ -391,13 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             argv.extend(if args.is_empty() { vec!["mine".to_string()] } else { args }.into_iter().map(OsString::from));
             let (matches, from_file) = parse_merged(argv, false)?;
-            let root = Cli::command();
-            let Some((name, sub_matches)) = matches.subcommand() else { anyhow::bail!("no command to show") };
-            let sub = root.find_subcommand(name).expect("a parsed subcommand exists");
-            if let Some(path) = &cli.config {
-                println!("# wgminer {name}, with {}", path.display());
-            }
-            print!("{}", config::render(&root, sub, sub_matches, &from_file));
+            commands::config::print(&Cli::command(), &matches, &from_file, cli.config.as_deref())?;
         }
         Command::Devices { json } => commands::devices::run(json)?,
         Command::Selftest { device } => {
@@ -422,11 +419,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
-        Command::Mine { urls, user, pass, ca_file, suggest_difficulty, seconds, run } => {
+        Command::Mine { urls, user, pass, ca_file, pool_cert_sha256, suggest_difficulty, seconds, run } => {
             let options = run.options(seconds)?;
-            if let Some(d) = suggest_difficulty {
-                Difficulty::new(d)?;
-            }
+            let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };
             // Each -u/-p belongs to the -o in the same position; a pool without one takes the last.
             let pools = urls
                 .iter()
@@ -438,15 +433,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         user: pick(&user),
                         pass: pick(&pass),
                         journal: run.journal.clone(),
-                        ca_file: ca_file.clone(),
+                        trust: trust.clone(),
                         suggest_difficulty,
                     };
-                    config.address().map_err(anyhow::Error::msg).map(|_| config)
+                    config.endpoint().map_err(anyhow::Error::msg).map(|_| config)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let devices = run.open()?;
-            let (summary, _) = runtime()?.block_on(commands::mine::mine(Source::Pools(pools), devices, &options));
-            commands::mine::print_summary(&summary);
+            commands::mine::run(Source::Pools(pools), run.open()?, &options)?;
         }
         Command::Solo {
             rpc_url,
@@ -466,47 +459,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None, Some(path)) => Auth::Cookie(path),
                 _ => anyhow::bail!("give --rpc-user and --rpc-password, or --rpc-cookie (the node's .cookie file)"),
             };
-            let node = Node { url: rpc_url, auth };
-            let runtime = runtime()?;
-            let connected = runtime.block_on(async {
-                tokio::select! {
-                    r = gbt::client::connect(&node, network, &address) => Some(r),
-                    _ = tokio::signal::ctrl_c() => None,
-                }
-            });
-            let Some(connected) = connected else { return Ok(ExitCode::SUCCESS) };
-            let (network, payout) = connected?;
-            tracing::info!("node on {}; paying {address}", network.to_core_arg());
-            let config =
-                gbt::client::SoloConfig { node, payout, journal: found_blocks, poll: Duration::from_secs(poll) };
-            let devices = run.open()?;
-            let (summary, _) = runtime.block_on(commands::mine::mine(Source::Node(config), devices, &options));
-            commands::mine::print_summary(&summary);
+            let solo = commands::solo::Solo {
+                node: Node { url: rpc_url, auth },
+                network,
+                address,
+                found_blocks,
+                poll: Duration::from_secs(poll),
+            };
+            commands::solo::run(solo, || run.open(), &options)?;
         }
         Command::Demo { seconds, difficulty, run } => {
             let options = run.options(Some(seconds))?;
-            let pool =
-                wgminer::pool::PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
-            let devices = run.open()?;
-            let (summary, _) =
-                runtime()?.block_on(commands::mine::demo(devices, &options, pool, run.journal.clone()))?;
-            commands::mine::print_summary(&summary);
-            if summary.accepted == 0 {
-                anyhow::bail!("no share was accepted");
-            }
+            let pool = PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
+            commands::demo::run(run.open()?, &options, pool, run.journal.clone())?;
         }
         Command::Pool { listen, difficulty, job_interval } => {
-            let options = wgminer::pool::PoolOptions {
+            let options = PoolOptions {
                 difficulty: Difficulty::new(difficulty)?.value(),
                 job_interval: Duration::from_secs(job_interval.max(1)),
                 ..Default::default()
             };
-            runtime()?.block_on(async {
-                let pool = wgminer::pool::EmbeddedPool::start(&listen, options).await?;
-                tracing::info!("embedded pool listening on {} (Ctrl-C stops it)", pool.addr);
-                tokio::signal::ctrl_c().await?;
-                anyhow::Ok(())
-            })?;
+            commands::pool::run(&listen, options)?;
         }
         Command::Bench { seconds, runs, device, json, mining, job_interval, kernel } => {
             if !(seconds > 0.0 && seconds.is_finite()) {

@@ -35,7 +35,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
         user: name.into(),
         pass: "x".into(),
         journal: std::env::temp_dir().join(format!("wgminer-test-api-{name}-{}.jsonl", std::process::id())),
-        ca_file: None,
+        trust: Default::default(),
         suggest_difficulty: None,
     }
 }

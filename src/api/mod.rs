@@ -515,7 +515,7 @@ fn pool_control(command: &str, parameter: &str, stats: &Stats) -> Reply {
     };
     match result {
         Ok((code, msg)) => Reply { status: Status { kind: "S", code, msg }, section: None },
-        Err(e @ crate::stats::PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
+        Err(e @ crate::pools::PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
         Err(e) => error(49, e.to_string()),
     }
 }

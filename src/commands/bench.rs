@@ -167,7 +167,7 @@ pub fn run(
             };
             let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let (summary, mut back) = runtime.block_on(super::mine::demo(vec![device], &run, pool, journal))?;
+            let (summary, mut back) = runtime.block_on(super::demo::demo(vec![device], &run, pool, journal))?;
             // Measure the device again: the mean of the rates before and after brackets the drift
             // of a shared machine.
             let after = match back.first_mut() {

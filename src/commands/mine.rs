@@ -1,6 +1,5 @@
-//! `wgminer mine`, `wgminer solo` and `wgminer demo`: a source (pools, or a node), the
-//! scheduler and the devices, with a status line every few seconds and a summary at the end.
-//! `demo` puts the embedded pool in the same process.
+//! Mining, for `mine`, `solo` and `demo` alike: a source (pools, or a node), the scheduler
+//! and the devices, with a status line every few seconds and a summary at the end.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,7 +10,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{ApiContext, ApiOptions};
 use crate::device::Sweeper;
-use crate::pool::{EmbeddedPool, PoolOptions};
 use crate::scheduler::Scheduler;
 use crate::source::gbt::client::SoloConfig;
 use crate::source::stratum::{PoolConfig, ShareOutcome, client};
@@ -173,6 +171,13 @@ pub async fn mine(
     (summary, devices)
 }
 
+/// `wgminer mine`: mines on `source` until the duration ends or Ctrl-C, then prints the summary.
+pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> anyhow::Result<Summary> {
+    let (summary, _) = super::runtime()?.block_on(mine(source, devices, options));
+    print_summary(&summary);
+    Ok(summary)
+}
+
 pub fn print_summary(s: &Summary) {
     println!(
         "summary: {:.1}s, {:.2} MH/s average, accepted {}, rejected {}, stale {}, hardware errors {}, journaled {}, best share {:.4}",
@@ -184,33 +189,6 @@ pub fn print_summary(s: &Summary) {
     if let (Some(p50), Some(p99)) = (s.job_switch_p50_ms, s.job_switch_p99_ms) {
         println!("new job to device: p50 {p50:.1} ms, p99 {p99:.1} ms");
     }
-}
-
-/// `wgminer demo`: the embedded pool on loopback and the miner against it, for a bounded time.
-pub async fn demo(
-    devices: Vec<Box<dyn Sweeper>>,
-    options: &MineOptions,
-    pool_options: PoolOptions,
-    journal: std::path::PathBuf,
-) -> anyhow::Result<(Summary, Vec<Box<dyn Sweeper>>)> {
-    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
-    tracing::info!("embedded pool listening on {}", pool.addr);
-    let config = PoolConfig {
-        url: format!("stratum+tcp://{}", pool.addr),
-        user: "demo".into(),
-        pass: "x".into(),
-        journal,
-        ca_file: None,
-        suggest_difficulty: None,
-    };
-    let (summary, devices) = mine(Source::Pools(vec![config]), devices, options).await;
-    println!(
-        "pool side: {} accepted, {} rejected",
-        pool.stats.accepted.load(Relaxed),
-        pool.stats.rejected.load(Relaxed)
-    );
-    pool.shutdown();
-    Ok((summary, devices))
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! library and writes to stdout; errors go back to `main` to be printed once.
 
 pub mod bench;
+pub mod config;
+pub mod demo;
 pub mod devices;
 pub mod mine;
+pub mod pool;
 pub mod report;
 pub mod scan;
 pub mod selftest;
+pub mod solo;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,11 @@ impl Default for DeviceOptions {
     fn default() -> Self {
         DeviceOptions { gpu: GpuOptions::default(), dispatch: Some(tune::DEFAULT_DISPATCH) }
     }
+}
+
+/// The runtime for the network side: two workers, as many as the machines CI runs on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 /// Opens the device a selector names: the CPU reference sweeper, or a GPU, tuned.

@@ -32,6 +32,15 @@ pub struct Row {
 
 /// Reads every record of `paths`: one JSON object per line (`bench --json >> results.jsonl`
 /// appends), blank lines skipped. Errors name the file and line.
+/// `wgminer report FILE… --svg PATH`: the table to stdout, the chart to `svg`.
+pub fn run(files: &[std::path::PathBuf], svg_path: &Path) -> anyhow::Result<()> {
+    let rows = rows(&load(files)?);
+    print!("{}", markdown(&rows));
+    std::fs::write(svg_path, svg(&rows)?).map_err(|e| anyhow::anyhow!("--svg {}: {e}", svg_path.display()))?;
+    eprintln!("chart written to {}", svg_path.display());
+    Ok(())
+}
+
 pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     for path in paths {

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::hex::DisplayHex;
-use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
-use crate::source::stratum::codec::{self, Message, RpcError, code};
+use crate::source::stratum::codec::{
+    self, ClientMessage, Extranonce, Id, Reply, RpcError, ServerMessage, Submission, VersionMask, code,
+};
 use crate::work::job::Job;
 use crate::work::{BlockHash, CompactTarget, Difficulty, hex_decode};
 
@@ -181,7 +182,7 @@ fn new_job(height: u32) -> Arc<Job> {
 
 struct Session {
     extranonce1: [u8; 4],
-    difficulty: f64,
+    difficulty: Difficulty,
     options: PoolOptions,
     stats: Arc<PoolStats>,
     subscribed: bool,
@@ -190,7 +191,7 @@ struct Session {
     version_mask: u32,
     extranonce_subscribed: bool,
     /// Jobs this connection was sent, with the difficulty each carries.
-    jobs: HashMap<String, (Arc<Job>, f64)>,
+    jobs: HashMap<String, (Arc<Job>, Difficulty)>,
     seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
     current: Arc<Job>,
     resends: u32,
@@ -201,7 +202,7 @@ impl Session {
     fn new(id: u32, options: &PoolOptions, stats: Arc<PoolStats>) -> Session {
         Session {
             extranonce1: id.to_be_bytes(),
-            difficulty: options.difficulty,
+            difficulty: Difficulty::new(options.difficulty).unwrap_or(Difficulty::ONE),
             options: options.clone(),
             stats,
             subscribed: false,
@@ -259,11 +260,14 @@ impl Session {
         if self.options.rotate_extranonce && self.extranonce_subscribed {
             let next = u32::from_be_bytes(self.extranonce1).wrapping_add(0x0100_0000);
             self.extranonce1 = next.to_be_bytes();
-            let en1 = self.extranonce1.to_lower_hex_string();
-            out.push(codec::notification("mining.set_extranonce", json!([en1, EXTRANONCE2_SIZE])));
+            out.push(ServerMessage::SetExtranonce(self.extranonce()).to_line());
         }
         out.extend(self.notify(true));
         out
+    }
+
+    fn extranonce(&self) -> Extranonce {
+        Extranonce { extranonce1: self.extranonce1.to_vec(), extranonce2_size: EXTRANONCE2_SIZE }
     }
 
     /// set_difficulty and a notify of the current job under a fresh id.
@@ -276,124 +280,93 @@ impl Session {
         job.id = format!("{}.{}", self.current.id, self.resends);
         job.clean = clean;
         self.jobs.insert(job.id.clone(), (Arc::new(job.clone()), self.difficulty));
-        vec![
-            codec::notification("mining.set_difficulty", json!([self.difficulty])),
-            codec::notification("mining.notify", codec::notify_params(&job)),
-        ]
+        vec![ServerMessage::SetDifficulty(self.difficulty).to_line(), ServerMessage::Notify(job).to_line()]
     }
 
     fn handle(&mut self, line: &str) -> Vec<String> {
-        let (id, method, params) = match codec::parse_line(line) {
-            Ok(Message::Request { id, method, params }) => (id, method, params),
-            Ok(Message::Notification { .. } | Message::Response { .. }) => return vec![],
-            Err(e) => {
-                return vec![codec::response(
-                    &Value::Null,
-                    Value::Null,
-                    Some(&RpcError::new(code::OTHER, e.to_string())),
-                )];
-            }
+        let message = match ClientMessage::parse(line) {
+            Ok(m) => m,
+            Err(e) => return vec![reply(None, Reply::Error(RpcError::new(code::OTHER, e.to_string())))],
         };
-        let reply = |result: Value| codec::response(&id, result, None);
-        let error = |c: i64, m: &str| codec::response(&id, Value::Null, Some(&RpcError::new(c, m)));
-        match method.as_str() {
-            "mining.subscribe" => {
+        let error = |id: Id, c: i64, m: &str| vec![reply(Some(id), Reply::Error(RpcError::new(c, m)))];
+        match message {
+            ClientMessage::Subscribe { id, .. } => {
                 self.subscribed = true;
-                let session = self.extranonce1.to_lower_hex_string();
-                vec![reply(json!([
-                    [["mining.set_difficulty", session], ["mining.notify", session]],
-                    session,
-                    EXTRANONCE2_SIZE
-                ]))]
+                let session = Some(self.extranonce1.to_lower_hex_string());
+                vec![reply(Some(id), Reply::Subscribed { session, extranonce: self.extranonce() })]
             }
-            "mining.authorize" if !self.subscribed => vec![error(code::NOT_SUBSCRIBED, "Not subscribed")],
-            "mining.authorize" => {
+            ClientMessage::Authorize { id, .. } if !self.subscribed => {
+                error(id, code::NOT_SUBSCRIBED, "Not subscribed")
+            }
+            ClientMessage::Authorize { id, .. } => {
                 self.authorized = true;
-                let mut out = vec![reply(json!(true))];
+                let mut out = vec![reply(Some(id), Reply::Result(true))];
                 out.extend(self.notify(true));
                 out
             }
-            "mining.extranonce.subscribe" => {
+            ClientMessage::ExtranonceSubscribe { id } => {
                 self.extranonce_subscribed = true;
-                vec![reply(json!(true))]
+                vec![reply(Some(id), Reply::Result(true))]
             }
-            "mining.configure" => {
-                let asks_rolling =
-                    params.get(0).and_then(Value::as_array).is_some_and(|e| e.iter().any(|x| x == "version-rolling"));
-                if !asks_rolling {
-                    return vec![reply(json!({}))];
-                }
-                let requested = params
-                    .get(1)
-                    .and_then(|o| o.get("version-rolling.mask"))
-                    .and_then(Value::as_str)
-                    .and_then(|m| u32::from_str_radix(m, 16).ok())
-                    .unwrap_or(u32::MAX);
-                self.version_mask = requested & VERSION_MASK;
-                vec![reply(
-                    json!({"version-rolling": true, "version-rolling.mask": format!("{:08x}", self.version_mask)}),
-                )]
+            ClientMessage::Configure { id, version_rolling } => {
+                self.version_mask = version_rolling.map_or(0, |r| r.mask.0 & VERSION_MASK);
+                let granted = version_rolling.map(|_| VersionMask(self.version_mask));
+                vec![reply(Some(id), Reply::Configured { version_rolling: granted })]
             }
-            "mining.suggest_difficulty" => {
-                if let Some(d) = params.get(0).and_then(Value::as_f64).filter(|d| d.is_finite() && *d > 0.0) {
-                    self.difficulty = d;
-                }
-                vec![reply(json!(true))]
+            ClientMessage::SuggestDifficulty { id, difficulty } => {
+                self.difficulty = difficulty;
+                vec![reply(Some(id), Reply::Result(true))]
             }
-            "mining.submit" if !self.subscribed => vec![error(code::NOT_SUBSCRIBED, "Not subscribed")],
-            "mining.submit" if !self.authorized => vec![error(code::UNAUTHORIZED, "Unauthorized worker")],
-            "mining.submit" => match self.check_share(&params) {
+            ClientMessage::Submit { id, .. } if !self.subscribed => error(id, code::NOT_SUBSCRIBED, "Not subscribed"),
+            ClientMessage::Submit { id, .. } if !self.authorized => {
+                error(id, code::UNAUTHORIZED, "Unauthorized worker")
+            }
+            ClientMessage::Submit { id, submission } => match self.check_share(&submission) {
                 Ok(()) => {
                     self.stats.accepted.fetch_add(1, Relaxed);
-                    let mut out = vec![reply(json!(true))];
+                    let mut out = vec![reply(Some(id), Reply::Result(true))];
                     out.extend(self.vardiff());
                     out
                 }
                 Err(e) => {
                     self.stats.rejected.fetch_add(1, Relaxed);
-                    vec![codec::response(&id, Value::Null, Some(&e))]
+                    vec![reply(Some(id), Reply::Error(e))]
                 }
             },
-            _ => vec![error(code::OTHER, &format!("Method {method} not supported"))],
+            ClientMessage::Invalid { id, method, reason } => {
+                vec![reply(id, Reply::Error(RpcError::new(code::OTHER, format!("{method}: {reason}"))))]
+            }
+            ClientMessage::Other { id: Some(id), method } => {
+                error(id, code::OTHER, &format!("Method {method} not supported"))
+            }
+            ClientMessage::Other { id: None, .. } | ClientMessage::Answer { .. } => vec![],
         }
     }
 
-    fn check_share(&mut self, params: &Value) -> Result<(), RpcError> {
+    fn check_share(&mut self, s: &Submission) -> Result<(), RpcError> {
         let bad = |m: &str| RpcError::new(code::OTHER, m);
-        let a = params.as_array().ok_or_else(|| bad("params must be an array"))?;
-        let field =
-            |i: usize, what: &str| a.get(i).and_then(Value::as_str).ok_or_else(|| bad(&format!("missing {what}")));
-        let (job_id, en2, ntime, nonce) =
-            (field(1, "job_id")?, field(2, "extranonce2")?, field(3, "ntime")?, field(4, "nonce")?);
-        let Some((job, difficulty)) = self.jobs.get(job_id).cloned() else {
+        let Some((job, difficulty)) = self.jobs.get(&s.job_id).cloned() else {
             return Err(RpcError::new(code::JOB_NOT_FOUND, "Job not found"));
         };
-        let en2 = hex_decode(en2).map_err(|_| bad("extranonce2 is not hex"))?;
-        if en2.len() != EXTRANONCE2_SIZE {
+        if s.extranonce2.len() != EXTRANONCE2_SIZE {
             return Err(bad("wrong extranonce2 size"));
         }
-        let hex_u32 = |s: &str, what: &str| crate::work::hex_u32(s).map_err(|e| bad(&format!("{what}: {e}")));
-        let (ntime, nonce) = (hex_u32(ntime, "ntime")?, hex_u32(nonce, "nonce")?);
-        if ntime < job.time || ntime > job.time + 7200 {
+        if s.time < job.time || s.time > job.time + 7200 {
             return Err(bad("ntime out of range"));
         }
-        let version = match a.get(5) {
+        let version = match s.version_bits {
             None => job.version,
-            Some(bits) => {
-                let bits = hex_u32(bits.as_str().unwrap_or(""), "version bits")?;
-                if bits & !self.version_mask != 0 {
-                    return Err(bad("version bits outside the negotiated mask"));
-                }
-                (job.version & !self.version_mask) | bits
+            Some(bits) if bits & !self.version_mask != 0 => {
+                return Err(bad("version bits outside the negotiated mask"));
             }
+            Some(bits) => (job.version & !self.version_mask) | bits,
         };
-        if !self.seen.insert((job_id.to_string(), en2.clone(), ntime, nonce, version)) {
+        if !self.seen.insert((s.job_id.clone(), s.extranonce2.clone(), s.time, s.nonce, version)) {
             return Err(RpcError::new(code::DUPLICATE, "Duplicate share"));
         }
-        let mut header = job.header(&self.extranonce1, &en2, ntime, version);
-        header.nonce = nonce;
-        let target = Difficulty::new(difficulty).map_err(|e| bad(&e.to_string()))?.to_target();
-        if !target.is_met_by(header.block_hash()) {
+        let mut header = job.header(&self.extranonce1, &s.extranonce2, s.time, version);
+        header.nonce = s.nonce;
+        if !difficulty.to_target().is_met_by(header.block_hash()) {
             return Err(RpcError::new(code::LOW_DIFFICULTY, "Low difficulty share"));
         }
         Ok(())
@@ -413,7 +386,11 @@ impl Session {
         if (factor - 1.0).abs() < 0.2 {
             return vec![];
         }
-        self.difficulty *= factor;
+        self.difficulty = Difficulty::new(self.difficulty.value() * factor).unwrap_or(self.difficulty);
         self.notify(false)
     }
+}
+
+fn reply(id: Option<Id>, reply: Reply) -> String {
+    ServerMessage::Response { id, reply }.to_line()
 }

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::rpc::{Node, RpcError};
 use super::template::{self, Template};
+use crate::pools::Verdict;
 use crate::source::{Share, SourceWork};
-use crate::stats::{Stats, Verdict};
+use crate::stats::Stats;
 use crate::work::Difficulty;
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
 

@@ -1,10 +1,16 @@
-//! Stratum v1 messages: newline-delimited JSON-RPC 1.0. Parsing is strict about types and never
-//! panics: a bad line is an error that names what was wrong.
+//! Stratum v1 on the wire: newline-delimited JSON-RPC 1.0, read into typed messages and
+//! written back from them. This is the only place that sees `serde_json::Value`; the client
+//! session and the embedded pool work on `ServerMessage` and `ClientMessage`.
+//!
+//! Parsing is strict about types and never panics: a bad line is an error that names what was
+//! wrong. A response carries no method, so it is read by the method of the request it answers,
+//! which the caller looks up by id.
 
 use bitcoin::hex::DisplayHex;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::work::job::Job;
+use crate::work::{Difficulty, hex_decode, hex_u32};
 
 /// Lines longer than this are refused: no pool message comes near it.
 pub const MAX_LINE: usize = 1 << 20;
@@ -19,24 +25,49 @@ pub mod code {
     pub const NOT_SUBSCRIBED: i64 = 25;
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Message {
-    /// A call that wants an answer (`id` not null).
-    Request {
-        id: Value,
-        method: String,
-        params: Value,
-    },
-    /// A call that wants none (`id` null or absent).
-    Notification {
-        method: String,
-        params: Value,
-    },
-    Response {
-        id: Value,
-        result: Value,
-        error: Option<RpcError>,
-    },
+/// A request id. Miners number their requests; pools may send strings, and an answer must
+/// carry the id back unchanged. Ids of other JSON types are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Id {
+    Num(u64),
+    Text(String),
+}
+
+impl Id {
+    fn from_value(v: Value) -> Result<Option<Id>, CodecError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(Id::Text(s))),
+            Value::Number(n) => n.as_u64().map(|n| Some(Id::Num(n))).ok_or_else(|| shape(format!("id {n}"))),
+            other => Err(shape(format!("id is {other}"))),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Id::Num(n) => json!(n),
+            Id::Text(s) => json!(s),
+        }
+    }
+}
+
+fn id_value(id: &Option<Id>) -> Value {
+    id.as_ref().map_or(Value::Null, Id::to_value)
+}
+
+/// The block-version bits a miner may roll (BIP310).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VersionMask(pub u32);
+
+impl VersionMask {
+    pub const NONE: VersionMask = VersionMask(0);
+}
+
+/// The extranonce space a pool gives a connection: its extranonce1, and extranonce2's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extranonce {
+    pub extranonce1: Vec<u8>,
+    pub extranonce2_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,21 +84,22 @@ impl RpcError {
 
     /// Stratum sends errors as `[code, message, traceback]`; some pools send objects.
     fn from_value(v: &Value) -> Option<RpcError> {
+        let text = |m: Option<&Value>| m.and_then(Value::as_str).unwrap_or("unknown error").to_string();
         match v {
             Value::Null => None,
             Value::Array(a) => Some(RpcError {
                 code: a.first().and_then(Value::as_i64).unwrap_or(code::OTHER),
-                message: a.get(1).and_then(Value::as_str).unwrap_or("unknown error").to_string(),
+                message: text(a.get(1)),
             }),
             Value::Object(o) => Some(RpcError {
                 code: o.get("code").and_then(Value::as_i64).unwrap_or(code::OTHER),
-                message: o.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
+                message: text(o.get("message")),
             }),
             other => Some(RpcError { code: code::OTHER, message: other.to_string() }),
         }
     }
 
-    pub fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value {
         json!([self.code, self.message, null])
     }
 }
@@ -84,44 +116,174 @@ pub enum CodecError {
     Params { method: String, reason: String },
 }
 
-pub fn parse_line(line: &str) -> Result<Message, CodecError> {
+fn shape(reason: impl Into<String>) -> CodecError {
+    CodecError::Shape(reason.into())
+}
+
+/// The methods a miner calls; a response is read by the method of the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Configure,
+    Subscribe,
+    Authorize,
+    ExtranonceSubscribe,
+    SuggestDifficulty,
+    Submit,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Configure => "mining.configure",
+            Method::Subscribe => "mining.subscribe",
+            Method::Authorize => "mining.authorize",
+            Method::ExtranonceSubscribe => "mining.extranonce.subscribe",
+            Method::SuggestDifficulty => "mining.suggest_difficulty",
+            Method::Submit => "mining.submit",
+        }
+    }
+}
+
+/// BIP310's version-rolling request: the bits the miner would roll and how many it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRolling {
+    pub mask: VersionMask,
+    pub min_bit_count: u32,
+}
+
+/// A share as `mining.submit` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub user: String,
+    pub job_id: String,
+    pub extranonce2: Vec<u8>,
+    pub time: u32,
+    pub nonce: u32,
+    /// The rolled version bits, the sixth parameter once version rolling is on.
+    pub version_bits: Option<u32>,
+}
+
+/// A miner's answer to a pool's request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Version(String),
+    Pong,
+    Ack,
+    Refused(RpcError),
+}
+
+/// What a miner sends to a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    Configure {
+        id: Id,
+        version_rolling: Option<VersionRolling>,
+    },
+    Subscribe {
+        id: Id,
+        agent: String,
+        session: Option<String>,
+    },
+    Authorize {
+        id: Id,
+        user: String,
+        pass: String,
+    },
+    ExtranonceSubscribe {
+        id: Id,
+    },
+    SuggestDifficulty {
+        id: Id,
+        difficulty: Difficulty,
+    },
+    Submit {
+        id: Id,
+        submission: Submission,
+    },
+    Answer {
+        id: Option<Id>,
+        answer: Answer,
+    },
+    /// A method the reader does not know.
+    Other {
+        id: Option<Id>,
+        method: String,
+    },
+    /// A known method with parameters that do not read.
+    Invalid {
+        id: Option<Id>,
+        method: String,
+        reason: String,
+    },
+}
+
+/// Where `client.reconnect` sends the miner: the same pool when host and port are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redirect {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Seconds to wait before connecting.
+    pub wait: u64,
+}
+
+/// What a pool's response says, read by the method it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `mining.configure`: the version-rolling mask granted, if any.
+    Configured {
+        version_rolling: Option<VersionMask>,
+    },
+    /// `mining.subscribe`: the session id to resume later, and the extranonce space.
+    Subscribed {
+        session: Option<String>,
+        extranonce: Extranonce,
+    },
+    /// `true`/`false` of authorize, submit and the optional methods.
+    Result(bool),
+    Error(RpcError),
+    /// An answer to no request of ours (a stray id).
+    Untracked,
+}
+
+/// What a pool sends to a miner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    Notify(Job),
+    SetDifficulty(Difficulty),
+    SetExtranonce(Extranonce),
+    SetVersionMask(VersionMask),
+    Reconnect { id: Option<Id>, redirect: Redirect },
+    ShowMessage { id: Option<Id>, text: String },
+    GetVersion { id: Id },
+    Ping { id: Id },
+    Other { id: Option<Id>, method: String },
+    Response { id: Option<Id>, reply: Reply },
+}
+
+/// A JSON-RPC object split into its parts.
+enum Raw {
+    Call { id: Option<Id>, method: String, params: Value },
+    Response { id: Option<Id>, result: Value, error: Option<RpcError> },
+}
+
+fn read_raw(line: &str) -> Result<Raw, CodecError> {
     if line.len() > MAX_LINE {
         return Err(CodecError::TooLong(line.len()));
     }
     let v: Value = serde_json::from_str(line).map_err(|e| CodecError::Json(e.to_string()))?;
-    let Value::Object(mut o) = v else {
-        return Err(CodecError::Shape("not an object".into()));
-    };
-    let id = o.remove("id").unwrap_or(Value::Null);
+    let Value::Object(mut o) = v else { return Err(shape("not an object")) };
+    let id = Id::from_value(o.remove("id").unwrap_or(Value::Null))?;
     match o.remove("method") {
         Some(Value::String(method)) => {
-            let params = o.remove("params").unwrap_or(Value::Array(vec![]));
-            if id.is_null() {
-                Ok(Message::Notification { method, params })
-            } else {
-                Ok(Message::Request { id, method, params })
-            }
+            Ok(Raw::Call { id, method, params: o.remove("params").unwrap_or(Value::Array(vec![])) })
         }
-        Some(other) => Err(CodecError::Shape(format!("method is {other}, not a string"))),
+        Some(other) => Err(shape(format!("method is {other}, not a string"))),
         None if o.contains_key("result") || o.contains_key("error") => {
-            let result = o.remove("result").unwrap_or(Value::Null);
             let error = o.get("error").and_then(RpcError::from_value);
-            Ok(Message::Response { id, result, error })
+            Ok(Raw::Response { id, result: o.remove("result").unwrap_or(Value::Null), error })
         }
-        None => Err(CodecError::Shape("neither method nor result".into())),
+        None => Err(shape("neither method nor result")),
     }
-}
-
-pub fn request(id: u64, method: &str, params: Value) -> String {
-    json!({"id": id, "method": method, "params": params}).to_string()
-}
-
-pub fn response(id: &Value, result: Value, error: Option<&RpcError>) -> String {
-    json!({"id": id, "result": result, "error": error.map(RpcError::to_value)}).to_string()
-}
-
-pub fn notification(method: &str, params: Value) -> String {
-    json!({"id": null, "method": method, "params": params}).to_string()
 }
 
 fn params_error(method: &str, reason: impl ToString) -> CodecError {
@@ -140,9 +302,120 @@ fn string<'a>(method: &str, v: &'a Value, what: &str) -> Result<&'a str, CodecEr
     v.as_str().ok_or_else(|| params_error(method, format!("{what} is not a string: {v}")))
 }
 
+/// A number that pools write either as a JSON number or as a decimal string.
+fn loose_u64(v: Option<&Value>) -> Option<u64> {
+    v.and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+}
+
+impl ServerMessage {
+    /// Reads a pool's line; `expected` names the method of each id the miner has in flight.
+    pub fn parse(line: &str, expected: impl Fn(&Id) -> Option<Method>) -> Result<ServerMessage, CodecError> {
+        match read_raw(line)? {
+            Raw::Response { id, result, error } => {
+                let method = id.as_ref().and_then(&expected);
+                Ok(ServerMessage::Response { reply: read_reply(method, result, error)?, id })
+            }
+            Raw::Call { id, method, params } => read_server_call(id, method, &params),
+        }
+    }
+
+    pub fn to_line(&self) -> String {
+        let notification = |method: &str, params: Value| json!({"id": null, "method": method, "params": params});
+        let value = match self {
+            ServerMessage::Notify(job) => notification("mining.notify", notify_params(job)),
+            ServerMessage::SetDifficulty(d) => notification("mining.set_difficulty", json!([d.value()])),
+            ServerMessage::SetExtranonce(e) => {
+                notification("mining.set_extranonce", json!([e.extranonce1.to_lower_hex_string(), e.extranonce2_size]))
+            }
+            ServerMessage::SetVersionMask(m) => {
+                notification("mining.set_version_mask", json!([format!("{:08x}", m.0)]))
+            }
+            ServerMessage::Reconnect { id, redirect } => json!({"id": id_value(id), "method": "client.reconnect",
+                "params": [redirect.host, redirect.port, redirect.wait]}),
+            ServerMessage::ShowMessage { id, text } => {
+                json!({"id": id_value(id), "method": "client.show_message", "params": [text]})
+            }
+            ServerMessage::GetVersion { id } => {
+                json!({"id": id.to_value(), "method": "client.get_version", "params": []})
+            }
+            ServerMessage::Ping { id } => json!({"id": id.to_value(), "method": "mining.ping", "params": []}),
+            ServerMessage::Other { id, method } => json!({"id": id_value(id), "method": method, "params": []}),
+            ServerMessage::Response { id, reply } => {
+                let (result, error) = match reply {
+                    Reply::Configured { version_rolling: Some(m) } => {
+                        (json!({"version-rolling": true, "version-rolling.mask": format!("{:08x}", m.0)}), None)
+                    }
+                    Reply::Configured { version_rolling: None } => (json!({"version-rolling": false}), None),
+                    Reply::Subscribed { session, extranonce } => {
+                        let subs = session
+                            .as_ref()
+                            .map_or(json!([]), |s| json!([["mining.set_difficulty", s], ["mining.notify", s]]));
+                        let en1 = extranonce.extranonce1.to_lower_hex_string();
+                        (json!([subs, en1, extranonce.extranonce2_size]), None)
+                    }
+                    Reply::Result(b) => (json!(b), None),
+                    Reply::Error(e) => (Value::Null, Some(e.to_value())),
+                    Reply::Untracked => (Value::Null, None),
+                };
+                json!({"id": id_value(id), "result": result, "error": error})
+            }
+        };
+        value.to_string()
+    }
+}
+
+fn read_reply(method: Option<Method>, result: Value, error: Option<RpcError>) -> Result<Reply, CodecError> {
+    let Some(method) = method else { return Ok(Reply::Untracked) };
+    if let Some(e) = error {
+        return Ok(Reply::Error(e));
+    }
+    Ok(match (method, result) {
+        (Method::Configure, result) => Reply::Configured { version_rolling: read_configure_result(&result) },
+        (Method::Subscribe, result) => {
+            let (session, extranonce) = read_subscribe_result(&result)?;
+            Reply::Subscribed { session, extranonce }
+        }
+        (_, Value::Bool(b)) => Reply::Result(b),
+        (_, other) => Reply::Error(RpcError::new(code::OTHER, format!("result {other}"))),
+    })
+}
+
+fn read_server_call(id: Option<Id>, method: String, params: &Value) -> Result<ServerMessage, CodecError> {
+    let m = method.as_str();
+    Ok(match m {
+        "mining.notify" => ServerMessage::Notify(read_notify(params)?),
+        "mining.set_difficulty" => ServerMessage::SetDifficulty(read_difficulty(m, params)?),
+        "mining.set_extranonce" => ServerMessage::SetExtranonce(read_extranonce(m, array(m, params, 2)?)?),
+        "mining.set_version_mask" => {
+            let a = array(m, params, 1)?;
+            ServerMessage::SetVersionMask(VersionMask(
+                hex_u32(string(m, &a[0], "mask")?).map_err(|e| params_error(m, e))?,
+            ))
+        }
+        "client.reconnect" => {
+            let a = params.as_array().map(Vec::as_slice).unwrap_or_default();
+            let host = a.first().and_then(Value::as_str).filter(|h| !h.is_empty()).map(String::from);
+            let port = match loose_u64(a.get(1)) {
+                Some(p) => Some(u16::try_from(p).map_err(|_| params_error(m, format!("port {p}")))?),
+                None => None,
+            };
+            ServerMessage::Reconnect { id, redirect: Redirect { host, port, wait: loose_u64(a.get(2)).unwrap_or(0) } }
+        }
+        "client.show_message" => {
+            let text = params.get(0).and_then(Value::as_str).unwrap_or_default().to_string();
+            ServerMessage::ShowMessage { id, text }
+        }
+        "client.get_version" | "mining.ping" | "client.ping" => {
+            let id = id.ok_or_else(|| params_error(m, "a request without an id"))?;
+            if m == "client.get_version" { ServerMessage::GetVersion { id } } else { ServerMessage::Ping { id } }
+        }
+        _ => ServerMessage::Other { id, method },
+    })
+}
+
 /// `mining.notify` params: job_id, prevhash, coinb1, coinb2, merkle_branch, version, nbits,
 /// ntime, clean_jobs.
-pub fn parse_notify(params: &Value) -> Result<Job, CodecError> {
+fn read_notify(params: &Value) -> Result<Job, CodecError> {
     const M: &str = "mining.notify";
     let a = array(M, params, 9)?;
     let branch_values = a[4].as_array().ok_or_else(|| params_error(M, "merkle_branch is not an array"))?;
@@ -163,8 +436,7 @@ pub fn parse_notify(params: &Value) -> Result<Job, CodecError> {
     .map_err(|e| params_error(M, e))
 }
 
-/// The params of `mining.notify` for a job (the embedded pool sends them).
-pub fn notify_params(job: &Job) -> Value {
+fn notify_params(job: &Job) -> Value {
     json!([
         job.id,
         job.prev_hash_hex(),
@@ -178,63 +450,25 @@ pub fn notify_params(job: &Job) -> Value {
     ])
 }
 
-/// `mining.set_difficulty`: one positive number (integers and fractions alike).
-pub fn parse_difficulty(params: &Value) -> Result<f64, CodecError> {
-    const M: &str = "mining.set_difficulty";
-    let a = array(M, params, 1)?;
-    let d = a[0].as_f64().ok_or_else(|| params_error(M, format!("{} is not a number", a[0])))?;
-    if !(d.is_finite() && d > 0.0) {
-        return Err(params_error(M, format!("difficulty {d} is not positive")));
-    }
-    Ok(d)
+/// One positive number (integers and fractions alike): set_difficulty, suggest_difficulty.
+fn read_difficulty(method: &str, params: &Value) -> Result<Difficulty, CodecError> {
+    let a = array(method, params, 1)?;
+    let d = a[0].as_f64().ok_or_else(|| params_error(method, format!("{} is not a number", a[0])))?;
+    Difficulty::new(d).map_err(|e| params_error(method, e))
 }
 
 /// `mining.subscribe`'s result and `mining.set_extranonce`'s params share a shape:
 /// extranonce1 (hex) and extranonce2's size in bytes.
-pub fn parse_extranonce(method: &str, values: &[Value]) -> Result<(Vec<u8>, usize), CodecError> {
-    if values.len() < 2 {
-        return Err(params_error(method, "expected extranonce1 and extranonce2_size"));
-    }
-    let en1 =
-        crate::work::hex_decode(string(method, &values[0], "extranonce1")?).map_err(|e| params_error(method, e))?;
+fn read_extranonce(method: &str, values: &[Value]) -> Result<Extranonce, CodecError> {
+    let en1 = hex_decode(string(method, &values[0], "extranonce1")?).map_err(|e| params_error(method, e))?;
     let size = values[1].as_u64().ok_or_else(|| params_error(method, "extranonce2_size is not a number"))?;
     if !(1..=16).contains(&size) || en1.len() > 32 {
         return Err(params_error(method, format!("extranonce sizes out of range ({} and {size} bytes)", en1.len())));
     }
-    Ok((en1, size as usize))
+    Ok(Extranonce { extranonce1: en1, extranonce2_size: size as usize })
 }
 
-/// `mining.submit` params: worker, job_id, extranonce2, ntime, nonce, and the rolled version
-/// bits as a sixth when version rolling is on (BIP310).
-pub fn submit_params(user: &str, share: &crate::source::Share) -> Value {
-    let mut params = vec![
-        json!(user),
-        json!(share.job_id),
-        json!(share.extranonce2.to_lower_hex_string()),
-        json!(format!("{:08x}", share.time)),
-        json!(format!("{:08x}", share.nonce)),
-    ];
-    if let Some(bits) = share.version_bits {
-        params.push(json!(format!("{bits:08x}")));
-    }
-    Value::Array(params)
-}
-
-/// `mining.configure`'s result: the version-rolling mask the pool grants, 0 if none.
-pub fn parse_configure_result(result: &Value) -> u32 {
-    let granted = result.get("version-rolling").and_then(Value::as_bool) == Some(true);
-    let mask = result.get("version-rolling.mask").and_then(Value::as_str).and_then(|m| u32::from_str_radix(m, 16).ok());
-    if granted { mask.unwrap_or(0) } else { 0 }
-}
-
-/// `mining.set_version_mask [mask]`.
-pub fn parse_version_mask(params: &Value) -> Result<u32, CodecError> {
-    const M: &str = "mining.set_version_mask";
-    let a = array(M, params, 1)?;
-    u32::from_str_radix(string(M, &a[0], "mask")?, 16).map_err(|e| params_error(M, e))
-}
-
-pub fn parse_subscribe_result(result: &Value) -> Result<(Option<String>, Vec<u8>, usize), CodecError> {
+fn read_subscribe_result(result: &Value) -> Result<(Option<String>, Extranonce), CodecError> {
     const M: &str = "mining.subscribe";
     let a = array(M, result, 3)?;
     // The first element lists subscriptions; its "mining.notify" id is the session to resume.
@@ -244,8 +478,156 @@ pub fn parse_subscribe_result(result: &Value) -> Result<(Option<String>, Vec<u8>
             (pair.first()?.as_str()? == "mining.notify").then(|| pair.get(1)?.as_str().map(String::from))?
         })
     });
-    let (en1, size) = parse_extranonce(M, &a[1..])?;
-    Ok((session, en1, size))
+    Ok((session, read_extranonce(M, &a[1..])?))
+}
+
+/// `mining.configure`'s result: the version-rolling mask granted, if any.
+fn read_configure_result(result: &Value) -> Option<VersionMask> {
+    let granted = result.get("version-rolling").and_then(Value::as_bool) == Some(true);
+    let mask = result.get("version-rolling.mask").and_then(Value::as_str).and_then(|m| hex_u32(m).ok());
+    if granted { mask.map(VersionMask) } else { None }
+}
+
+impl ClientMessage {
+    /// Reads a miner's line (the embedded pool's side).
+    pub fn parse(line: &str) -> Result<ClientMessage, CodecError> {
+        match read_raw(line)? {
+            Raw::Response { id, result, error } => {
+                let answer = match (error, result) {
+                    (Some(e), _) => Answer::Refused(e),
+                    (None, Value::String(s)) if s == "pong" => Answer::Pong,
+                    (None, Value::String(s)) => Answer::Version(s),
+                    (None, _) => Answer::Ack,
+                };
+                Ok(ClientMessage::Answer { id, answer })
+            }
+            Raw::Call { id, method, params } => Ok(read_client_call(id, method, &params)),
+        }
+    }
+
+    pub fn to_line(&self) -> String {
+        let request =
+            |id: &Id, method: &str, params: Value| json!({"id": id.to_value(), "method": method, "params": params});
+        let value = match self {
+            ClientMessage::Configure { id, version_rolling } => {
+                let params = match version_rolling {
+                    Some(r) => json!([["version-rolling"], {"version-rolling.mask": format!("{:08x}", r.mask.0),
+                        "version-rolling.min-bit-count": r.min_bit_count}]),
+                    None => json!([[], {}]),
+                };
+                request(id, Method::Configure.name(), params)
+            }
+            ClientMessage::Subscribe { id, agent, session } => {
+                let params = match session {
+                    Some(s) => json!([agent, s]),
+                    None => json!([agent]),
+                };
+                request(id, Method::Subscribe.name(), params)
+            }
+            ClientMessage::Authorize { id, user, pass } => request(id, Method::Authorize.name(), json!([user, pass])),
+            ClientMessage::ExtranonceSubscribe { id } => request(id, Method::ExtranonceSubscribe.name(), json!([])),
+            ClientMessage::SuggestDifficulty { id, difficulty } => {
+                request(id, Method::SuggestDifficulty.name(), json!([difficulty.value()]))
+            }
+            ClientMessage::Submit { id, submission } => request(id, Method::Submit.name(), submit_params(submission)),
+            ClientMessage::Answer { id, answer } => {
+                let (result, error) = match answer {
+                    Answer::Version(v) => (json!(v), None),
+                    Answer::Pong => (json!("pong"), None),
+                    Answer::Ack => (json!(true), None),
+                    Answer::Refused(e) => (Value::Null, Some(e.to_value())),
+                };
+                json!({"id": id_value(id), "result": result, "error": error})
+            }
+            ClientMessage::Other { id, method } | ClientMessage::Invalid { id, method, .. } => {
+                json!({"id": id_value(id), "method": method, "params": []})
+            }
+        };
+        value.to_string()
+    }
+}
+
+fn submit_params(s: &Submission) -> Value {
+    let mut params = vec![
+        json!(s.user),
+        json!(s.job_id),
+        json!(s.extranonce2.to_lower_hex_string()),
+        json!(format!("{:08x}", s.time)),
+        json!(format!("{:08x}", s.nonce)),
+    ];
+    if let Some(bits) = s.version_bits {
+        params.push(json!(format!("{bits:08x}")));
+    }
+    Value::Array(params)
+}
+
+fn read_client_call(id: Option<Id>, method: String, params: &Value) -> ClientMessage {
+    let invalid = |id: Option<Id>, e: CodecError| {
+        let reason = match e {
+            CodecError::Params { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        ClientMessage::Invalid { id, method: method.clone(), reason }
+    };
+    let Some(request_id) = id.clone() else {
+        return invalid(id, params_error(&method, "a request without an id"));
+    };
+    let read = || -> Result<ClientMessage, CodecError> {
+        let m = method.as_str();
+        let text = |i: usize| params.get(i).and_then(Value::as_str).map(String::from);
+        Ok(match m {
+            "mining.subscribe" => ClientMessage::Subscribe {
+                id: request_id.clone(),
+                agent: text(0).unwrap_or_default(),
+                session: text(1),
+            },
+            // ckpool matches any method that starts with "mining.auth".
+            "mining.authorize" | "mining.auth" => {
+                let user = text(0).ok_or_else(|| params_error(m, "no user name"))?;
+                ClientMessage::Authorize { id: request_id.clone(), user, pass: text(1).unwrap_or_default() }
+            }
+            "mining.extranonce.subscribe" => ClientMessage::ExtranonceSubscribe { id: request_id.clone() },
+            "mining.suggest_difficulty" => {
+                ClientMessage::SuggestDifficulty { id: request_id.clone(), difficulty: read_difficulty(m, params)? }
+            }
+            "mining.configure" => {
+                ClientMessage::Configure { id: request_id.clone(), version_rolling: read_configure_request(params) }
+            }
+            "mining.submit" => ClientMessage::Submit { id: request_id.clone(), submission: read_submission(params)? },
+            _ => ClientMessage::Other { id: Some(request_id.clone()), method: method.clone() },
+        })
+    };
+    read().unwrap_or_else(|e| invalid(Some(request_id.clone()), e))
+}
+
+fn read_configure_request(params: &Value) -> Option<VersionRolling> {
+    let asks = params.get(0).and_then(Value::as_array).is_some_and(|e| e.iter().any(|x| x == "version-rolling"));
+    let options = params.get(1).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    let mask =
+        options.get("version-rolling.mask").and_then(Value::as_str).and_then(|m| u32::from_str_radix(m, 16).ok());
+    let min_bit_count = options.get("version-rolling.min-bit-count").and_then(Value::as_u64).unwrap_or(0);
+    asks.then(|| VersionRolling {
+        mask: VersionMask(mask.unwrap_or(u32::MAX)),
+        min_bit_count: u32::try_from(min_bit_count).unwrap_or(u32::MAX),
+    })
+}
+
+fn read_submission(params: &Value) -> Result<Submission, CodecError> {
+    const M: &str = "mining.submit";
+    let a = array(M, params, 5)?;
+    let hex = |i: usize, what: &str| -> Result<u32, CodecError> {
+        hex_u32(string(M, &a[i], what)?).map_err(|e| params_error(M, format!("{what}: {e}")))
+    };
+    let extranonce2 =
+        hex_decode(string(M, &a[2], "extranonce2")?).map_err(|_| params_error(M, "extranonce2 is not hex"))?;
+    Ok(Submission {
+        user: string(M, &a[0], "worker")?.to_string(),
+        job_id: string(M, &a[1], "job_id")?.to_string(),
+        extranonce2,
+        time: hex(3, "ntime")?,
+        nonce: hex(4, "nonce")?,
+        version_bits: if a.len() > 5 { Some(hex(5, "version bits")?) } else { None },
+    })
 }
 
 /// Reads lines in a task of its own (reading is not cancel-safe inside `select!`). A line over
@@ -287,159 +669,4 @@ pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
-
-    #[test]
-    fn slush_notify_parses_and_round_trips() {
-        let Message::Notification { method, params } = parse_line(SLUSH_NOTIFY).unwrap() else { panic!() };
-        assert_eq!(method, "mining.notify");
-        let job = parse_notify(&params).unwrap();
-        assert_eq!((job.id.as_str(), job.version, job.time, job.clean), ("bf", 2, 0x504e86b9, false));
-        assert_eq!(notify_params(&job), params);
-    }
-
-    /// Block 881,423 was mined through a Stratum pool with version rolling (its version is
-    /// 0x2e596000: base 0x20000000 plus rolled bits 0x0e596000 under mask 0x1fffe000). The job's
-    /// parts (coinb1/coinb2 split, extranonces, merkle branch) are those recorded in
-    /// 256foundation/mujina, mujina-miner/src/job_source/test_blocks.rs, with the coinbase in
-    /// the non-witness form pools send; the header and hash are the chain's.
-    #[test]
-    fn version_rolled_share_of_block_881423() {
-        let branch = [
-            "4282357ab0a2f4e8e562c8c5eae1d63b559068f9072374b72e26b88ac841908f",
-            "c2bbae90d06f8025ade3516ca2e42d79318b6e56fccb9609df85a654a8341068",
-            "cbb30084acbcb5ce6d5436e853bc612466df0c00702be6f51d47072f1a5d0480",
-            "bb092e533f70b79246fc9e4bdc9b81ac8332e56f2651e3b237a150d6d807b081",
-            "0d32959988733447cb340326a1fe4d3c2cff5d636e32a4e08c3fc5a234f6f6bc",
-            "8ba3477940924a90067cff3dd30bc46916cf4c2f73fb6229b8f8197b83b6ddb9",
-            "3fe97cc5dec1cddd66c9d3780888c145c12418590cd983c4871b1bf03fabbf9e",
-            "bd1c6a3bcd0ebaa0eca54d9c802540f312c7705435601d776b4f59bb52cff67d",
-            "8638c10190b8f4f558bafdbb57f46226c349a83f229f431143ae75e425fb5cbd",
-            "6d6f4eae41cccb21a7c97ac496d9f89b8a4f772389b76f7691519dda38264221",
-            "82dad7a1e2613af0e61f77f03d6208c83e72f917dade4235cc35e37ee3ad6e3f",
-        ];
-        let notify = json!([
-            "1a2b",
-            "8a6ac9e3fe15ca70f8995e21434cb64ac4d2b5e10001543b0000000000000000",
-            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff3d030f730d000469c19a67",
-            "9a67b6600000000000000a41706f6c6c6f192f6d696e65642062792032353620466f756e646174696f6e2fffffffff0275aac01200000000160014c64b1b9283ba1ea86bb9e7b696b0c8f68dad04000000000000000000266a24aa21a9edb395560ab72068c2afb1d7e6c7db26b813482089d2c4d2471b9036c5e826140600000000",
-            branch,
-            "20000000",
-            "17029a8a",
-            "679ac169",
-            true
-        ]);
-        let job = parse_notify(&notify).unwrap();
-        let (en1, en2) = (crate::work::hex_decode("04830cee").unwrap(), crate::work::hex_decode("220cf1ad").unwrap());
-        let mask = 0x1fff_e000;
-        let version_bits = 0x0e59_6000;
-        let mut header = job.header(&en1, &en2, job.time, (job.version & !mask) | version_bits);
-        header.nonce = 0xff05_fb02;
-        assert_eq!(
-            crate::work::header_bytes(&header).to_lower_hex_string(),
-            "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff"
-        );
-        assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
-        let share = crate::source::Share {
-            source: 0,
-            job_id: job.id.clone(),
-            extranonce1: en1,
-            extranonce2: en2,
-            time: job.time,
-            nonce: header.nonce,
-            version_bits: Some(version_bits),
-            hash: header.block_hash(),
-            device: 0,
-        };
-        assert_eq!(
-            request(7, "mining.submit", submit_params("telehash.worker", &share)),
-            r#"{"id":7,"method":"mining.submit","params":["telehash.worker","1a2b","220cf1ad","679ac169","ff05fb02","0e596000"]}"#
-        );
-        assert_eq!(parse_configure_result(&json!({"version-rolling": true, "version-rolling.mask": "1fffe000"})), mask);
-        assert_eq!(parse_configure_result(&json!({"version-rolling": false})), 0);
-    }
-
-    #[test]
-    fn slush_subscribe_result() {
-        let line = r#"{"id": 1, "result": [[["mining.set_difficulty", "b4b6693b72a50c7116db18d6497cac52"], ["mining.notify", "ae6812eb4cd7735a302a8a9dd95cf71f"]], "08000002", 4], "error": null}"#;
-        let Message::Response { id, result, error } = parse_line(line).unwrap() else { panic!() };
-        assert_eq!((id, error), (json!(1), None));
-        let (session, en1, size) = parse_subscribe_result(&result).unwrap();
-        assert_eq!(session.as_deref(), Some("ae6812eb4cd7735a302a8a9dd95cf71f"));
-        assert_eq!((en1, size), (vec![8, 0, 0, 2], 4));
-    }
-
-    #[test]
-    fn errors_in_both_shapes() {
-        let Message::Response { error, .. } =
-            parse_line(r#"{"id":4,"result":null,"error":[23,"Low difficulty share",null]}"#).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(error, Some(RpcError::new(23, "Low difficulty share")));
-        let Message::Response { error, .. } =
-            parse_line(r#"{"id":4,"result":null,"error":{"code":21,"message":"Job not found"}}"#).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(error, Some(RpcError::new(21, "Job not found")));
-    }
-
-    #[test]
-    fn garbage_and_wrong_types_are_errors() {
-        for line in ["", "garbage", "[1,2]", "{}", r#"{"method":5}"#, "{\"id\":1"] {
-            assert!(parse_line(line).is_err(), "{line:?}");
-        }
-        assert!(matches!(parse_line(&"x".repeat(MAX_LINE + 1)), Err(CodecError::TooLong(_))));
-        for params in [json!(null), json!([]), json!(vec!["bf"; 9]), json!([1, 2, 3, 4, 5, 6, 7, 8, 9])] {
-            assert!(parse_notify(&params).is_err(), "{params}");
-        }
-        for params in [json!([]), json!(["1"]), json!([-1]), json!([0]), json!(null)] {
-            assert!(parse_difficulty(&params).is_err(), "{params}");
-        }
-        assert_eq!(parse_difficulty(&json!([0.001])), Ok(0.001));
-    }
-
-    /// Property: no line, however mangled, makes the parser panic; it gives a message or an
-    /// error. Mutations of real messages reach deep into the typed parsers.
-    #[test]
-    fn mangled_lines_never_panic() {
-        let seeds = [
-            SLUSH_NOTIFY,
-            r#"{"id":1,"result":[[["mining.notify","ae"]],"08000002",4],"error":null}"#,
-            r#"{"id":null,"method":"mining.set_difficulty","params":[0.5]}"#,
-        ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let mut bytes = seeds[(next() % 3) as usize].as_bytes().to_vec();
-            for _ in 0..(next() % 4 + 1) {
-                let i = (next() as usize) % bytes.len();
-                match next() % 3 {
-                    0 => bytes[i] = next() as u8,
-                    1 => {
-                        bytes.remove(i);
-                    }
-                    _ => bytes.insert(i, b"[]{}\",:0-e1"[(next() % 11) as usize]),
-                }
-            }
-            let line = String::from_utf8_lossy(&bytes);
-            if let Ok(Message::Notification { method, params } | Message::Request { method, params, .. }) =
-                parse_line(&line)
-            {
-                let _ = (parse_notify(&params), parse_difficulty(&params), method);
-            }
-            if let Ok(Message::Response { result, .. }) = parse_line(&line) {
-                let _ = parse_subscribe_result(&result);
-            }
-        }
-    }
-}
+mod tests;

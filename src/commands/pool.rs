@@ -1,0 +1,12 @@
+//! `wgminer pool`: the embedded Stratum v1 pool alone, until Ctrl-C.
+
+use crate::pool::{EmbeddedPool, PoolOptions};
+
+pub fn run(listen: &str, options: PoolOptions) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let pool = EmbeddedPool::start(listen, options).await?;
+        tracing::info!("embedded pool listening on {} (Ctrl-C stops it)", pool.addr);
+        tokio::signal::ctrl_c().await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,259 @@
+//! The pool list and the choice of the next connection, sans I/O: cgminer's failover-only
+//! strategy. Pools are in priority order; when one fails the next enabled one is tried at
+//! once, and after a whole round the wait grows (1 s doubling to 60 s, with jitter). A
+//! `client.reconnect` is followed once, to the same host only, with the scheme, TLS settings
+//! and certificate checks of the pool it came from.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::codec::Redirect;
+use super::tls::Trust;
+use crate::pools::PoolTable;
+use crate::work::Difficulty;
+
+/// While mining on a backup pool, the first pool is tried this often; once it answers, the
+/// miner returns to it.
+pub const FAILBACK_PROBE: Duration = Duration::from_secs(5);
+
+/// A `client.reconnect` wait is honoured up to this long.
+pub const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(300);
+
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// `stratum+tcp://host:port`, `stratum+ssl://host:port` or `host:port`.
+    pub url: String,
+    pub user: String,
+    pub pass: String,
+    /// Where shares that could not be sent are written, one JSON line each.
+    pub journal: PathBuf,
+    /// What the pool's TLS certificate is checked against.
+    pub trust: Trust,
+    /// Sent as `mining.suggest_difficulty` after authorizing (cgminer's --suggest-diff).
+    pub suggest_difficulty: Option<Difficulty>,
+}
+
+/// Where to connect: host, port and whether to speak TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl Endpoint {
+    /// `host:port` to connect to.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl PoolConfig {
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        let (tls, rest) = match self.url.split_once("://") {
+            Some(("stratum+tcp" | "tcp", rest)) => (false, rest),
+            Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, rest),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl:// or stratum+tls://)"
+                ));
+            }
+            None => (false, self.url.as_str()),
+        };
+        let rest = rest.trim_end_matches('/');
+        match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
+                Ok(port) => Ok(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port, tls }),
+                Err(_) => Err(format!("pool URL `{}` has a bad port `{port}`", self.url)),
+            },
+            _ => {
+                Err(format!("pool URL `{}` needs a host and a port, such as stratum+tcp://pool.example:3333", self.url))
+            }
+        }
+    }
+}
+
+/// The next connection: which pool, and after how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub pool: usize,
+    pub after: Duration,
+}
+
+#[derive(Debug)]
+pub struct Failover {
+    backoff: Duration,
+    /// Where the next connection to this pool goes instead of its URL, once.
+    redirect: Option<(usize, Endpoint)>,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Failover {
+    pub fn new() -> Failover {
+        Failover { backoff: MIN_BACKOFF, redirect: None }
+    }
+
+    /// Where the next connection to `pool` goes: a redirect once, else its URL.
+    pub fn endpoint(&mut self, pool: usize, config: &PoolConfig) -> Result<Endpoint, String> {
+        match self.redirect.take() {
+            Some((p, endpoint)) if p == pool => Ok(endpoint),
+            _ => config.endpoint(),
+        }
+    }
+
+    /// The pool worked (it sent a job): the next failure starts the backoff afresh.
+    pub fn worked(&mut self) {
+        self.backoff = MIN_BACKOFF;
+    }
+
+    /// `pool` failed. `jitter` in [0, 1) spreads reconnects of many miners.
+    pub fn failed(&mut self, table: &PoolTable, pool: usize, jitter: f64) -> Attempt {
+        let next = table.next_enabled(pool);
+        if next != pool && next != table.preferred() {
+            return Attempt { pool: next, after: Duration::ZERO }; // back off only after a whole round
+        }
+        let after = self.backoff.mul_f64(1.0 + jitter.clamp(0.0, 1.0) / 4.0);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Attempt { pool: next, after }
+    }
+
+    /// The pool sent `client.reconnect`. Another host is not followed (a pool's word is no
+    /// reason to send the worker's password elsewhere); a port on the same host is, once,
+    /// with the same scheme and certificate checks. A wait is spent on the next pool when
+    /// there is one. Returns the attempt and what to tell the user.
+    pub fn redirected(
+        &mut self,
+        table: &PoolTable,
+        pool: usize,
+        current: &Endpoint,
+        redirect: &Redirect,
+    ) -> (Attempt, Option<String>) {
+        if redirect.host.as_ref().is_some_and(|h| *h != current.host) {
+            let host = redirect.host.as_deref().unwrap_or_default();
+            let notice = format!("pool {pool} asked to reconnect to {host}; only its own host is followed");
+            return (Attempt { pool, after: MIN_BACKOFF }, Some(notice));
+        }
+        if let Some(port) = redirect.port {
+            self.redirect = Some((pool, Endpoint { port, ..current.clone() }));
+        }
+        let wait = Duration::from_secs(redirect.wait).min(MAX_REDIRECT_WAIT);
+        let next = table.next_enabled(pool);
+        if wait.is_zero() {
+            (Attempt { pool, after: Duration::ZERO }, None)
+        } else if next != pool {
+            let notice = format!(
+                "pool {pool} asked to wait {} s before reconnecting; mining on pool {next} meanwhile",
+                wait.as_secs()
+            );
+            (Attempt { pool: next, after: Duration::ZERO }, Some(notice))
+        } else {
+            (
+                Attempt { pool, after: wait },
+                Some(format!("pool {pool} asked to wait {} s before reconnecting", wait.as_secs())),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(n: usize) -> PoolTable {
+        let table = PoolTable::default();
+        for i in 0..n {
+            table.register(&format!("stratum+tcp://pool{i}:3333"), "u");
+        }
+        table
+    }
+
+    fn config(url: &str) -> PoolConfig {
+        PoolConfig {
+            url: url.into(),
+            user: "u".into(),
+            pass: "x".into(),
+            journal: PathBuf::from("j"),
+            trust: Trust::default(),
+            suggest_difficulty: None,
+        }
+    }
+
+    #[test]
+    fn urls_name_scheme_host_and_port() {
+        let endpoint = |url: &str| config(url).endpoint();
+        assert_eq!(
+            endpoint("stratum+ssl://pool.example:4443").unwrap(),
+            Endpoint { host: "pool.example".into(), port: 4443, tls: true }
+        );
+        assert_eq!(endpoint("[::1]:3333").unwrap().address(), "[::1]:3333");
+        assert_eq!(endpoint("127.0.0.1:3333").unwrap(), Endpoint { host: "127.0.0.1".into(), port: 3333, tls: false });
+        assert!(endpoint("http://pool:1").unwrap_err().contains("not supported"));
+        assert!(endpoint("stratum+tcp://pool").unwrap_err().contains("needs a host and a port"));
+        assert!(endpoint("stratum+tcp://pool:99999").unwrap_err().contains("bad port"));
+    }
+
+    #[test]
+    fn failover_in_order_then_backoff_doubling_to_a_minute() {
+        let table = table(2);
+        let mut f = Failover::new();
+        assert_eq!(f.failed(&table, 0, 0.0), Attempt { pool: 1, after: Duration::ZERO });
+        // The round is over when the next is the preferred pool again.
+        assert_eq!(f.failed(&table, 1, 0.0), Attempt { pool: 0, after: Duration::from_secs(1) });
+        assert_eq!(f.failed(&table, 0, 0.0).pool, 1);
+        assert_eq!(f.failed(&table, 1, 0.5), Attempt { pool: 0, after: Duration::from_millis(2250) });
+        for _ in 0..10 {
+            f.failed(&table, 1, 0.0);
+        }
+        assert_eq!(f.failed(&table, 1, 0.0).after, MAX_BACKOFF);
+        f.worked();
+        assert_eq!(f.failed(&table, 1, 0.0).after, MIN_BACKOFF);
+        // One pool: back off on it.
+        let single = self::table(1);
+        assert_eq!(Failover::new().failed(&single, 0, 0.0), Attempt { pool: 0, after: MIN_BACKOFF });
+    }
+
+    /// A TLS pool's redirect keeps TLS (the old client rewrote it to stratum+tcp://), is used
+    /// once, and a redirect to another host is not followed.
+    #[test]
+    fn redirects_keep_tls_and_last_one_connection() {
+        let table = table(1);
+        let pool = config("stratum+ssl://pool.example:4443");
+        let current = pool.endpoint().unwrap();
+        let mut f = Failover::new();
+        let to = Redirect { host: Some("pool.example".into()), port: Some(4444), wait: 0 };
+        assert_eq!(f.redirected(&table, 0, &current, &to), (Attempt { pool: 0, after: Duration::ZERO }, None));
+        assert_eq!(f.endpoint(0, &pool).unwrap(), Endpoint { host: "pool.example".into(), port: 4444, tls: true });
+        assert_eq!(f.endpoint(0, &pool).unwrap(), current, "the configured URL again after one try");
+        let elsewhere = Redirect { host: Some("evil.example".into()), port: Some(80), wait: 0 };
+        let (attempt, notice) = f.redirected(&table, 0, &current, &elsewhere);
+        assert_eq!(attempt.pool, 0);
+        assert!(notice.unwrap().contains("only its own host"));
+        assert_eq!(f.endpoint(0, &pool).unwrap(), current);
+    }
+
+    /// A wait is said, capped, and spent on a backup pool when there is one.
+    #[test]
+    fn a_redirect_wait_is_capped_and_fails_over() {
+        let pool = config("stratum+tcp://pool0:3333");
+        let current = pool.endpoint().unwrap();
+        let long = Redirect { wait: 86_400, ..Redirect::default() };
+        let (attempt, notice) = Failover::new().redirected(&table(1), 0, &current, &long);
+        assert_eq!(attempt, Attempt { pool: 0, after: MAX_REDIRECT_WAIT });
+        assert!(notice.unwrap().contains("wait 300 s"));
+        let (attempt, notice) = Failover::new().redirected(&table(2), 0, &current, &long);
+        assert_eq!(attempt, Attempt { pool: 1, after: Duration::ZERO });
+        assert!(notice.unwrap().contains("mining on pool 1 meanwhile"));
+    }
+}
