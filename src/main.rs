@@ -323,6 +323,72 @@ enum Command {
     },
 }
 
+/// `config --print [COMMAND ARGS…]`: parses the command line given as the real one would be,
+/// with the same config file.
+fn print_config(print: bool, args: Vec<String>, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if !print {
+        anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
+    }
+    let mut argv: Vec<OsString> = vec!["wgminer".into()];
+    if let Some(path) = file {
+        argv.extend(["--config".into(), path.into()]);
+    }
+    argv.extend(if args.is_empty() { vec!["mine".to_string()] } else { args }.into_iter().map(OsString::from));
+    let (matches, from_file) = parse_merged(argv, false)?;
+    commands::config::print(&Cli::command(), &matches, &from_file, file)
+}
+
+/// The header and nonce range `scan` sweeps, and the target: --target, --difficulty or the
+/// header's own nBits.
+fn scan_work(
+    header: &str,
+    start: u64,
+    count: u64,
+    target: Option<String>,
+    difficulty: Option<f64>,
+) -> anyhow::Result<(Work, NonceRange)> {
+    let header = header_from_hex(header)?;
+    let start = u32::try_from(start).map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
+    let range = NonceRange::new(start, count).map_err(anyhow::Error::msg)?;
+    let work = match (target, difficulty) {
+        (Some(hex), _) => Work::new(
+            header,
+            Target::from_unprefixed_hex(hex.trim_start_matches("0x"))
+                .map_err(|e| anyhow::anyhow!("--target must be 64 hex digits: {e}"))?,
+        ),
+        (None, Some(d)) => Work::new(header, Difficulty::new(d)?.to_target()),
+        (None, None) => Work::block(header)?,
+    };
+    Ok((work, range))
+}
+
+/// The pools of `mine`: each -u/-p belongs to the -o in the same position; a pool without
+/// one takes the last given.
+fn pool_configs(
+    urls: &[String],
+    user: &[String],
+    pass: &[String],
+    trust: &Trust,
+    suggest_difficulty: Option<Difficulty>,
+    journal: &std::path::Path,
+) -> anyhow::Result<Vec<PoolConfig>> {
+    let pick = |v: &[String], i: usize| v.get(i).or(v.last()).cloned().unwrap_or_default();
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let config = PoolConfig {
+                url: url.clone(),
+                user: pick(user, i),
+                pass: pick(pass, i),
+                journal: journal.to_path_buf(),
+                trust: trust.clone(),
+                suggest_difficulty,
+            };
+            config.endpoint().map_err(anyhow::Error::msg).map(|_| config)
+        })
+        .collect()
+}
+
 fn parse_u64(s: &str) -> Result<u64, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
@@ -384,18 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     wgminer::logging::init(&log)?;
     match cli.command {
         Command::Report { files, svg } => commands::report::run(&files, &svg)?,
-        Command::Config { print, args } => {
-            if !print {
-                anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
-            }
-            let mut argv: Vec<OsString> = vec!["wgminer".into()];
-            if let Some(path) = &cli.config {
-                argv.extend(["--config".into(), path.into()]);
-            }
-            argv.extend(if args.is_empty() { vec!["mine".to_string()] } else { args }.into_iter().map(OsString::from));
-            let (matches, from_file) = parse_merged(argv, false)?;
-            commands::config::print(&Cli::command(), &matches, &from_file, cli.config.as_deref())?;
-        }
+        Command::Config { print, args } => print_config(print, args, cli.config.as_deref())?,
         Command::Devices { json } => commands::devices::run(json)?,
         Command::Selftest { device } => {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
@@ -404,41 +459,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Scan { header, start, count, target, difficulty, device } => {
-            let header = header_from_hex(&header)?;
-            let start = u32::try_from(start).map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
-            let range = NonceRange::new(start, count).map_err(anyhow::Error::msg)?;
-            let work = match (target, difficulty) {
-                (Some(hex), _) => Work::new(
-                    header,
-                    Target::from_unprefixed_hex(hex.trim_start_matches("0x"))
-                        .map_err(|e| anyhow::anyhow!("--target must be 64 hex digits: {e}"))?,
-                ),
-                (None, Some(d)) => Work::new(header, Difficulty::new(d)?.to_target()),
-                (None, None) => Work::block(header)?,
-            };
+            let (work, range) = scan_work(&header, start, count, target, difficulty)?;
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
         Command::Mine { urls, user, pass, ca_file, pool_cert_sha256, suggest_difficulty, seconds, run } => {
             let options = run.options(seconds)?;
             let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };
-            // Each -u/-p belongs to the -o in the same position; a pool without one takes the last.
-            let pools = urls
-                .iter()
-                .enumerate()
-                .map(|(i, url)| {
-                    let pick = |v: &[String]| v.get(i).or(v.last()).cloned().unwrap_or_default();
-                    let config = PoolConfig {
-                        url: url.clone(),
-                        user: pick(&user),
-                        pass: pick(&pass),
-                        journal: run.journal.clone(),
-                        trust: trust.clone(),
-                        suggest_difficulty,
-                    };
-                    config.endpoint().map_err(anyhow::Error::msg).map(|_| config)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let pools = pool_configs(&urls, &user, &pass, &trust, suggest_difficulty, &run.journal)?;
             commands::mine::run(Source::Pools(pools), run.open()?, &options)?;
         }
         Command::Solo {

@@ -116,78 +116,23 @@ pub fn run(
     json: bool,
     mining: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    let mut cpu = CpuSweeper::new();
     let mut opened: Vec<(Box<dyn Sweeper>, u64)> = Vec::new();
     for selector in selectors {
         let chunk = if *selector == DeviceSelector::Cpu { CPU_CHUNK } else { GPU_CHUNK };
         opened.push((open_device(selector, options)?, chunk));
     }
-    let mut cpu_runs = Vec::new();
-    let mut device_runs = vec![Vec::new(); opened.len()];
-    for _ in 0..runs.max(1) {
-        cpu_runs.push(mhs(&mut cpu, seconds, CPU_CHUNK)?);
-        for ((device, chunk), runs) in opened.iter_mut().zip(&mut device_runs) {
-            runs.push(mhs(device.as_mut(), seconds, *chunk)?);
-        }
-    }
-    let cpu_mhs = Measured::new(cpu_runs);
-    let cpu_reference = Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone() };
-    let devices: Vec<Rate> = opened
-        .iter()
-        .zip(device_runs)
-        .map(|((device, _), runs)| {
-            let mhs = Measured::new(runs);
-            Rate { device: device.info().clone(), ratio_to_cpu: mhs.median / cpu_mhs.median, mhs }
-        })
-        .collect();
+    let (cpu_reference, devices) = measure_all(&mut opened, seconds, runs)?;
     if !json {
-        let line = |r: &Rate| {
-            format!(
-                "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%)",
-                r.device.to_string(),
-                r.mhs.median,
-                r.mhs.runs.len(),
-                r.mhs.spread_percent()
-            )
-        };
-        println!("{}", line(&cpu_reference));
-        for d in &devices {
-            println!("{}  {:.2}x the CPU reference", line(d), d.ratio_to_cpu);
-        }
+        print_rates(&cpu_reference, &devices);
     }
     let mut opened: Vec<Box<dyn Sweeper>> = opened.into_iter().map(|(d, _)| d).collect();
     let mining = match mining {
         Some(job_interval) if !opened.is_empty() => {
-            let device = opened.swap_remove(0);
-            let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
-            let run = super::mine::MineOptions {
-                duration: Some(std::time::Duration::from_secs_f64(seconds)),
-                status_every: std::time::Duration::from_secs(3600),
-                api: None,
-            };
-            let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let (summary, mut back) = runtime.block_on(super::demo::demo(vec![device], &run, pool, journal))?;
-            // Measure the device again: the mean of the rates before and after brackets the drift
-            // of a shared machine.
-            let after = match back.first_mut() {
-                Some(device) => mhs(device.as_mut(), seconds, GPU_CHUNK)?,
-                None => devices[0].mhs.median,
-            };
-            let bench_mhs = (devices[0].mhs.median + after) / 2.0;
-            let efficiency = summary.mhs / bench_mhs;
+            let run = mine_once(opened.swap_remove(0), devices[0].mhs.median, seconds, job_interval)?;
             if !json {
-                println!(
-                    "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to device p50 {} ms, p99 {} ms",
-                    summary.mhs,
-                    efficiency * 100.0,
-                    devices[0].mhs.median,
-                    after,
-                    summary.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
-                    summary.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
-                );
+                print_mining(&run, devices[0].mhs.median);
             }
-            Some(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
+            Some(run)
         }
         _ => None,
     };
@@ -212,6 +157,83 @@ pub fn run(
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+/// `runs` interleaved measurements of the CPU reference and of each device.
+fn measure_all(opened: &mut [(Box<dyn Sweeper>, u64)], seconds: f64, runs: usize) -> anyhow::Result<(Rate, Vec<Rate>)> {
+    let mut cpu = CpuSweeper::new();
+    let mut cpu_runs = Vec::new();
+    let mut device_runs = vec![Vec::new(); opened.len()];
+    for _ in 0..runs.max(1) {
+        cpu_runs.push(mhs(&mut cpu, seconds, CPU_CHUNK)?);
+        for ((device, chunk), runs) in opened.iter_mut().zip(&mut device_runs) {
+            runs.push(mhs(device.as_mut(), seconds, *chunk)?);
+        }
+    }
+    let cpu_mhs = Measured::new(cpu_runs);
+    let cpu_reference = Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone() };
+    let devices = opened
+        .iter()
+        .zip(device_runs)
+        .map(|((device, _), runs)| {
+            let mhs = Measured::new(runs);
+            Rate { device: device.info().clone(), ratio_to_cpu: mhs.median / cpu_mhs.median, mhs }
+        })
+        .collect();
+    Ok((cpu_reference, devices))
+}
+
+fn print_rates(cpu_reference: &Rate, devices: &[Rate]) {
+    let line = |r: &Rate| {
+        format!(
+            "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%)",
+            r.device.to_string(),
+            r.mhs.median,
+            r.mhs.runs.len(),
+            r.mhs.spread_percent()
+        )
+    };
+    println!("{}", line(cpu_reference));
+    for d in devices {
+        println!("{}  {:.2}x the CPU reference", line(d), d.ratio_to_cpu);
+    }
+}
+
+/// Mines through the embedded pool on `device` for `seconds`, then measures the device again:
+/// the mean of the rates before and after brackets the drift of a shared machine.
+fn mine_once(
+    device: Box<dyn Sweeper>,
+    before: f64,
+    seconds: f64,
+    job_interval: std::time::Duration,
+) -> anyhow::Result<MiningRun> {
+    let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
+    let run = super::mine::MineOptions {
+        duration: Some(std::time::Duration::from_secs_f64(seconds)),
+        status_every: std::time::Duration::from_secs(3600),
+        api: None,
+    };
+    let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
+    let (summary, mut back) = super::runtime()?.block_on(super::demo::demo(vec![device], &run, pool, journal))?;
+    let after = match back.first_mut() {
+        Some(device) => mhs(device.as_mut(), seconds, GPU_CHUNK)?,
+        None => before,
+    };
+    let efficiency = summary.mhs / ((before + after) / 2.0);
+    Ok(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
+}
+
+fn print_mining(run: &MiningRun, before: f64) {
+    let s = &run.summary;
+    println!(
+        "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to device p50 {} ms, p99 {} ms",
+        s.mhs,
+        run.efficiency * 100.0,
+        before,
+        run.bench_after_mhs,
+        s.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+        s.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
+    );
 }
 
 #[cfg(test)]

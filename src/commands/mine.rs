@@ -80,31 +80,9 @@ pub async fn mine(
     for d in &devices {
         tracing::info!("device: {}", d.info());
     }
-    let (quit_tx, mut quit_rx) = mpsc::unbounded_channel();
-    if let Some(api) = options.api.clone() {
-        let context = ApiContext {
-            devices: devices.iter().map(|d| d.info().clone()).collect(),
-            log_interval: options.status_every.as_secs(),
-            strategy: if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" },
-            quit: quit_tx,
-        };
-        match crate::api::start(api, stats.clone(), context).await {
-            Ok(addr) => tracing::info!("API listening on {addr}"),
-            Err(e) => tracing::warn!("API: cannot listen: {e}; mining without it"),
-        }
-    }
-    let client = match source {
-        Source::Pools(pools) => {
-            for (i, pool) in pools.iter().enumerate() {
-                tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
-            }
-            tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx))
-        }
-        Source::Node(config) => {
-            tracing::info!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
-            tokio::spawn(crate::source::gbt::client::run(config, work_tx, share_rx, stats.clone(), stop_rx))
-        }
-    };
+    let infos = devices.iter().map(|d| d.info().clone()).collect();
+    let mut quit_rx = start_api(options, infos, &source, &stats).await;
+    let client = spawn_source(source, work_tx, share_rx, stats.clone(), outcome_tx, stop_rx);
     let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
     let threads: Vec<_> = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
 
@@ -119,16 +97,7 @@ pub async fn mine(
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
             _ = tokio::signal::ctrl_c() => { tracing::info!("stopping (Ctrl-C)"); break }
             _ = status.tick() => crate::logging::status(&stats.status_line()),
-            Some((share, outcome)) = outcome_rx.recv() => {
-                let difficulty = Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash))).value();
-                let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
-                match outcome {
-                    ShareOutcome::Accepted => tracing::info!(%nonce, %job, difficulty = format!("{difficulty:.4}"), "share accepted"),
-                    ShareOutcome::Rejected(e) => tracing::warn!(%nonce, %job, reason = %e, "share rejected"),
-                    ShareOutcome::Stale(why) => tracing::info!(%nonce, %job, reason = %why, "share stale"),
-                    ShareOutcome::Journaled(why) => tracing::warn!(%nonce, %job, reason = %why, "share journaled"),
-                }
-            }
+            Some((share, outcome)) = outcome_rx.recv() => log_outcome(&share, outcome),
         }
     }
     crate::logging::end_status();
@@ -153,7 +122,78 @@ pub async fn mine(
     for line in stats.device_lines() {
         println!("{line}");
     }
-    let summary = Summary {
+    let summary = summarize(&stats, mining_time, hashes, &switches);
+    (summary, devices)
+}
+
+/// `wgminer mine`: mines on `source` until the duration ends or Ctrl-C, then prints the summary.
+pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> anyhow::Result<Summary> {
+    let (summary, _) = super::runtime()?.block_on(mine(source, devices, options));
+    print_summary(&summary);
+    Ok(summary)
+}
+
+/// The cgminer-compatible API, when asked for; its `quit` command arrives on the receiver.
+async fn start_api(
+    options: &MineOptions,
+    devices: Vec<crate::device::DeviceInfo>,
+    source: &Source,
+    stats: &Arc<Stats>,
+) -> mpsc::UnboundedReceiver<()> {
+    let (quit_tx, quit_rx) = mpsc::unbounded_channel();
+    if let Some(api) = options.api.clone() {
+        let context = ApiContext {
+            devices,
+            log_interval: options.status_every.as_secs(),
+            strategy: if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" },
+            quit: quit_tx,
+        };
+        match crate::api::start(api, stats.clone(), context).await {
+            Ok(addr) => tracing::info!("API listening on {addr}"),
+            Err(e) => tracing::warn!("API: cannot listen: {e}; mining without it"),
+        }
+    }
+    quit_rx
+}
+
+/// Starts the source's client: Stratum pools or a node.
+fn spawn_source(
+    source: Source,
+    work_tx: watch::Sender<Option<Arc<crate::source::SourceWork>>>,
+    share_rx: mpsc::Receiver<crate::source::Share>,
+    stats: Arc<Stats>,
+    outcome_tx: mpsc::UnboundedSender<(crate::source::Share, ShareOutcome)>,
+    stop_rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    match source {
+        Source::Pools(pools) => {
+            for (i, pool) in pools.iter().enumerate() {
+                tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
+            }
+            tokio::spawn(client::run(pools, work_tx, share_rx, stats, Some(outcome_tx), stop_rx))
+        }
+        Source::Node(config) => {
+            tracing::info!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
+            tokio::spawn(crate::source::gbt::client::run(config, work_tx, share_rx, stats, stop_rx))
+        }
+    }
+}
+
+fn log_outcome(share: &crate::source::Share, outcome: ShareOutcome) {
+    let difficulty = Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash))).value();
+    let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
+    match outcome {
+        ShareOutcome::Accepted => {
+            tracing::info!(%nonce, %job, difficulty = format!("{difficulty:.4}"), "share accepted")
+        }
+        ShareOutcome::Rejected(e) => tracing::warn!(%nonce, %job, reason = %e, "share rejected"),
+        ShareOutcome::Stale(why) => tracing::info!(%nonce, %job, reason = %why, "share stale"),
+        ShareOutcome::Journaled(why) => tracing::warn!(%nonce, %job, reason = %why, "share journaled"),
+    }
+}
+
+fn summarize(stats: &Stats, mining_time: f64, hashes: u64, switches: &[f64]) -> Summary {
+    Summary {
         seconds: mining_time,
         hashes,
         mhs: hashes as f64 / mining_time / 1e6,
@@ -165,17 +205,9 @@ pub async fn mine(
         best_share: stats.best_share(),
         templates: stats.templates.load(Relaxed),
         blocks: stats.blocks.load(Relaxed),
-        job_switch_p50_ms: quantile(&switches, 0.5),
-        job_switch_p99_ms: quantile(&switches, 0.99),
-    };
-    (summary, devices)
-}
-
-/// `wgminer mine`: mines on `source` until the duration ends or Ctrl-C, then prints the summary.
-pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> anyhow::Result<Summary> {
-    let (summary, _) = super::runtime()?.block_on(mine(source, devices, options));
-    print_summary(&summary);
-    Ok(summary)
+        job_switch_p50_ms: quantile(switches, 0.5),
+        job_switch_p99_ms: quantile(switches, 0.99),
+    }
 }
 
 pub fn print_summary(s: &Summary) {

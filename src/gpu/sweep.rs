@@ -70,6 +70,38 @@ pub struct GpuSweeper {
 
 const CANDIDATE_BYTES: u64 = 4 * (1 + CANDIDATE_CAPACITY as u64);
 
+impl Slot {
+    /// One dispatch's buffers: its parameters, the candidates it writes and their readback.
+    fn new(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, i: usize) -> Slot {
+        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(&KernelParams::zeroed()),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let candidates = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("candidates"),
+            size: CANDIDATE_BYTES,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: CANDIDATE_BYTES,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(if i == 0 { "slot 0" } else { "slot 1" }),
+            layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: candidates.as_entire_binding() },
+            ],
+        });
+        Slot { params, candidates, readback, bind_group }
+    }
+}
+
 impl GpuSweeper {
     pub fn open(adapter: wgpu::Adapter, options: GpuOptions) -> Result<Self, GpuError> {
         let adapter_info = adapter.get_info();
@@ -116,36 +148,7 @@ impl GpuSweeper {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
-        let slots = (0..SLOTS)
-            .map(|i| {
-                let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("params"),
-                    contents: bytemuck::bytes_of(&KernelParams::zeroed()),
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                });
-                let candidates = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("candidates"),
-                    size: CANDIDATE_BYTES,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let readback = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size: CANDIDATE_BYTES,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(if i == 0 { "slot 0" } else { "slot 1" }),
-                    layout: &layout,
-                    entries: &[
-                        wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 1, resource: candidates.as_entire_binding() },
-                    ],
-                });
-                Slot { params, candidates, readback, bind_group }
-            })
-            .collect();
+        let slots = (0..SLOTS).map(|i| Slot::new(&device, &layout, i)).collect();
         let options = GpuOptions { batch: clamp_batch(options.batch, &options), ..options };
         Ok(GpuSweeper {
             info,

@@ -138,6 +138,28 @@ struct Session {
 
 /// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
 /// `shares`.
+/// The longpoll blocks for as long as the node likes: it runs on a thread of its own, which a
+/// stopping miner simply leaves behind. Longpoll ids go in; the node's answers come out.
+#[allow(clippy::type_complexity)]
+fn spawn_longpoll(
+    node: Node,
+) -> (std::sync::mpsc::Sender<String>, mpsc::UnboundedReceiver<Result<serde_json::Value, RpcError>>) {
+    let (longpoll_ask, longpoll_ids) = std::sync::mpsc::channel::<String>();
+    let (longpoll_tx, longpoll_rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        while let Ok(id) = longpoll_ids.recv() {
+            let reply = node.call("getblocktemplate", &[template_request(Some(&id))], LONGPOLL_TIMEOUT);
+            if reply.is_err() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            if longpoll_tx.send(reply).is_err() {
+                return;
+            }
+        }
+    });
+    (longpoll_ask, longpoll_rx)
+}
+
 pub async fn run(
     config: SoloConfig,
     work: watch::Sender<Option<Arc<SourceWork>>>,
@@ -159,22 +181,7 @@ pub async fn run(
         last_error: None,
         refresh: false,
     };
-    // The longpoll blocks for as long as the node likes: it runs on a thread of its own, which
-    // a stopping miner simply leaves behind.
-    let (longpoll_ask, longpoll_ids) = std::sync::mpsc::channel::<String>();
-    let (longpoll_tx, mut longpoll_rx) = mpsc::unbounded_channel();
-    let node = session.config.node.clone();
-    std::thread::spawn(move || {
-        while let Ok(id) = longpoll_ids.recv() {
-            let reply = node.call("getblocktemplate", &[template_request(Some(&id))], LONGPOLL_TIMEOUT);
-            if reply.is_err() {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            if longpoll_tx.send(reply).is_err() {
-                return;
-            }
-        }
-    });
+    let (longpoll_ask, mut longpoll_rx) = spawn_longpoll(session.config.node.clone());
     let mut longpoll_waiting = false;
     let mut next_fetch = tokio::time::Instant::now();
     let mut backoff = Duration::from_secs(1);

@@ -98,28 +98,7 @@ pub fn parse(reply: &Value) -> Result<Template, TemplateError> {
     let time = |field: &str, v: u64| u32::try_from(v).map_err(|_| bad(format!("{field} {v} is out of range")));
     let cur_time = time("curtime", raw.curtime)?;
     let min_time = raw.mintime.map(|t| time("mintime", t)).transpose()?.unwrap_or(0);
-    let mut transactions = Vec::with_capacity(raw.transactions.len());
-    let mut sigops = 0;
-    for (i, t) in raw.transactions.iter().enumerate() {
-        let bytes = hex_decode(&t.data).map_err(|e| bad(format!("transaction {i}: {e}")))?;
-        let tx: Transaction = encode::deserialize(&bytes).map_err(|e| bad(format!("transaction {i}: {e}")))?;
-        if tx.is_coinbase() {
-            return Err(bad(format!("transaction {i} is a coinbase")));
-        }
-        // The node's ids, when given, must be those of the data: a mismatch means a corrupted reply.
-        if let Some(txid) = &t.txid {
-            if Txid::from_str(txid).ok() != Some(tx.compute_txid()) {
-                return Err(bad(format!("transaction {i}: txid {txid} does not match its data")));
-            }
-        }
-        if let Some(hash) = &t.hash {
-            if Wtxid::from_str(hash).ok() != Some(tx.compute_wtxid()) {
-                return Err(bad(format!("transaction {i}: hash {hash} does not match its data")));
-            }
-        }
-        sigops += t.sigops.unwrap_or(0);
-        transactions.push(tx);
-    }
+    let (transactions, sigops) = read_transactions(&raw.transactions)?;
     let mut coinbase_aux = Vec::new();
     for (key, value) in &raw.coinbaseaux {
         coinbase_aux.extend(hex_decode(value).map_err(|e| bad(format!("coinbaseaux.{key}: {e}")))?);
@@ -129,16 +108,7 @@ pub fn parse(reply: &Value) -> Result<Template, TemplateError> {
         .as_deref()
         .map(|h| hex_decode(h).map(ScriptBuf::from_bytes).map_err(|e| bad(format!("default_witness_commitment: {e}"))))
         .transpose()?;
-    let nonces = match raw.noncerange.as_deref() {
-        None => NonceRange { start: 0, count: NonceRange::FULL },
-        Some(r) => {
-            let (lo, hi) = (r.get(..8).map(crate::work::hex_u32), r.get(8..).map(crate::work::hex_u32));
-            match (lo, hi, r.len()) {
-                (Some(Ok(lo)), Some(Ok(hi)), 16) if lo <= hi => NonceRange { start: lo, count: u64::from(hi - lo) + 1 },
-                _ => return Err(bad(format!("noncerange {r:?} is not two 8-hex-digit bounds, low first"))),
-            }
-        }
-    };
+    let nonces = read_noncerange(raw.noncerange.as_deref())?;
     // Core and BIP23 default: time, transactions and prevblock may change.
     let time_mutable = raw.mutable.as_ref().is_none_or(|m| m.iter().any(|x| x == "time" || x == "time/increment"));
     Ok(Template {
@@ -162,6 +132,47 @@ pub fn parse(reply: &Value) -> Result<Template, TemplateError> {
         target,
         longpoll_id: raw.longpollid,
         nonces,
+    })
+}
+
+/// The template's transactions, each checked against the ids the node gave, and their sigops.
+fn read_transactions(raw: &[RawTransaction]) -> Result<(Vec<Transaction>, u64), TemplateError> {
+    let mut transactions = Vec::with_capacity(raw.len());
+    let mut sigops = 0;
+    for (i, t) in raw.iter().enumerate() {
+        let bytes = hex_decode(&t.data).map_err(|e| bad(format!("transaction {i}: {e}")))?;
+        let tx: Transaction = encode::deserialize(&bytes).map_err(|e| bad(format!("transaction {i}: {e}")))?;
+        if tx.is_coinbase() {
+            return Err(bad(format!("transaction {i} is a coinbase")));
+        }
+        // The node's ids, when given, must be those of the data: a mismatch means a corrupted reply.
+        if let Some(txid) = &t.txid {
+            if Txid::from_str(txid).ok() != Some(tx.compute_txid()) {
+                return Err(bad(format!("transaction {i}: txid {txid} does not match its data")));
+            }
+        }
+        if let Some(hash) = &t.hash {
+            if Wtxid::from_str(hash).ok() != Some(tx.compute_wtxid()) {
+                return Err(bad(format!("transaction {i}: hash {hash} does not match its data")));
+            }
+        }
+        sigops += t.sigops.unwrap_or(0);
+        transactions.push(tx);
+    }
+    Ok((transactions, sigops))
+}
+
+/// BIP23's `noncerange`: two 8-hex-digit bounds, low first; all nonces without one.
+fn read_noncerange(range: Option<&str>) -> Result<NonceRange, TemplateError> {
+    Ok(match range {
+        None => NonceRange { start: 0, count: NonceRange::FULL },
+        Some(r) => {
+            let (lo, hi) = (r.get(..8).map(crate::work::hex_u32), r.get(8..).map(crate::work::hex_u32));
+            match (lo, hi, r.len()) {
+                (Some(Ok(lo)), Some(Ok(hi)), 16) if lo <= hi => NonceRange { start: lo, count: u64::from(hi - lo) + 1 },
+                _ => return Err(bad(format!("noncerange {r:?} is not two 8-hex-digit bounds, low first"))),
+            }
+        }
     })
 }
 

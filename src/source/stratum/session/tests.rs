@@ -241,8 +241,7 @@ fn set_extranonce_mid_job() {
     let old = published(&s.pool(SLUSH_NOTIFY, 0)).remove(0);
     assert!(s.pool(r#"{"id":null,"method":"mining.set_extranonce","params":["0a0b0c0d",4]}"#, 1).is_empty());
     let share = share_of(&old, 7);
-    let mut second = SLUSH_NOTIFY.replace(r#"["bf""#, r#"["c0""#);
-    second = second.replace("false]", "false]");
+    let second = SLUSH_NOTIFY.replace(r#"["bf""#, r#"["c0""#);
     let new = published(&s.pool(&second, 2)).remove(0);
     assert_eq!(new.extranonce1, vec![10, 11, 12, 13]);
     let out = s.session.share(share, s.at(3));
