@@ -467,6 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = run.options(seconds)?;
             let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };
             let pools = pool_configs(&urls, &user, &pass, &trust, suggest_difficulty, &run.journal)?;
+            wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
             commands::mine::run(Source::Pools(pools), run.open()?, &options)?;
         }
         Command::Solo {
@@ -499,6 +500,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { seconds, difficulty, run } => {
             let options = run.options(Some(seconds))?;
             let pool = PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
+            wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
             commands::demo::run(run.open()?, &options, pool, run.journal.clone())?;
         }
         Command::Pool { listen, difficulty, job_interval } => {

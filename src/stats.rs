@@ -17,6 +17,8 @@ pub struct Stats {
     pub stale: AtomicU64,
     pub hw_errors: AtomicU64,
     pub journaled: AtomicU64,
+    /// Shares that could be neither sent nor written to the journal (logged whole instead).
+    pub unjournaled: AtomicU64,
     /// Solo mining: templates taken, blocks found, and the network difficulty (f64 bits, 0
     /// when mining for a pool).
     pub templates: AtomicU64,
@@ -63,6 +65,7 @@ impl Stats {
             stale: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
             journaled: AtomicU64::new(0),
+            unjournaled: AtomicU64::new(0),
             templates: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             network_difficulty: AtomicU64::new(0f64.to_bits()),

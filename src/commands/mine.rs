@@ -34,6 +34,8 @@ pub struct Summary {
     pub stale: u64,
     pub hw_errors: u64,
     pub journaled: u64,
+    /// Shares that could not be written to the journal either (their lines are in the log).
+    pub unjournaled: u64,
     pub best_share: f64,
     /// Solo mining: templates taken and blocks found.
     pub templates: u64,
@@ -90,12 +92,15 @@ pub async fn mine(
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
     let mut sample = tokio::time::interval(Duration::from_secs(1));
+    // One listener for the whole run: a signal between two turns of the loop is not missed.
+    let signal = super::stop_signal();
+    tokio::pin!(signal);
     loop {
         tokio::select! {
             _ = sample.tick() => stats.tick(),
             Some(()) = quit_rx.recv() => { tracing::info!("stopping (API quit)"); break }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
-            _ = tokio::signal::ctrl_c() => { tracing::info!("stopping (Ctrl-C)"); break }
+            name = &mut signal => { tracing::info!("stopping ({name})"); break }
             _ = status.tick() => crate::logging::status(&stats.status_line()),
             Some((share, outcome)) = outcome_rx.recv() => log_outcome(&share, outcome),
         }
@@ -130,6 +135,12 @@ pub async fn mine(
 pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions) -> anyhow::Result<Summary> {
     let (summary, _) = super::runtime()?.block_on(mine(source, devices, options));
     print_summary(&summary);
+    if summary.unjournaled > 0 {
+        anyhow::bail!(
+            "{} share(s) could not be written to the journal; their lines are in the log",
+            summary.unjournaled
+        );
+    }
     Ok(summary)
 }
 
@@ -202,6 +213,7 @@ fn summarize(stats: &Stats, mining_time: f64, hashes: u64, switches: &[f64]) -> 
         stale: stats.stale.load(Relaxed),
         hw_errors: stats.hw_errors.load(Relaxed),
         journaled: stats.journaled.load(Relaxed),
+        unjournaled: stats.unjournaled.load(Relaxed),
         best_share: stats.best_share(),
         templates: stats.templates.load(Relaxed),
         blocks: stats.blocks.load(Relaxed),
@@ -215,6 +227,12 @@ pub fn print_summary(s: &Summary) {
         "summary: {:.1}s, {:.2} MH/s average, accepted {}, rejected {}, stale {}, hardware errors {}, journaled {}, best share {:.4}",
         s.seconds, s.mhs, s.accepted, s.rejected, s.stale, s.hw_errors, s.journaled, s.best_share
     );
+    if s.unjournaled > 0 {
+        println!(
+            "NOT journaled: {} share(s) could not be written to the journal (their lines are in the log)",
+            s.unjournaled
+        );
+    }
     if s.templates > 0 {
         println!("solo: {} templates, {} blocks found", s.templates, s.blocks);
     }

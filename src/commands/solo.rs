@@ -29,7 +29,7 @@ pub fn run(
     let connected = runtime.block_on(async {
         tokio::select! {
             r = client::connect(&solo.node, solo.network, &solo.address) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            _ = super::stop_signal() => None,
         }
     });
     let Some(connected) = connected else { return Ok(None) };

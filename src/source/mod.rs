@@ -32,12 +32,31 @@ pub struct SourceWork {
     pub received: Instant,
 }
 
-/// Appends one JSON line to a journal of found work and syncs it, so that what was found
-/// survives the miner.
-pub fn append_to_journal(path: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+/// Appends JSON lines to a journal of found work and syncs them, so that what was found
+/// survives the miner. One write and one sync for the whole batch.
+pub fn append_to_journal(path: &Path, lines: &[serde_json::Value]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{line}")?;
+    file.write_all(text.as_bytes())?;
     file.sync_data()
+}
+
+/// Checks at start that the journal can be written: a directory or an unwritable path is an
+/// error now, not a lost share later.
+pub fn check_journal(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("journal {} is a directory; give a file", path.display()));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| format!("journal {} cannot be written: {e}", path.display()))
 }
 
 /// A hit the CPU has verified, on its way back to its source.

@@ -356,7 +356,7 @@ impl Session {
             "prev": found.prev.to_string(),
             "hex": found.hex,
         });
-        crate::source::append_to_journal(&self.config.journal, &line)
+        crate::source::append_to_journal(&self.config.journal, std::slice::from_ref(&line))
     }
 
     async fn submit(&mut self, found: Found) {

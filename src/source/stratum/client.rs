@@ -2,6 +2,8 @@
 //! Every protocol decision is `session::Session`'s and every choice of pool is
 //! `failover::Failover`'s; this file only carries out what they return.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -283,9 +285,10 @@ impl Driver {
         None
     }
 
-    /// The actions that need no socket.
+    /// The actions that need no socket. Shares to journal are written in one batch.
     fn perform(&mut self, pool: usize, actions: Vec<Action>) {
         let url = self.pools[pool].url.clone();
+        let mut to_journal = Vec::new();
         for action in actions {
             match action {
                 Action::Publish { work, difficulty } => {
@@ -309,11 +312,14 @@ impl Driver {
                     self.stats.count_answer(share.device, share.source, verdict);
                     self.report(share, outcome);
                 }
-                Action::Journal { share, reason } => self.journal(share, reason),
+                Action::Journal { share, reason } => to_journal.push((share, reason)),
                 Action::Notice(text) => tracing::warn!("{text}"),
                 Action::PoolMessage(text) => tracing::info!("message from pool {url}: {text}"),
                 Action::Send(_) | Action::Close(_) => unreachable!("carried out by carry_out"),
             }
+        }
+        if !to_journal.is_empty() {
+            self.journal(to_journal);
         }
     }
 
@@ -323,32 +329,48 @@ impl Driver {
         }
     }
 
-    fn journal(&mut self, share: Share, reason: String) {
-        let pool = &self.pools[share.source.min(self.pools.len() - 1)];
-        let line = json!({
-            "time": crate::stats::unix_time(),
-            "pool": pool.url, "user": pool.user, "reason": reason,
-            "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
-            "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
-        });
-        match crate::source::append_to_journal(&pool.journal, &line) {
-            Ok(()) => {
-                tracing::warn!(
-                    "share {:08x} of job {} written to {}: {reason}",
-                    share.nonce,
-                    share.job_id,
-                    pool.journal.display()
-                );
-                self.stats.journaled.fetch_add(1, Relaxed);
+    /// Writes shares that cannot be sent to their pool's journal. A share that cannot be
+    /// written either is logged whole and counted as unjournaled, never as journaled.
+    fn journal(&mut self, shares: Vec<(Share, String)>) {
+        let mut by_file: BTreeMap<PathBuf, Vec<(Share, String, serde_json::Value)>> = BTreeMap::new();
+        for (share, reason) in shares {
+            let pool = &self.pools[share.source.min(self.pools.len() - 1)];
+            let line = json!({
+                "time": crate::stats::unix_time(),
+                "pool": pool.url, "user": pool.user, "reason": reason,
+                "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
+                "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
+            });
+            by_file.entry(pool.journal.clone()).or_default().push((share, reason, line));
+        }
+        for (path, entries) in by_file {
+            let lines: Vec<serde_json::Value> = entries.iter().map(|(_, _, line)| line.clone()).collect();
+            match crate::source::append_to_journal(&path, &lines) {
+                Ok(()) => {
+                    let (first, reason, _) = &entries[0];
+                    tracing::warn!(
+                        "{} share(s) written to {} (first {:08x} of job {}): {reason}",
+                        entries.len(),
+                        path.display(),
+                        first.nonce,
+                        first.job_id
+                    );
+                    self.stats.journaled.fetch_add(entries.len() as u64, Relaxed);
+                }
+                Err(e) => {
+                    for line in &lines {
+                        tracing::error!(
+                            "could not write the share journal {}: {e}; the share was: {line}",
+                            path.display()
+                        );
+                    }
+                    self.stats.unjournaled.fetch_add(entries.len() as u64, Relaxed);
+                }
             }
-            Err(e) => {
-                tracing::error!(
-                    "could not write the share journal {}: {e}; the share was: {line}",
-                    pool.journal.display()
-                )
+            for (share, reason, _) in entries {
+                self.report(share, ShareOutcome::Journaled(reason));
             }
         }
-        self.report(share, ShareOutcome::Journaled(reason));
     }
 }
 

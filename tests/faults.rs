@@ -1,0 +1,73 @@
+//! Faults that used to lose work: a pool that goes away for good while shares keep coming,
+//! and a journal that cannot be written. Loopback only; every wait is bounded.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use wgminer::commands::mine::{MineOptions, Source, mine};
+use wgminer::cpu::CpuSweeper;
+use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::source::stratum::PoolConfig;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn journal_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The pool closes after 3 s and refuses reconnects while the CPU device finds about a
+/// thousand shares a second, more than the 4,096-share queue holds within the run. The old client stopped reading shares between connections: the queue
+/// filled, the device threads blocked, and `--seconds` was never honoured. Now the run ends
+/// on time, and every share found after the pool left is in the journal, counted once.
+#[test]
+fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
+    let journal = std::env::temp_dir().join(format!("wgminer-faults-gone-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    runtime().block_on(async {
+        let options = PoolOptions { difficulty: 1e-6, share_interval: None, ..Default::default() };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", pool.addr),
+            user: "w".into(),
+            pass: "x".into(),
+            journal: journal.clone(),
+            trust: Default::default(),
+            suggest_difficulty: None,
+        };
+        let run =
+            MineOptions { duration: Some(Duration::from_secs(8)), status_every: Duration::from_secs(60), api: None };
+        let started = Instant::now();
+        let miner =
+            tokio::spawn(
+                async move { mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &run).await.0 },
+            );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pool.shutdown();
+        let summary = tokio::time::timeout(Duration::from_secs(30), miner).await.expect("the run ends").unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(summary.accepted > 0, "{summary:?}");
+        assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
+        let lines = journal_lines(&journal);
+        assert!(summary.journaled > 10, "{summary:?}");
+        assert_eq!(lines.len() as u64, summary.journaled, "journaled once each");
+        assert_eq!(summary.unjournaled, 0);
+        let distinct: std::collections::HashSet<String> =
+            lines.iter().map(|l| format!("{} {} {}", l["job_id"], l["extranonce2"], l["nonce"])).collect();
+        assert_eq!(distinct.len(), lines.len(), "no share twice");
+    });
+}
+
+/// A journal that is a directory is refused before mining starts, with what to do.
+#[test]
+fn a_journal_that_cannot_be_written_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["mine", "-o", "stratum+tcp://127.0.0.1:9", "-u", "w", "-d", "cpu", "--seconds", "1", "--journal"])
+        .arg(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a directory; give a file"), "{stderr}");
+}
