@@ -84,7 +84,7 @@ impl RpcError {
 
     /// Stratum sends errors as `[code, message, traceback]`; some pools send objects.
     fn from_value(v: &Value) -> Option<RpcError> {
-        let text = |m: Option<&Value>| m.and_then(Value::as_str).unwrap_or("unknown error").to_string();
+        let text = |m: Option<&Value>| printable(m.and_then(Value::as_str).unwrap_or("unknown error"));
         match v {
             Value::Null => None,
             Value::Array(a) => Some(RpcError {
@@ -95,7 +95,7 @@ impl RpcError {
                 code: o.get("code").and_then(Value::as_i64).unwrap_or(code::OTHER),
                 message: text(o.get("message")),
             }),
-            other => Some(RpcError { code: code::OTHER, message: other.to_string() }),
+            other => Some(RpcError { code: code::OTHER, message: printable(&other.to_string()) }),
         }
     }
 
@@ -114,6 +114,11 @@ pub enum CodecError {
     Shape(String),
     #[error("{method}: {reason}")]
     Params { method: String, reason: String },
+}
+
+/// A peer's text with its control characters escaped, so that it cannot forge log lines.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn shape(reason: impl Into<String>) -> CodecError {
@@ -402,7 +407,7 @@ fn read_server_call(id: Option<Id>, method: String, params: &Value) -> Result<Se
             ServerMessage::Reconnect { id, redirect: Redirect { host, port, wait: loose_u64(a.get(2)).unwrap_or(0) } }
         }
         "client.show_message" => {
-            let text = params.get(0).and_then(Value::as_str).unwrap_or_default().to_string();
+            let text = printable(params.get(0).and_then(Value::as_str).unwrap_or_default());
             ServerMessage::ShowMessage { id, text }
         }
         "client.get_version" | "mining.ping" | "client.ping" => {

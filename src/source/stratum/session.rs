@@ -105,7 +105,7 @@ pub enum Action {
     },
     /// Something the user should read once, in words a user understands.
     Notice(String),
-    /// Text the pool sent (`client.show_message`), with control characters escaped.
+    /// Text the pool sent (`client.show_message`), its control characters escaped by the codec.
     PoolMessage(String),
     /// End this connection.
     Close(Close),
@@ -294,7 +294,7 @@ impl Session {
                 out
             }
             ServerMessage::ShowMessage { id, text } => {
-                let mut out = vec![Action::PoolMessage(text.escape_debug().to_string())];
+                let mut out = vec![Action::PoolMessage(text)];
                 out.extend(id.map(|id| answer(id, Answer::Ack)));
                 out
             }

@@ -158,6 +158,8 @@ fn errors_in_both_shapes() {
         read(r#"{"id":4,"result":null,"error":{"code":21,"message":"Job not found"}}"#),
         RpcError::new(21, "Job not found")
     );
+    // A pool's words cannot forge a log line.
+    assert_eq!(read(r#"{"id":4,"result":null,"error":[20,"no\nERROR fake",null]}"#).message, r"no\nERROR fake");
 }
 
 /// `client.reconnect` as pools send it: with host, port and wait (numbers or strings), or
