@@ -37,6 +37,16 @@ fn benches(c: &mut Criterion) {
     let range = NonceRange::new(0, count).unwrap();
     group.bench_function("sha2_one_thread", |b| b.iter(|| cpu::sweep::sweep(black_box(&work), range)));
     group.finish();
+
+    // A config file of 80,000 keys: linear in its size (it took 19 s when each key's line was
+    // found by scanning from the top).
+    let big: String = (0..80_000).map(|i| format!("key{i} = {i}\n")).collect();
+    let mut group = c.benchmark_group("config_file");
+    group.sample_size(10);
+    group.bench_function("parse_80000_keys", |b| {
+        b.iter(|| wgminer::config::ConfigFile::parse(std::path::Path::new("big.toml"), black_box(&big)))
+    });
+    group.finish();
 }
 
 criterion_group!(cpu_side, benches);

@@ -71,7 +71,10 @@ impl ConfigFile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        // Line starts, found once: looking a line up is a binary search, not a scan from the
+        // top (80,000 keys took 19 s that way).
+        let starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let line_of = |offset: usize| starts.partition_point(|&start| start <= offset);
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| match e.span() {
             Some(span) => {
                 ConfigError::At { path: path.into(), line: line_of(span.start), reason: e.message().to_string() }

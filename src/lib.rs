@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod cpu;
 pub mod device;
+pub mod fuzzing;
 pub mod gpu;
 pub mod logging;
 pub mod pool;

@@ -97,3 +97,9 @@ pub fn init(options: &LogOptions) -> anyhow::Result<()> {
     };
     result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
+
+/// A peer's text with its control characters escaped, so that a pool or a node cannot forge
+/// log lines.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}

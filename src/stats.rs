@@ -16,6 +16,9 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub stale: AtomicU64,
     pub hw_errors: AtomicU64,
+    /// Verified shares handed to the source; each ends accepted, rejected, stale, journaled or
+    /// unjournaled, exactly once.
+    pub found: AtomicU64,
     pub journaled: AtomicU64,
     /// Shares that could be neither sent nor written to the journal (logged whole instead).
     pub unjournaled: AtomicU64,
@@ -64,6 +67,7 @@ impl Stats {
             rejected: AtomicU64::new(0),
             stale: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
+            found: AtomicU64::new(0),
             journaled: AtomicU64::new(0),
             unjournaled: AtomicU64::new(0),
             templates: AtomicU64::new(0),

@@ -180,7 +180,8 @@ fn new_job(height: u32) -> Arc<Job> {
     })
 }
 
-struct Session {
+/// One miner's connection: what it was sent and agreed, and the shares it sent.
+pub(crate) struct Session {
     extranonce1: [u8; 4],
     difficulty: Difficulty,
     options: PoolOptions,
@@ -199,7 +200,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(id: u32, options: &PoolOptions, stats: Arc<PoolStats>) -> Session {
+    pub(crate) fn new(id: u32, options: &PoolOptions, stats: Arc<PoolStats>) -> Session {
         Session {
             extranonce1: id.to_be_bytes(),
             difficulty: Difficulty::new(options.difficulty).unwrap_or(Difficulty::ONE),
@@ -283,7 +284,7 @@ impl Session {
         vec![ServerMessage::SetDifficulty(self.difficulty).to_line(), ServerMessage::Notify(job).to_line()]
     }
 
-    fn handle(&mut self, line: &str) -> Vec<String> {
+    pub(crate) fn handle(&mut self, line: &str) -> Vec<String> {
         let message = match ClientMessage::parse(line) {
             Ok(m) => m,
             Err(e) => return vec![reply(None, Reply::Error(RpcError::new(code::OTHER, e.to_string())))],

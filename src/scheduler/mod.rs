@@ -240,7 +240,13 @@ impl DeviceLoop {
             // The channel is bounded: a pool that cannot take shares as fast as they are found
             // (an absurdly low difficulty, a pool that stops reading) slows the device down
             // instead of filling memory. A closed channel means the miner is stopping.
-            let _ = self.shares.blocking_send(share);
+            match self.shares.blocking_send(share) {
+                Ok(()) => self.stats.found.fetch_add(1, Relaxed),
+                Err(lost) => {
+                    tracing::error!("share found after the source stopped, not sent: {:?}", lost.0);
+                    self.stats.unjournaled.fetch_add(1, Relaxed)
+                }
+            };
         }
     }
 }

@@ -54,6 +54,17 @@ pub enum SetupError {
 }
 
 /// The `--network` names, as the node's `getblockchaininfo` spells its chain.
+/// What `submitblock` answered: accepted (`null`, or the node's word when it has the block
+/// already: `duplicate`, or `inconclusive` when it holds it off the best chain), or rejected
+/// with the node's reason, its control characters escaped.
+pub fn submit_answer(answer: &Value) -> Result<Option<String>, String> {
+    match answer {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "duplicate" || s == "inconclusive" => Ok(Some(s.clone())),
+        other => Err(crate::logging::printable(&other.as_str().map_or_else(|| other.to_string(), str::to_string))),
+    }
+}
+
 pub fn network_from_chain(chain: &str) -> Option<Network> {
     Network::from_core_arg(chain).ok()
 }
@@ -376,16 +387,11 @@ impl Session {
             }
         };
         self.stats.record_latency(started.elapsed());
-        match answer {
-            // `duplicate`: the node has it already; `inconclusive`: it holds it off the best
-            // chain. It has the block either way.
-            Value::Null => tracing::info!("block {height} {hash} accepted"),
-            Value::String(s) if s == "duplicate" || s == "inconclusive" => {
-                tracing::info!("block {height} {hash} accepted ({s})")
-            }
-            other => {
+        match submit_answer(&answer) {
+            Ok(None) => tracing::info!("block {height} {hash} accepted"),
+            Ok(Some(word)) => tracing::info!("block {height} {hash} accepted ({word})"),
+            Err(reason) => {
                 self.stats.count_answer(found.device, 0, Verdict::Rejected);
-                let reason = other.as_str().map_or_else(|| other.to_string(), str::to_string);
                 tracing::warn!("block {height} {hash} rejected: {reason}");
                 return;
             }

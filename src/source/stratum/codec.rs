@@ -9,6 +9,7 @@
 use bitcoin::hex::DisplayHex;
 use serde_json::{Map, Value, json};
 
+use crate::logging::printable;
 use crate::work::job::Job;
 use crate::work::{Difficulty, hex_decode, hex_u32};
 
@@ -114,11 +115,6 @@ pub enum CodecError {
     Shape(String),
     #[error("{method}: {reason}")]
     Params { method: String, reason: String },
-}
-
-/// A peer's text with its control characters escaped, so that it cannot forge log lines.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn shape(reason: impl Into<String>) -> CodecError {

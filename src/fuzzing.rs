@@ -1,0 +1,96 @@
+//! The parsers of outside input, one entry point each, for the `cargo fuzz` targets in
+//! `fuzz/` and for `tests/fuzz_corpora.rs`, which replays every corpus entry through the same
+//! functions on the stable toolchain. Each takes raw bytes and must not panic, whatever they
+//! are; what it returns is beside the point.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::hashes::Hash;
+use serde_json::Value;
+
+use crate::source::Share;
+use crate::source::stratum::codec::ServerMessage;
+use crate::source::stratum::session::{Action, Login, Session};
+use crate::stats::Stats;
+
+fn lines(data: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(data).split('\n').map(str::to_string).collect()
+}
+
+/// Lines a pool sends, read by the client's codec and fed to its session, with a share found
+/// on each job and the clock moving a second a line.
+pub fn stratum_client(data: &[u8]) {
+    let mut session = Session::new();
+    let t0 = Instant::now();
+    let login = Login { user: "w".into(), pass: "x".into(), suggest_difficulty: None };
+    session.connected(0, login, t0);
+    for (i, line) in lines(data).iter().enumerate() {
+        let now = t0 + Duration::from_secs(i as u64);
+        let Ok(message) = ServerMessage::parse(line, |id| session.expected(id)) else { continue };
+        for action in session.received(message, now) {
+            if let Action::Publish { work, .. } = action {
+                let share = Share {
+                    source: work.source,
+                    job_id: work.job.id.clone(),
+                    extranonce1: work.extranonce1.clone(),
+                    extranonce2: vec![0; work.extranonce2_size],
+                    time: work.job.time,
+                    nonce: i as u32,
+                    version_bits: (work.version_mask != 0).then_some(work.version_mask),
+                    hash: bitcoin::BlockHash::from_byte_array([0; 32]),
+                    device: 0,
+                };
+                session.share(share, now);
+            }
+        }
+        session.tick(now);
+    }
+    session.closed(None, t0 + Duration::from_secs(3600));
+    session.stop();
+}
+
+/// Lines a miner sends, read by the embedded pool.
+pub fn stratum_pool(data: &[u8]) {
+    let stats = Arc::new(crate::pool::PoolStats::default());
+    let mut session = crate::pool::Session::new(1, &crate::pool::PoolOptions::default(), stats);
+    for line in lines(data) {
+        session.handle(&line);
+    }
+}
+
+/// A getblocktemplate result, as JSON.
+pub fn getblocktemplate(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        let _ = crate::source::gbt::template::parse(&value);
+    }
+}
+
+/// A node's JSON-RPC response body, read as the node client reads each answer it uses.
+pub fn node_reply(data: &[u8]) {
+    let Ok(response) = serde_json::from_slice::<jsonrpc::Response>(data) else { return };
+    let Ok(result) = response.result::<Value>() else { return };
+    let _ = crate::source::gbt::template::parse(&result);
+    if let Some(chain) = result.get("chain").and_then(Value::as_str) {
+        let _ = crate::source::gbt::client::network_from_chain(chain);
+    }
+    let _ = crate::source::gbt::client::submit_answer(&result);
+}
+
+/// A config file.
+pub fn config_file(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::config::ConfigFile::parse(Path::new("fuzz.toml"), text);
+    }
+}
+
+/// A request to the monitoring API, with write access (the commands that change things too).
+pub fn api_request(data: &[u8]) {
+    let stats = Stats::new();
+    stats.pools.register("stratum+tcp://a:1", "u");
+    stats.pools.register("stratum+tcp://b:1", "u");
+    let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
+    let context = crate::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit };
+    let _ = crate::api::respond(&String::from_utf8_lossy(data), crate::api::Access::Write, &stats, &context);
+}
