@@ -172,3 +172,57 @@ async fn privileged_clients_switch_disable_and_quit() {
     // `quit` ended a 60-second run early.
     assert!(summary.seconds < 30.0, "{summary:?}");
 }
+
+/// Local clients that drip one byte every second cannot hold the API, or the miner's file
+/// descriptors: past `MAX_CONNECTIONS` a connection is closed as it comes, and each one gets
+/// `REQUEST_DEADLINE` in all. Afterwards the API answers as before.
+#[test]
+fn slow_clients_are_capped_and_timed_out() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
+        let context = wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit };
+        let stats = std::sync::Arc::new(wgminer::stats::Stats::new());
+        let api = ApiOptions::new("127.0.0.1:0", vec![]).unwrap();
+        let addr = wgminer::api::start(api, stats, context).await.unwrap();
+        let extra = 8;
+        let mut drippers = Vec::new();
+        for _ in 0..wgminer::api::MAX_CONNECTIONS + extra {
+            drippers.push(TcpStream::connect(addr).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = drippers
+            .into_iter()
+            .map(|mut stream| {
+                tokio::spawn(async move {
+                    // Drip until the API closes the connection; return when that was.
+                    let started = std::time::Instant::now();
+                    let mut byte = [0u8; 1];
+                    for _ in 0..20 {
+                        if stream.write_all(b"{").await.is_err() {
+                            return started.elapsed();
+                        }
+                        if let Ok(Ok(0) | Err(_)) =
+                            tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await
+                        {
+                            return started.elapsed();
+                        }
+                    }
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut closed: Vec<Duration> = Vec::new();
+        for task in tasks {
+            closed.push(task.await.unwrap());
+        }
+        closed.sort();
+        // The ones over the cap are closed at once; every other one by its deadline.
+        assert!(closed[extra - 1] < Duration::from_secs(2), "{closed:?}");
+        assert!(closed.iter().all(|d| *d < wgminer::api::REQUEST_DEADLINE + Duration::from_secs(2)), "{closed:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let reply = ask(addr.port(), "version").await;
+        assert!(reply.contains("wgminer"), "{reply}");
+    });
+}

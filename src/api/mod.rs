@@ -144,18 +144,35 @@ pub async fn start(options: ApiOptions, stats: Arc<Stats>, context: ApiContext) 
     let addr = listener.local_addr()?;
     let options = Arc::new(options);
     let context = Arc::new(context);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    // Out of descriptors, say: wait rather than spin on the error.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let Some(access) = options.access(peer.ip()) else { continue }; // dropped, as cgminer does
+            let Ok(slot) = slots.clone().try_acquire_owned() else { continue }; // busy: dropped
             let (stats, context) = (stats.clone(), context.clone());
             tokio::spawn(async move {
-                let _ = serve(stream, access, &stats, &context).await;
+                let _ = tokio::time::timeout(REQUEST_DEADLINE, serve(stream, access, &stats, &context)).await;
+                drop(slot);
             });
         }
     });
     Ok(addr)
 }
+
+/// Connections served at once; more are closed as they come, so that API clients cannot take
+/// the descriptors the miner needs (its pool connections, its journal).
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// A connection gets this long for its request and the reply, however slowly it sends.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn serve(mut stream: TcpStream, access: Access, stats: &Stats, context: &ApiContext) -> std::io::Result<()> {
     let request = read_request(&mut stream).await?;
