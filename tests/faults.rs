@@ -71,3 +71,74 @@ fn a_journal_that_cannot_be_written_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is a directory; give a file"), "{stderr}");
 }
+
+/// `solo --seconds` bounds the run while the node is down, as it does while mining.
+#[test]
+fn solo_seconds_holds_while_the_node_is_down() {
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["solo", "--rpc-url", "http://127.0.0.1:9", "--rpc-user", "u", "--rpc-password", "p"])
+        .args(["--address", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "-d", "cpu", "--seconds", "2"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer within --seconds"));
+}
+
+/// SIGTERM (systemd, `docker stop`) stops the miner as Ctrl-C does: shares the pool has not
+/// answered are journaled. The pool here answers the login and never a submit.
+#[cfg(unix)]
+#[test]
+fn sigterm_journals_unanswered_shares() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    const NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
+    let journal = std::env::temp_dir().join(format!("wgminer-faults-sigterm-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    runtime().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .args(["mine", "-o", &format!("stratum+tcp://{}", listener.local_addr().unwrap()), "-u", "w", "-d", "cpu"])
+            .arg("--journal")
+            .arg(&journal)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let mut submits = 0;
+        while submits < 3 {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let reply = match v["method"].as_str() {
+                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
+                Some("mining.authorize") => format!(
+                    "{{\"id\":{},\"result\":true,\"error\":null}}\n{{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}}\n{NOTIFY}",
+                    v["id"]
+                ),
+                Some("mining.submit") => {
+                    submits += 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+        }
+        let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "stops on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status.code(), Some(0));
+    });
+    let lines = journal_lines(&journal);
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().any(|l| l["reason"] == "miner stopped before the pool answered"), "{lines:?}");
+}

@@ -26,10 +26,16 @@ pub fn run(
     options: &MineOptions,
 ) -> anyhow::Result<Option<Summary>> {
     let runtime = super::runtime()?;
+    // --seconds bounds the whole run, the wait for a node that is down or slow included.
+    let deadline = options.duration;
     let connected = runtime.block_on(async {
         tokio::select! {
             r = client::connect(&solo.node, solo.network, &solo.address) => Some(r),
             _ = super::stop_signal() => None,
+            _ = async { tokio::time::sleep(deadline.unwrap_or_default()).await }, if deadline.is_some() => {
+                tracing::warn!("stopping: the node did not answer within --seconds");
+                None
+            }
         }
     });
     let Some(connected) = connected else { return Ok(None) };

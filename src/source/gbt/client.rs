@@ -3,7 +3,7 @@
 //! stay current), publish them as work, and turn every verified hit into a block: journaled
 //! first, then submitted, and retried while the node is unreachable until the tip moves on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,6 +28,12 @@ pub const COINBASE_TAG: &[u8] = b"/wgminer/";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A longpoll that long without an answer is simply asked again.
 const LONGPOLL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longpolls are asked at most this often.
+const MIN_LONGPOLL: Duration = Duration::from_secs(1);
+/// Templates kept per tip: a device sweeps pieces of the newest work and holds at most two, so
+/// a hit always belongs to one of the last few templates; older ones are only memory (a
+/// 50,000-transaction template served on every poll grew the miner by 800 MB a minute).
+const MAX_PLANS: usize = 8;
 const RETRY_SUBMIT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -136,7 +142,8 @@ struct Session {
     config: SoloConfig,
     work: watch::Sender<Option<Arc<SourceWork>>>,
     stats: Arc<Stats>,
-    plans: HashMap<String, Arc<BlockPlan>>,
+    /// The newest templates of the tip, oldest first: those a device may still be sweeping.
+    plans: VecDeque<(String, Arc<BlockPlan>)>,
     tip: Option<BlockHash>,
     /// Parents on which one of our blocks was accepted: later hits on them are siblings.
     solved: HashSet<BlockHash>,
@@ -147,8 +154,6 @@ struct Session {
     refresh: bool,
 }
 
-/// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
-/// `shares`.
 /// The longpoll blocks for as long as the node likes: it runs on a thread of its own, which a
 /// stopping miner simply leaves behind. Longpoll ids go in; the node's answers come out.
 #[allow(clippy::type_complexity)]
@@ -159,9 +164,12 @@ fn spawn_longpoll(
     let (longpoll_tx, longpoll_rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
         while let Ok(id) = longpoll_ids.recv() {
+            let asked = std::time::Instant::now();
             let reply = node.call("getblocktemplate", &[template_request(Some(&id))], LONGPOLL_TIMEOUT);
-            if reply.is_err() {
-                std::thread::sleep(Duration::from_secs(1));
+            // A node that answers a longpoll at once (or fails) is asked again a second later
+            // at the soonest, not in a loop.
+            if let Some(rest) = MIN_LONGPOLL.checked_sub(asked.elapsed()) {
+                std::thread::sleep(rest);
             }
             if longpoll_tx.send(reply).is_err() {
                 return;
@@ -171,6 +179,8 @@ fn spawn_longpoll(
     (longpoll_ask, longpoll_rx)
 }
 
+/// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
+/// `shares`.
 pub async fn run(
     config: SoloConfig,
     work: watch::Sender<Option<Arc<SourceWork>>>,
@@ -184,7 +194,7 @@ pub async fn run(
         config,
         work,
         stats,
-        plans: HashMap::new(),
+        plans: VecDeque::new(),
         tip: None,
         solved: HashSet::new(),
         pending: Vec::new(),
@@ -303,7 +313,10 @@ impl Session {
         self.generation += 1;
         let id = format!("{:x}", self.generation);
         let plan = Arc::new(plan);
-        self.plans.insert(id.clone(), plan.clone());
+        self.plans.push_back((id.clone(), plan.clone()));
+        if self.plans.len() > MAX_PLANS {
+            self.plans.pop_front();
+        }
         let work = SourceWork {
             source: 0,
             generation: self.generation,
@@ -323,8 +336,8 @@ impl Session {
     async fn found(&mut self, share: Share) {
         // Hits of a retired template are stale: counted, not printed (on regtest, where every
         // other hash is a block, there are thousands of them per block).
-        let Some(plan) = self.plans.get(&share.job_id).cloned() else {
-            self.stats.stale.fetch_add(1, Relaxed);
+        let Some(plan) = self.plans.iter().find(|(id, _)| *id == share.job_id).map(|(_, p)| p.clone()) else {
+            self.stats.count_answer(share.device, 0, Verdict::Stale);
             return;
         };
         let prev = plan.template.prev_hash;
@@ -411,6 +424,58 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same template on every poll of one tip: only the last few stay, and a hit on an
+    /// older one is counted stale (a device holds no piece of it any more).
+    #[test]
+    fn only_the_newest_templates_of_a_tip_are_kept() {
+        let reply = json!({
+            "version": 536870912, "previousblockhash": "69d5aeed25f544c8c83b69470833bf8aa72028fbc5a78a64296518aa24650181",
+            "transactions": [], "coinbaseaux": {}, "coinbasevalue": 5000000000u64,
+            "curtime": 1795577484, "bits": "207fffff", "height": 2
+        });
+        let (work, _work_rx) = watch::channel(None);
+        let stats = Arc::new(Stats::new());
+        let config = SoloConfig {
+            node: Node { url: "http://127.0.0.1:1".into(), auth: crate::source::gbt::rpc::Auth::Cookie("c".into()) },
+            payout: payout_script("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", Network::Regtest).unwrap(),
+            journal: std::env::temp_dir().join("wgminer-unit-plans.jsonl"),
+            poll: Duration::from_secs(1),
+        };
+        let mut session = Session {
+            config,
+            work,
+            stats: stats.clone(),
+            plans: VecDeque::new(),
+            tip: None,
+            solved: HashSet::new(),
+            pending: Vec::new(),
+            generation: 0,
+            last_error: None,
+            refresh: false,
+        };
+        for _ in 0..100 {
+            session.publish(template::parse(&reply).unwrap()).unwrap();
+        }
+        assert_eq!(session.plans.len(), MAX_PLANS);
+        assert_eq!(session.plans.front().unwrap().0, format!("{:x}", 100 - MAX_PLANS + 1));
+        let old = Share {
+            source: 0,
+            job_id: "1".into(),
+            extranonce1: vec![],
+            extranonce2: vec![0; 8],
+            time: 0,
+            nonce: 0,
+            version_bits: None,
+            hash: {
+                use bitcoin::hashes::Hash;
+                BlockHash::from_byte_array([0; 32])
+            },
+            device: 0,
+        };
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(session.found(old));
+        assert_eq!(stats.stale.load(Relaxed), 1);
+    }
 
     #[test]
     fn every_address_type_pays_to_its_script() {
