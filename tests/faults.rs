@@ -142,3 +142,67 @@ fn sigterm_journals_unanswered_shares() {
     assert!(lines.len() >= 3, "{lines:?}");
     assert!(lines.iter().any(|l| l["reason"] == "miner stopped before the pool answered"), "{lines:?}");
 }
+
+/// A pool that reads every submit and never answers, at a difficulty where every few hashes
+/// are a share: the miner sends at most `MAX_IN_FLIGHT` and holds the rest (bounded too, the
+/// oldest journaled past `MAX_UNSENT`), instead of growing without end (926 MB in 20 s once).
+#[test]
+fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use wgminer::source::stratum::session::{MAX_IN_FLIGHT, MAX_UNSENT};
+    const NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
+    let journal = std::env::temp_dir().join(format!("wgminer-faults-deaf-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    runtime().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stats = Arc::new(wgminer::stats::Stats::new());
+        let (work_tx, work_rx) = tokio::sync::watch::channel(None);
+        let (share_tx, share_rx) = tokio::sync::mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
+            user: "w".into(),
+            pass: "x".into(),
+            journal: journal.clone(),
+            trust: Default::default(),
+            suggest_difficulty: None,
+        };
+        let client = tokio::spawn(wgminer::source::stratum::client::run(vec![config], work_tx, share_rx, stats.clone(), None, stop_rx));
+        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
+        let stop_devices = scheduler.stop_flag();
+        let device = scheduler.spawn(Box::new(CpuSweeper::new()));
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let mut submits = 0usize;
+        let until = Instant::now() + Duration::from_secs(8);
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(until.saturating_duration_since(Instant::now()), lines.next_line()).await {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let reply = match v["method"].as_str() {
+                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
+                Some("mining.authorize") => format!(
+                    "{{\"id\":{},\"result\":true,\"error\":null}}\n{{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}}\n{NOTIFY}",
+                    v["id"]
+                ),
+                Some("mining.submit") => {
+                    submits += 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+        }
+        let found = stats.found.load(Relaxed) as usize;
+        assert!(found > MAX_IN_FLIGHT * 4, "the device found {found}");
+        assert_eq!(submits, MAX_IN_FLIGHT, "the pool was sent exactly the window");
+        stop_devices.store(true, Relaxed);
+        let _ = tokio::task::spawn_blocking(move || device.join()).await;
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), client).await.unwrap().unwrap();
+        // Everything found is in the journal (those past MAX_UNSENT as soon as they came).
+        let lines = journal_lines(&journal);
+        assert_eq!(lines.len(), stats.found.load(Relaxed) as usize);
+        assert!(stats.found.load(Relaxed) as usize <= MAX_UNSENT + MAX_IN_FLIGHT || lines.iter().any(|l| l["reason"] == "the pool is not keeping up with the shares found"));
+    });
+}
