@@ -13,6 +13,45 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
+
+/// A pool that logs the miner in, sends slush's job at difficulty 1e-9 (every few hashes a
+/// share) and never answers a submit. Serves one connection until `submits` submits came or
+/// `until`; returns how many came, and the connection, still open.
+async fn never_answering_pool(
+    listener: &tokio::net::TcpListener,
+    submits: usize,
+    until: Instant,
+) -> (usize, tokio::net::TcpStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut seen = 0;
+    let stream_back = |lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>, write| {
+        lines.into_inner().into_inner().reunite(write).expect("the same stream")
+    };
+    while seen < submits {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Ok(Some(line))) = tokio::time::timeout(left, lines.next_line()).await else { break };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let reply = match v["method"].as_str() {
+            Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
+            Some("mining.authorize") => format!(
+                "{{\"id\":{},\"result\":true,\"error\":null}}\n{{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}}\n{SLUSH_NOTIFY}",
+                v["id"]
+            ),
+            Some("mining.submit") => {
+                seen += 1;
+                continue;
+            }
+            _ => continue,
+        };
+        write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+    }
+    (seen, stream_back(lines, write))
+}
+
 fn journal_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -91,8 +130,6 @@ fn solo_seconds_holds_while_the_node_is_down() {
 #[cfg(unix)]
 #[test]
 fn sigterm_journals_unanswered_shares() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    const NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
     let journal = std::env::temp_dir().join(format!("wgminer-faults-sigterm-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
@@ -105,27 +142,9 @@ fn sigterm_journals_unanswered_shares() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        let mut submits = 0;
-        while submits < 3 {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let reply = match v["method"].as_str() {
-                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
-                Some("mining.authorize") => format!(
-                    "{{\"id\":{},\"result\":true,\"error\":null}}\n{{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}}\n{NOTIFY}",
-                    v["id"]
-                ),
-                Some("mining.submit") => {
-                    submits += 1;
-                    continue;
-                }
-                _ => continue,
-            };
-            write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
-        }
+        let far = Instant::now() + Duration::from_secs(60);
+        let (submits, _open) = never_answering_pool(&listener, 3, far).await;
+        assert_eq!(submits, 3);
         let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(kill.success());
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -139,8 +158,8 @@ fn sigterm_journals_unanswered_shares() {
         assert_eq!(status.code(), Some(0));
     });
     let lines = journal_lines(&journal);
-    assert!(lines.len() >= 3, "{lines:?}");
-    assert!(lines.iter().any(|l| l["reason"] == "miner stopped before the pool answered"), "{lines:?}");
+    let unanswered = lines.iter().filter(|l| l["reason"] == "miner stopped before the pool answered").count();
+    assert!(unanswered >= 3, "{unanswered} of {} journaled shares were unanswered ones", lines.len());
 }
 
 /// A pool that reads every submit and never answers, at a difficulty where every few hashes
@@ -149,9 +168,7 @@ fn sigterm_journals_unanswered_shares() {
 #[test]
 fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
     use std::sync::Arc;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use wgminer::source::stratum::session::{MAX_IN_FLIGHT, MAX_UNSENT};
-    const NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
     let journal = std::env::temp_dir().join(format!("wgminer-faults-deaf-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
@@ -168,31 +185,19 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
             trust: Default::default(),
             suggest_difficulty: None,
         };
-        let client = tokio::spawn(wgminer::source::stratum::client::run(vec![config], work_tx, share_rx, stats.clone(), None, stop_rx));
+        let client = tokio::spawn(wgminer::source::stratum::client::run(
+            vec![config],
+            work_tx,
+            share_rx,
+            stats.clone(),
+            None,
+            stop_rx,
+        ));
         let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
         let stop_devices = scheduler.stop_flag();
         let device = scheduler.spawn(Box::new(CpuSweeper::new()));
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        let mut submits = 0usize;
-        let until = Instant::now() + Duration::from_secs(8);
-        while let Ok(Ok(Some(line))) = tokio::time::timeout(until.saturating_duration_since(Instant::now()), lines.next_line()).await {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let reply = match v["method"].as_str() {
-                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
-                Some("mining.authorize") => format!(
-                    "{{\"id\":{},\"result\":true,\"error\":null}}\n{{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}}\n{NOTIFY}",
-                    v["id"]
-                ),
-                Some("mining.submit") => {
-                    submits += 1;
-                    continue;
-                }
-                _ => continue,
-            };
-            write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
-        }
+        let (submits, _open) =
+            never_answering_pool(&listener, usize::MAX, Instant::now() + Duration::from_secs(8)).await;
         let found = stats.found.load(Relaxed) as usize;
         assert!(found > MAX_IN_FLIGHT * 4, "the device found {found}");
         assert_eq!(submits, MAX_IN_FLIGHT, "the pool was sent exactly the window");
@@ -203,6 +208,9 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
         // Everything found is in the journal (those past MAX_UNSENT as soon as they came).
         let lines = journal_lines(&journal);
         assert_eq!(lines.len(), stats.found.load(Relaxed) as usize);
-        assert!(stats.found.load(Relaxed) as usize <= MAX_UNSENT + MAX_IN_FLIGHT || lines.iter().any(|l| l["reason"] == "the pool is not keeping up with the shares found"));
+        assert!(
+            stats.found.load(Relaxed) as usize <= MAX_UNSENT + MAX_IN_FLIGHT
+                || lines.iter().any(|l| l["reason"] == "the pool is not keeping up with the shares found")
+        );
     });
 }

@@ -190,18 +190,7 @@ pub async fn run(
 ) {
     // The node is the API's only "pool".
     stats.pools.register(&config.node.url, "solo");
-    let mut session = Session {
-        config,
-        work,
-        stats,
-        plans: VecDeque::new(),
-        tip: None,
-        solved: HashSet::new(),
-        pending: Vec::new(),
-        generation: 0,
-        last_error: None,
-        refresh: false,
-    };
+    let mut session = Session::new(config, work, stats);
     let (longpoll_ask, mut longpoll_rx) = spawn_longpoll(session.config.node.clone());
     let mut longpoll_waiting = false;
     let mut next_fetch = tokio::time::Instant::now();
@@ -263,6 +252,21 @@ fn template_request(longpoll_id: Option<&str>) -> Value {
 }
 
 impl Session {
+    fn new(config: SoloConfig, work: watch::Sender<Option<Arc<SourceWork>>>, stats: Arc<Stats>) -> Session {
+        Session {
+            config,
+            work,
+            stats,
+            plans: VecDeque::new(),
+            tip: None,
+            solved: HashSet::new(),
+            pending: Vec::new(),
+            generation: 0,
+            last_error: None,
+            refresh: false,
+        }
+    }
+
     /// Reports a problem once, not on every retry.
     fn problem(&mut self, message: String) {
         if self.last_error.as_ref() != Some(&message) {
@@ -442,18 +446,7 @@ mod tests {
             journal: std::env::temp_dir().join("wgminer-unit-plans.jsonl"),
             poll: Duration::from_secs(1),
         };
-        let mut session = Session {
-            config,
-            work,
-            stats: stats.clone(),
-            plans: VecDeque::new(),
-            tip: None,
-            solved: HashSet::new(),
-            pending: Vec::new(),
-            generation: 0,
-            last_error: None,
-            refresh: false,
-        };
+        let mut session = Session::new(config, work, stats.clone());
         for _ in 0..100 {
             session.publish(template::parse(&reply).unwrap()).unwrap();
         }
