@@ -345,7 +345,13 @@ impl Driver {
         }
         for (path, entries) in by_file {
             let lines: Vec<serde_json::Value> = entries.iter().map(|(_, _, line)| line.clone()).collect();
-            match crate::source::append_to_journal(&path, &lines) {
+            // The write and its sync block: off the runtime's workers where it has several.
+            let write = || crate::source::append_to_journal(&path, &lines);
+            let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+                _ => write(),
+            };
+            match written {
                 Ok(()) => {
                     let (first, reason, _) = &entries[0];
                     tracing::warn!(
