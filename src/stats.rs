@@ -264,6 +264,33 @@ pub fn expected_time(difficulty: f64, mhs: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::pools::PoolEntry;
+
+    /// Totals, per-device and per-pool counters are bumped in one place, so they add up.
+    #[test]
+    fn answers_add_up_per_device_and_per_pool() {
+        let stats = Stats::new();
+        stats.device("a");
+        stats.device("b");
+        stats.pools.register("p0", "u");
+        stats.pools.register("p1", "u");
+        let answers =
+            [(0, 0, Verdict::Accepted), (1, 1, Verdict::Rejected), (1, 0, Verdict::Stale), (0, 1, Verdict::Accepted)];
+        for (device, pool, verdict) in answers {
+            stats.count_answer(device, pool, verdict);
+        }
+        let (pools, _) = stats.pools.snapshot();
+        let devices = stats.devices();
+        let total = |f: fn(&PoolEntry) -> u64| pools.iter().map(f).sum::<u64>();
+        assert_eq!(stats.accepted.load(Relaxed), total(|p| p.accepted));
+        assert_eq!(stats.rejected.load(Relaxed), total(|p| p.rejected));
+        assert_eq!(stats.stale.load(Relaxed), total(|p| p.stale));
+        let by_device: u64 = devices.iter().map(|d| d.accepted.load(Relaxed) + d.rejected.load(Relaxed)).sum();
+        assert_eq!(by_device, 4);
+        assert_eq!(devices.iter().map(|d| d.accepted.load(Relaxed)).sum::<u64>(), stats.accepted.load(Relaxed));
+    }
+
     #[test]
     fn expected_time_to_a_block() {
         use super::expected_time;
