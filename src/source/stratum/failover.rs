@@ -151,7 +151,8 @@ impl Failover {
         let wait = Duration::from_secs(redirect.wait).min(MAX_REDIRECT_WAIT);
         let next = table.next_enabled(pool);
         if wait.is_zero() {
-            (Attempt { pool, after: Duration::ZERO }, None)
+            // A second at least: a pool that redirects every connection at once gets no loop.
+            (Attempt { pool, after: MIN_BACKOFF }, None)
         } else if next != pool {
             let notice = format!(
                 "pool {pool} asked to wait {} s before reconnecting; mining on pool {next} meanwhile",
@@ -233,7 +234,7 @@ mod tests {
         let current = pool.endpoint().unwrap();
         let mut f = Failover::new();
         let to = Redirect { host: Some("pool.example".into()), port: Some(4444), wait: 0 };
-        assert_eq!(f.redirected(&table, 0, &current, &to), (Attempt { pool: 0, after: Duration::ZERO }, None));
+        assert_eq!(f.redirected(&table, 0, &current, &to), (Attempt { pool: 0, after: MIN_BACKOFF }, None));
         assert_eq!(f.endpoint(0, &pool).unwrap(), Endpoint { host: "pool.example".into(), port: 4444, tls: true });
         assert_eq!(f.endpoint(0, &pool).unwrap(), current, "the configured URL again after one try");
         let elsewhere = Redirect { host: Some("evil.example".into()), port: Some(80), wait: 0 };

@@ -332,10 +332,8 @@ impl Session {
                 self.conn().version_mask = mask;
                 vec![]
             }
-            (method, Reply::Result(true)) => {
-                let _ = method; // extranonce.subscribe or suggest_difficulty taken
-                vec![]
-            }
+            // extranonce.subscribe or suggest_difficulty taken
+            (_, Reply::Result(true)) => vec![],
             (method, reply) => self.refused_optional(method, &reply),
         }
     }
