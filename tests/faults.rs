@@ -125,21 +125,21 @@ fn solo_seconds_holds_while_the_node_is_down() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer within --seconds"));
 }
 
-/// SIGTERM (systemd, `docker stop`) stops the miner as Ctrl-C does: shares the pool has not
-/// answered are journaled. The pool here answers the login and never a submit.
+/// Runs `wgminer mine` with `journal` against a pool that answers the login and never a
+/// submit, sends SIGTERM once three submits came, and returns the exit code and stderr.
 #[cfg(unix)]
-#[test]
-fn sigterm_journals_unanswered_shares() {
-    let journal = std::env::temp_dir().join(format!("wgminer-faults-sigterm-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&journal);
-    runtime().block_on(async {
+fn mine_until_sigterm(journal: &std::path::Path) -> (Option<i32>, String) {
+    // stderr to a file: a pipe nobody reads while the miner runs would fill and stall it.
+    let name = journal.file_name().unwrap().to_string_lossy();
+    let log = std::env::temp_dir().join(format!("wgminer-faults-stderr-{}-{name}.log", std::process::id()));
+    let code = runtime().block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
             .args(["mine", "-o", &format!("stratum+tcp://{}", listener.local_addr().unwrap()), "-u", "w", "-d", "cpu"])
             .arg("--journal")
-            .arg(&journal)
+            .arg(journal)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let far = Instant::now() + Duration::from_secs(60);
@@ -148,18 +148,42 @@ fn sigterm_journals_unanswered_shares() {
         let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(kill.success());
         let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
+        loop {
             if let Some(status) = child.try_wait().unwrap() {
-                break status;
+                break status.code();
             }
             assert!(Instant::now() < deadline, "stops on SIGTERM");
             tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        assert_eq!(status.code(), Some(0));
+        }
     });
+    (code, std::fs::read_to_string(&log).unwrap())
+}
+
+/// SIGTERM (systemd, `docker stop`) stops the miner as Ctrl-C does: shares the pool has not
+/// answered are journaled.
+#[cfg(unix)]
+#[test]
+fn sigterm_journals_unanswered_shares() {
+    let journal = std::env::temp_dir().join(format!("wgminer-faults-sigterm-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let (code, stderr) = mine_until_sigterm(&journal);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("stopping (SIGTERM)"), "{stderr}");
     let lines = journal_lines(&journal);
     let unanswered = lines.iter().filter(|l| l["reason"] == "miner stopped before the pool answered").count();
     assert!(unanswered >= 3, "{unanswered} of {} journaled shares were unanswered ones", lines.len());
+}
+
+/// A journal that fails at the write (`/dev/full` opens, and every write fails): the shares
+/// are not counted journaled; each is logged whole and the run exits 2.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_journal_that_fails_at_the_write_is_not_counted_and_fails_the_run() {
+    let (code, stderr) = mine_until_sigterm(std::path::Path::new("/dev/full"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("could not write the share journal /dev/full"), "{stderr}");
+    assert!(stderr.contains("the share was: {"), "{stderr}");
+    assert!(stderr.contains("could not be written to the journal"), "{stderr}");
 }
 
 /// A pool that reads every submit and never answers, at a difficulty where every few hashes

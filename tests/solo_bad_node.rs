@@ -264,3 +264,39 @@ async fn a_block_is_retried_until_the_tip_moves_on() {
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(5), session).await.unwrap().unwrap();
 }
+
+/// A node whose longpoll answers at once, every time (a node that sees the template change
+/// with each mempool transaction, or a broken one): asked again a second later at the soonest,
+/// not in a loop (23 templates a second before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longpoll_that_answers_at_once_is_not_asked_in_a_loop() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let url = fake_node(Arc::new(move |method, _| match method {
+        "getblocktemplate" => {
+            counted.fetch_add(1, Relaxed);
+            let mut template = regtest_template();
+            template["longpollid"] = json!("tip-and-mempool");
+            ok(template)
+        }
+        _ => rpc_error(-32601, "Method not found"),
+    }))
+    .await;
+    let journal = std::env::temp_dir().join(format!("wgminer-test-longpoll-{}.jsonl", std::process::id()));
+    let config = SoloConfig {
+        node: node(url),
+        payout: ScriptBuf::from_bytes(vec![0x51]),
+        journal,
+        poll: Duration::from_secs(60),
+    };
+    let (work_tx, _work_rx) = watch::channel(None);
+    let (_share_tx, share_rx) = mpsc::channel(16);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let session = tokio::spawn(client::run(config, work_tx, share_rx, Arc::new(Stats::new()), stop_rx));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let n = calls.load(Relaxed);
+    // One fetch, then a longpoll a second at most.
+    assert!((3..=7).contains(&n), "{n} templates in 4 s");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
+}
