@@ -94,14 +94,14 @@ fn main() {
     let journal = std::env::temp_dir().join(format!("wgminer-soak-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let ok = runtime.block_on(soak(device, difficulty, Duration::from_secs_f64(minutes * 60.0), journal.clone()));
+    let length = Duration::from_secs_f64(minutes * 60.0);
+    let ok = runtime.block_on(soak(device, difficulty, per_second, length, journal.clone()));
     let lines = std::fs::read_to_string(&journal).map(|t| t.lines().count()).unwrap_or(0);
     println!("journal {}: {lines} lines", journal.display());
     std::process::exit(if ok { 0 } else { 1 });
 }
 
 /// Each share's one outcome: accepted, rejected, stale, journaled; and how many came twice.
-#[derive(Default)]
 struct Tally {
     /// A 64-bit hash of each share's identity: the soak measures the miner's memory, so the
     /// tally keeps little of its own.
@@ -111,6 +111,12 @@ struct Tally {
 }
 
 impl Tally {
+    /// Room for `expected` shares reserved at once, so that the tally's own growth does not
+    /// show in the RSS the soak measures (a doubling table is a step of megabytes).
+    fn new(expected: usize) -> Tally {
+        Tally { keys: HashSet::with_capacity(expected), repeated: 0, counts: [0; 4] }
+    }
+
     fn count(&mut self, share: &wgminer::source::Share, outcome: &ShareOutcome) {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -128,7 +134,13 @@ impl Tally {
     }
 }
 
-async fn soak(device: CpuSweeper, difficulty: Difficulty, length: Duration, journal: std::path::PathBuf) -> bool {
+async fn soak(
+    device: CpuSweeper,
+    difficulty: Difficulty,
+    per_second: f64,
+    length: Duration,
+    journal: std::path::PathBuf,
+) -> bool {
     let options = PoolOptions { difficulty: difficulty.value(), share_interval: None, ..Default::default() };
     let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let flaps = Arc::new(AtomicU64::new(0));
@@ -152,7 +164,7 @@ async fn soak(device: CpuSweeper, difficulty: Difficulty, length: Duration, jour
     let thread = scheduler.spawn(Box::new(device) as Box<dyn Sweeper>);
 
     let started = Instant::now();
-    let mut tally = Tally::default();
+    let mut tally = Tally::new((length.as_secs_f64() * per_second * 2.0) as usize);
     let mut rss = Vec::new();
     let mut minute = tokio::time::interval(Duration::from_secs(60));
     minute.tick().await;

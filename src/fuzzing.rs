@@ -78,6 +78,53 @@ pub fn node_reply(data: &[u8]) {
     let _ = crate::source::gbt::client::submit_answer(&result);
 }
 
+/// An HTTP response from the node, read by the node client's transport (minreq, through
+/// rust-bitcoin's jsonrpc) and classified as `Node::call` does. A loopback thread answers each
+/// call with the bytes under test and closes the connection.
+pub fn node_http(data: &[u8]) {
+    use std::sync::{Mutex, OnceLock};
+    static SERVER: OnceLock<(String, Arc<Mutex<Vec<u8>>>)> = OnceLock::new();
+    let (url, reply) = SERVER.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let reply: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let serving = reply.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let bytes = serving.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let _ = answer_http(stream, &bytes);
+            }
+        });
+        (url, reply)
+    });
+    *reply.lock().unwrap_or_else(|p| p.into_inner()) = data.to_vec();
+    let auth = crate::source::gbt::rpc::Auth::UserPass { user: "u".into(), password: "p".into() };
+    let node = crate::source::gbt::rpc::Node { url: url.clone(), auth };
+    if let Ok(result) = node.call("getblocktemplate", &[], Duration::from_secs(2)) {
+        let _ = crate::source::gbt::template::parse(&result);
+    }
+}
+
+/// Reads one HTTP request (headers, then Content-Length bytes) and writes `reply`.
+fn answer_http(mut stream: std::net::TcpStream, reply: &[u8]) -> std::io::Result<()> {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    stream.write_all(reply)?;
+    stream.shutdown(std::net::Shutdown::Both)
+}
+
 /// A config file.
 pub fn config_file(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -6,11 +6,12 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("stratum_client", wgminer::fuzzing::stratum_client),
     ("stratum_pool", wgminer::fuzzing::stratum_pool),
     ("getblocktemplate", wgminer::fuzzing::getblocktemplate),
     ("node_reply", wgminer::fuzzing::node_reply),
+    ("node_http", wgminer::fuzzing::node_http),
     ("config_file", wgminer::fuzzing::config_file),
     ("api_request", wgminer::fuzzing::api_request),
 ];
