@@ -124,6 +124,10 @@ pub async fn mine(
     tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
     let _ = stop_tx.send(true);
     let _ = client.await;
+    // Answers and journal entries that came while stopping are logged like the others.
+    while let Ok((share, outcome)) = outcome_rx.try_recv() {
+        log_outcome(&share, outcome);
+    }
     for line in stats.device_lines() {
         println!("{line}");
     }
