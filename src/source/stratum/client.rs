@@ -99,7 +99,7 @@ pub async fn run(
         if !driver.wait(next.after).await {
             break;
         }
-        driver.switch_to(next.pool);
+        driver.stats.pools.set_active(next.pool);
         let ended = driver.connection(next.pool).await;
         driver.session.disconnected();
         next = match ended {
@@ -121,10 +121,6 @@ pub async fn run(
 }
 
 impl Driver {
-    fn switch_to(&mut self, pool: usize) {
-        self.stats.pools.set_active(pool);
-    }
-
     /// Waits `delay` while taking shares in (so that devices never block on a full queue);
     /// false when the miner stops.
     async fn wait(&mut self, delay: Duration) -> bool {
