@@ -178,6 +178,18 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Solve a block header on a device: a drop-in for Bitcoin Core's `bitcoin-util grind`
+    ///
+    /// Prints the header with a nonce whose hash meets the header's own nBits, as hex; only
+    /// the nonce changes. Fails as bitcoin-util does, with its words and exit status 1. For
+    /// signet operators: `contrib/signet/miner --grind-cmd="wgminer grind" …`.
+    Grind {
+        /// The 80-byte block header, as 160 hex digits in wire order
+        #[arg(value_name = "HEX", num_args = 0..)]
+        header: Vec<String>,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
     /// Mine on a Stratum v1 pool
     ///
     /// Several -o give pools in priority order: when one is down or silent (no job for 90 s)
@@ -323,6 +335,25 @@ enum Command {
     },
 }
 
+/// `grind`: bitcoin-util's words and exit status 1 for its failures.
+fn grind(args: &[String], device: &DeviceArgs) -> anyhow::Result<ExitCode> {
+    use commands::grind::{NO_HEADER, UNDECODABLE, UNSATISFIABLE};
+    let fail = |message: &str| {
+        eprintln!("{message}");
+        Ok(ExitCode::FAILURE)
+    };
+    let [hex] = args else { return fail(NO_HEADER) };
+    let Ok(header) = header_from_hex(hex) else { return fail(UNDECODABLE) };
+    let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
+    match commands::grind::grind(sweeper.as_mut(), header)? {
+        Some(solved) => {
+            println!("{}", bitcoin::hex::DisplayHex::to_lower_hex_string(&wgminer::work::header_bytes(&solved)[..]));
+            Ok(ExitCode::SUCCESS)
+        }
+        None => fail(UNSATISFIABLE),
+    }
+}
+
 /// `config --print [COMMAND ARGS…]`: parses the command line given as the real one would be,
 /// with the same config file.
 fn print_config(print: bool, args: Vec<String>, file: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -463,6 +494,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
+        Command::Grind { header, device } => return grind(&header, &device),
         Command::Mine { urls, user, pass, ca_file, pool_cert_sha256, suggest_difficulty, seconds, run } => {
             let options = run.options(seconds)?;
             let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };

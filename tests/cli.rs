@@ -183,3 +183,47 @@ fn bench_json_is_a_record_that_report_reads() {
     assert!(record.cpu_reference.mhs.median > 0.0);
     assert!(record.date.starts_with("20") && record.date.ends_with('Z'), "{}", record.date);
 }
+
+/// `grind` as `bitcoin-util grind` (Bitcoin Core, src/bitcoin-util.cpp): the solved header on
+/// stdout, only its nonce changed, its hash under its own nBits; regtest's 207fffff and signet's
+/// 1e0377ae on the default device (lavapipe in CI).
+#[test]
+fn grind_solves_regtest_and_signet_headers_like_bitcoin_util() {
+    use wgminer::work::{Work, header_from_hex};
+    let prefix = &GENESIS[..144];
+    for bits in ["ffff7f20", "ae77031e"] {
+        let header = format!("{prefix}{bits}00000000");
+        let out = wgminer(&["grind", &header]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let solved = stdout(&out).trim().to_string();
+        assert_eq!(solved.len(), 160, "{solved}");
+        assert_eq!(solved[..152], header[..152], "only the nonce changes");
+        let solved = header_from_hex(&solved).unwrap();
+        let work = Work::block(solved).unwrap();
+        assert!(work.target.is_met_by(solved.block_hash()), "{bits}: {}", solved.block_hash());
+    }
+}
+
+/// bitcoin-util's failures, word for word, with exit status 1.
+#[test]
+fn grind_fails_as_bitcoin_util_does() {
+    let prefix = &GENESIS[..144];
+    let cases = [
+        (vec!["grind"], "Must specify block header to grind"),
+        (vec!["grind", "a", "b"], "Must specify block header to grind"),
+        (vec!["grind", "zz"], "Could not decode block header"),
+    ];
+    for (args, message) in cases {
+        let out = wgminer(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    // A negative nBits (0x1d800001) or a zero one has no target to meet: bitcoin-util's
+    // grind_task returns at once, and so does this.
+    for bits in ["0100801d", "00000000"] {
+        let out = wgminer(&["grind", "-d", "cpu", &format!("{prefix}{bits}00000000")]);
+        assert_eq!(out.status.code(), Some(1), "{bits}");
+        assert!(stderr(&out).contains("Could not satisfy difficulty target"), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+    }
+}

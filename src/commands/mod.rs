@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod devices;
+pub mod grind;
 pub mod mine;
 pub mod pool;
 pub mod report;
