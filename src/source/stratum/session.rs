@@ -144,7 +144,6 @@ struct Connection {
     /// The highest request id the pool answered.
     last_answered: u64,
     extranonce: Option<Extranonce>,
-    authorized: bool,
     pending_difficulty: Difficulty,
     version_mask: VersionMask,
     /// Open job ids, oldest first.
@@ -156,13 +155,20 @@ struct Connection {
     last_notify: Instant,
 }
 
+impl Connection {
+    /// The next request id of this connection: submits and other requests share the count.
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+}
+
 /// The client's state across connections and pools: the shares it still owes a pool, what
 /// it learned of each pool, and the connection in hand.
 pub struct Session {
     quirks: HashMap<usize, Quirks>,
-    /// The subscription to resume on the next connection to the same pool, with its
-    /// extranonce1.
-    resume: Option<(usize, String, Vec<u8>)>,
+    /// The pool and subscription id to resume on the next connection to the same pool.
+    resume: Option<(usize, String)>,
     generation: u64,
     /// Verified shares waiting for a job to check them against.
     unsent: VecDeque<Share>,
@@ -215,7 +221,7 @@ impl Session {
         let unanswered = std::mem::take(&mut self.in_flight);
         self.carried.extend(unanswered.into_values().map(|p| p.share));
         self.carried.extend(self.unsent.drain(..));
-        if self.resume.as_ref().is_some_and(|(p, ..)| *p != pool) {
+        if self.resume.as_ref().is_some_and(|(p, _)| *p != pool) {
             self.resume = None;
         }
         self.conn = Some(Connection {
@@ -226,7 +232,6 @@ impl Session {
             requests: HashMap::new(),
             last_answered: 0,
             extranonce: None,
-            authorized: false,
             pending_difficulty: Difficulty::ONE,
             version_mask: VersionMask::NONE,
             jobs: VecDeque::new(),
@@ -245,7 +250,7 @@ impl Session {
                 }),
             );
         }
-        let session = self.resume.as_ref().map(|(_, id, _)| id.clone());
+        let session = self.resume.as_ref().map(|(_, id)| id.clone());
         out.push(self.request(now, Method::Subscribe, |id| ClientMessage::Subscribe {
             id,
             agent: USER_AGENT.into(),
@@ -260,12 +265,8 @@ impl Session {
 
     /// Numbers a request and remembers what it asked.
     fn request(&mut self, now: Instant, method: Method, make: impl FnOnce(Id) -> ClientMessage) -> Action {
-        let conn = self.conn();
-        let id = conn.next_id;
-        conn.next_id += 1;
-        if method != Method::Submit {
-            conn.requests.insert(id, (method, now));
-        }
+        let id = self.conn().take_id();
+        self.conn().requests.insert(id, (method, now));
         Action::Send(make(Id::Num(id)))
     }
 
@@ -352,7 +353,7 @@ impl Session {
 
     fn subscribed(&mut self, session: Option<String>, extranonce: Extranonce, now: Instant) -> Vec<Action> {
         let pool = self.conn().pool;
-        self.resume = session.map(|s| (pool, s, extranonce.extranonce1.clone()));
+        self.resume = session.map(|s| (pool, s));
         self.conn().extranonce = Some(extranonce);
         let login = self.conn().login.clone();
         let mut out = vec![self.request(now, Method::Authorize, |id| ClientMessage::Authorize {
@@ -369,7 +370,6 @@ impl Session {
     /// Authorized: the optional requests follow (ckpool takes them only from authorized
     /// clients and ignores them before).
     fn authorized(&mut self, now: Instant) -> Vec<Action> {
-        self.conn().authorized = true;
         let pool = self.conn().pool;
         let quirks = self.quirks(pool);
         let mut out = Vec::new();
@@ -492,8 +492,7 @@ impl Session {
 
     fn submit(&mut self, share: Share, now: Instant) -> Action {
         let conn = self.conn();
-        let id = conn.next_id;
-        conn.next_id += 1;
+        let id = conn.take_id();
         let submission = Submission {
             user: conn.login.user.clone(),
             job_id: share.job_id.clone(),
