@@ -56,23 +56,27 @@ fn wgsl(v: &V) -> String {
     }
 }
 
-/// The sum of `terms`, with the known ones added up now.
+/// The sum of `terms`, with the known ones added up now. Words of the uniform (`p.…`) come
+/// first and the constant right after them: WGSL adds left to right, so their sum is one value
+/// that does not change with the nonce and leaves the loop, and each turn pays one add fewer.
 fn sum(terms: &[V]) -> V {
     let mut constant = 0u32;
-    let mut exprs = Vec::new();
+    let (mut fixed, mut varying) = (Vec::new(), Vec::new());
     for t in terms {
         match t {
             V::Const(c) => constant = constant.wrapping_add(*c),
-            V::Expr(e) => exprs.push(e.clone()),
+            V::Expr(e) if e.starts_with("p.") => fixed.push(e.clone()),
+            V::Expr(e) => varying.push(e.clone()),
         }
     }
-    if exprs.is_empty() {
+    if fixed.is_empty() && varying.is_empty() {
         return V::Const(constant);
     }
     if constant != 0 {
-        exprs.push(format!("{constant:#010x}u"));
+        fixed.push(format!("{constant:#010x}u"));
     }
-    V::Expr(exprs.join(" + "))
+    fixed.extend(varying);
+    V::Expr(fixed.join(" + "))
 }
 
 /// Binds `value` to `name` unless it is a constant or a bare name already.
@@ -112,8 +116,9 @@ impl Rounds<'_> {
         self.w.push(bound);
     }
 
-    /// Round i; with `only_e`, the new a is not needed and not written.
-    fn round(&mut self, i: usize, only_e: bool) {
+    /// Round i; with `only_e`, the new a is not needed and not written. `extra` joins the
+    /// round constant (the last round of the second hash adds the final H7 there).
+    fn round(&mut self, i: usize, only_e: bool, extra: u32) {
         let n = self.a.len(); // A[i-1] is self.a[n - 1]
         let (a, b, c, d) = (&self.a[n - 1], &self.a[n - 2], &self.a[n - 3], &self.a[n - 4]);
         let (e, f, g, h) = (&self.e[n - 1], &self.e[n - 2], &self.e[n - 3], &self.e[n - 4]);
@@ -122,7 +127,7 @@ impl Rounds<'_> {
             h.clone(),
             e.apply("bsig1", big_sigma1),
             apply3("ch", ch, e, f, g),
-            V::Const(K[i]),
+            V::Const(K[i].wrapping_add(extra)),
             self.w[i].clone(),
         ]);
         let t1 = bind(self.out, format!("{p}t{i}"), t1);
@@ -189,7 +194,7 @@ fn generate() -> String {
             20.. => first.schedule(i),
             _ => {}
         }
-        first.round(i, false);
+        first.round(i, false, 0);
     }
     // The digest: the midstate plus a, b, c, d, e, f, g, h after round 63.
     let n = first.a.len();
@@ -221,16 +226,17 @@ fn generate() -> String {
         w: x,
         ab: None,
     };
-    // Word 7 of the result is h after round 63, which is e after round 60: rounds 61-63 and
-    // the new a of round 60 only feed words that the early reject never reads.
+    // Word 7 of the result is H7 plus h after round 63, which is e after round 60, which needs
+    // a no later than round 56's (as d): rounds 61-63 and the new a of rounds 57-60 only feed
+    // words that the early reject never reads. H7 joins round 60's constant.
     for i in 0..=60 {
         if i >= 16 {
             second.schedule(i);
         }
-        second.round(i, i == 60);
+        second.round(i, i >= 57, if i == 60 { IV[7] } else { 0 });
     }
-    let e60 = second.e.last().unwrap().clone();
-    writeln!(out, "    return {} + {:#010x}u;", wgsl(&e60), IV[7]).unwrap();
+    let word7 = second.e.last().unwrap().clone();
+    writeln!(out, "    return {};", wgsl(&word7)).unwrap();
     writeln!(out, "}}").unwrap();
     writeln!(out, "{END}").unwrap();
     out

@@ -3,7 +3,7 @@
 
 use crate::device::{DeviceInfo, SweepError, Sweeper};
 use crate::work::sha256::{Midstate, header_tail_block, sha256d_from_midstate};
-use crate::work::target::target_top_word;
+use crate::work::target::candidate_mask;
 use crate::work::{NonceRange, Work};
 
 pub struct CpuSweeper {
@@ -52,17 +52,17 @@ impl Sweeper for CpuSweeper {
     }
 }
 
-/// Candidates of `range` by the same rule as the kernel: top 32 bits of the hash ≤ the target's.
+/// Candidates of `range` by the same rule as the kernel (`candidate_mask`).
 pub fn sweep(work: &Work, range: NonceRange) -> Vec<u32> {
     let header = work.header_bytes();
     let midstate = Midstate::of_header(&header);
     let mut tail = header_tail_block(&header);
-    let top = target_top_word(&work.target);
+    let mask = candidate_mask(&work.target);
     let mut candidates = Vec::new();
     for nonce in range.iter() {
         tail[12..16].copy_from_slice(&nonce.to_le_bytes());
         let digest = sha256d_from_midstate(&midstate, &tail);
-        if u32::from_le_bytes([digest[28], digest[29], digest[30], digest[31]]) <= top {
+        if u32::from_le_bytes([digest[28], digest[29], digest[30], digest[31]]) & mask == 0 {
             candidates.push(nonce);
         }
     }

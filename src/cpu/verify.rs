@@ -1,11 +1,12 @@
 //! Every candidate a device reports is hashed again here, with sha2, before it counts.
 //!
-//! Devices pre-filter on the top 32 bits of the hash, so a candidate falls in one of three
-//! classes: a hit (the full hash meets the target), a near miss (the top word passes but the
-//! rest does not: expected, dropped silently), or a hardware error (the device claimed a hash
-//! that it does not have, a duplicate, or a nonce outside the range it was given).
+//! Devices pre-filter on the top 32 bits of the hash (`candidate_mask`), so a candidate falls in
+//! one of three classes: a hit (the full hash meets the target), a near miss (the top word
+//! passes the filter but the hash misses the target: expected, dropped silently), or a hardware
+//! error (the device claimed a hash that it does not have, a duplicate, or a nonce outside the
+//! range it was given).
 
-use crate::work::target::target_top_word;
+use crate::work::target::candidate_mask;
 use crate::work::{BlockHash, Hit, NonceRange, Work};
 
 /// A candidate that the device should never have reported.
@@ -24,7 +25,7 @@ pub struct Verified {
 }
 
 pub fn verify(work: &Work, range: NonceRange, candidates: &[u32]) -> Verified {
-    let top = target_top_word(&work.target);
+    let mask = candidate_mask(&work.target);
     let mut sorted = candidates.to_vec();
     sorted.sort_unstable();
     let mut out = Verified::default();
@@ -35,7 +36,7 @@ pub fn verify(work: &Work, range: NonceRange, candidates: &[u32]) -> Verified {
             let b: &[u8; 32] = hash.as_ref();
             u32::from_le_bytes([b[28], b[29], b[30], b[31]])
         };
-        if duplicate || !range.contains(nonce) || hash_top > top {
+        if duplicate || !range.contains(nonce) || hash_top & mask != 0 {
             out.hw_errors.push(HardwareError { nonce, hash });
         } else if work.target.is_met_by(hash) {
             out.hits.push(Hit { nonce, hash });
@@ -49,7 +50,7 @@ pub fn verify(work: &Work, range: NonceRange, candidates: &[u32]) -> Verified {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::work::{Difficulty, header_from_hex};
+    use crate::work::{Difficulty, Target, header_from_hex};
 
     const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
 
@@ -77,8 +78,20 @@ mod tests {
         let hash = header.block_hash();
         let mut le = [0u8; 32];
         le[28..].copy_from_slice(&AsRef::<[u8; 32]>::as_ref(&hash)[28..]);
-        let work = Work::new(header, crate::work::Target::from_le_bytes(le));
+        let work = Work::new(header, Target::from_le_bytes(le));
         let v = verify(&work, NonceRange::new(header.nonce, 1).unwrap(), &[header.nonce]);
+        assert_eq!((v.hits.len(), v.near_misses, v.hw_errors.len()), (0, 1, 0));
+        // A hash above the target whose top word is still below the power of two just above
+        // the target's passes the kernel's filter: a near miss as well, not a hardware error.
+        let nonce = 0;
+        let top = u32::from_le_bytes(
+            AsRef::<[u8; 32]>::as_ref(&Work::new(header, Target::ZERO).hash(nonce))[28..].try_into().unwrap(),
+        );
+        assert!(!top.is_power_of_two(), "pick another nonce");
+        let mut le = [0u8; 32];
+        le[28..].copy_from_slice(&(1u32 << top.ilog2()).to_le_bytes());
+        let work = Work::new(header, Target::from_le_bytes(le));
+        let v = verify(&work, NonceRange::new(nonce, 1).unwrap(), &[nonce]);
         assert_eq!((v.hits.len(), v.near_misses, v.hw_errors.len()), (0, 1, 0));
         // And with difficulty 1 it is a hit.
         let work = Work::new(header, Difficulty::ONE.to_target());

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::work::Work;
 use crate::work::sha256::{K, Midstate, big_sigma0, big_sigma1, ch, maj, round, small_sigma0, small_sigma1};
-use crate::work::target::target_top_word;
+use crate::work::target::candidate_mask;
 
 /// The WGSL source of the sweep kernel.
 pub const SOURCE: &str = include_str!("../../shaders/sha256d.wgsl");
@@ -23,7 +23,8 @@ pub struct KernelParams {
     pub schedule: [u32; 4],
     pub nonce_base: u32,
     pub nonce_count: u32,
-    pub target_top: u32,
+    /// `candidate_mask` of the target, byte-swapped to the order of the hash's word 7.
+    pub candidate_mask: u32,
     pub _pad: u32,
 }
 
@@ -55,7 +56,7 @@ impl KernelParams {
             schedule: [w16, w17, w18_less_nonce, w19_less_nonce],
             nonce_base: 0,
             nonce_count: 0,
-            target_top: target_top_word(&work.target),
+            candidate_mask: candidate_mask(&work.target).swap_bytes(),
             _pad: 0,
         }
     }

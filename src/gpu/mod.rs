@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod kernel;
+pub mod ops;
 pub mod sweep;
 pub mod tune;
 

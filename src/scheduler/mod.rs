@@ -20,7 +20,7 @@ use crate::cpu;
 use crate::device::Sweeper;
 use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
-use crate::work::target::target_top_word;
+use crate::work::target::candidate_mask;
 use crate::work::{Difficulty, NonceRange, Target, Work};
 
 /// Verified shares waiting for the source, at most.
@@ -33,8 +33,8 @@ const EXPECTED_CANDIDATES: u64 = 1024;
 
 /// The nonces of one piece: the device's preferred size, or less for an easy target.
 fn piece_size(preferred: u64, target: &Target) -> u64 {
-    // A hash is a candidate when its top word is at most the target's.
-    let per_candidate = (1u64 << 32) / (u64::from(target_top_word(target)) + 1);
+    // A hash is a candidate when its top word has no bit of the mask set.
+    let per_candidate = (1u64 << 32) / (u64::from(!candidate_mask(target)) + 1);
     preferred.min((EXPECTED_CANDIDATES * per_candidate).max(256))
 }
 

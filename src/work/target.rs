@@ -44,11 +44,19 @@ pub fn target_from_compact(bits: CompactTarget) -> Result<Target, CompactError> 
     Ok(Target::from_be_bytes(be))
 }
 
-/// The most significant 32 bits of a target: what the kernel compares each hash against before
-/// the CPU checks the full 256 bits.
-pub fn target_top_word(target: &Target) -> u32 {
+/// The most significant 32 bits of a target.
+fn target_top_word(target: &Target) -> u32 {
     let le = target.to_le_bytes();
     u32::from_le_bytes([le[28], le[29], le[30], le[31]])
+}
+
+/// The devices' pre-filter before the CPU checks all 256 bits: a hash is a candidate when its
+/// most significant 32 bits have no bit set where this mask has one, that is, when they are
+/// below the power of two just above the target's. One AND in the kernel; it passes at most
+/// twice the hashes an exact comparison of the top words would, and exactly those when the
+/// target's top word is zero (difficulty 1 and above) or one less than a power of two.
+pub fn candidate_mask(target: &Target) -> u32 {
+    !u32::MAX.checked_shr(target_top_word(target).leading_zeros()).unwrap_or(0)
 }
 
 /// A pool difficulty: how many times harder than difficulty 1, whose target is
@@ -237,5 +245,16 @@ mod tests {
     fn top_word_is_the_most_significant_32_bits() {
         assert_eq!(target_top_word(&Difficulty::ONE.to_target()), 0);
         assert_eq!(target_top_word(&hex_target(&format!("0000ffff{}", "0".repeat(56)))), 0xffff);
+    }
+
+    #[test]
+    fn candidate_mask_keeps_the_bits_below_the_targets_top_bit() {
+        let top = |word: &str| hex_target(&format!("{word}{}", "0".repeat(56)));
+        assert_eq!(candidate_mask(&Difficulty::ONE.to_target()), 0xffff_ffff);
+        assert_eq!(candidate_mask(&top("0000ffff")), 0xffff_0000);
+        assert_eq!(candidate_mask(&top("00001000")), 0xffff_e000);
+        assert_eq!(candidate_mask(&top("00000001")), 0xffff_fffe);
+        assert_eq!(candidate_mask(&top("ffffffff")), 0);
+        assert_eq!(candidate_mask(&top("7fffffff")), 0x8000_0000);
     }
 }
