@@ -44,6 +44,11 @@ pub struct SweepError {
 pub trait Sweeper: Send {
     fn info(&self) -> &DeviceInfo;
 
+    /// A GPU's kernel shape and where it came from; `None` for the CPU.
+    fn kernel_shape(&self) -> Option<(crate::gpu::shape::Shape, crate::gpu::shape::Origin)> {
+        None
+    }
+
     /// Nonces per queued piece: one dispatch on a GPU.
     fn preferred_chunk(&self) -> u64;
 
@@ -55,8 +60,8 @@ pub trait Sweeper: Send {
     /// Queues a sweep of `range` of `work`; at most `depth()` pieces may be waiting.
     fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError>;
 
-    /// The oldest queued piece's range and candidates: every nonce of it whose hash's most
-    /// significant 32 bits do not exceed the target's, in any order, none missing. `None` when
+    /// The oldest queued piece's range and candidates: every nonce of it whose hash passes
+    /// `work::target::candidate_mask`, in any order, none missing. `None` when
     /// nothing is queued. The caller verifies each candidate.
     fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError>;
 

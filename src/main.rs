@@ -11,7 +11,7 @@ use wgminer::commands::mine::Source;
 use wgminer::commands::{self, DeviceOptions};
 use wgminer::config;
 use wgminer::device::DeviceSelector;
-use wgminer::gpu::GpuOptions;
+use wgminer::gpu::shape::{self, ShapeRequest};
 use wgminer::pool::PoolOptions;
 use wgminer::source::gbt::rpc::{Auth, Node};
 use wgminer::source::stratum::PoolConfig;
@@ -115,22 +115,33 @@ struct KernelArgs {
     #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     dispatch_ms: u64,
 
-    /// Invocations per workgroup (the kernel's @workgroup_size)
-    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    workgroup_size: u32,
+    /// Invocations per workgroup (the kernel's @workgroup_size) [default: measured]
+    ///
+    /// On a device's first use wgminer measures a few shapes (64, 128, 256, 32 invocations ×
+    /// 64, 256, 16 nonces), about 100 ms each, and remembers the fastest for that adapter,
+    /// driver and kernel in ~/.cache/wgminer/kernel-shapes.json. A value given here wins; the
+    /// other dimension is still measured unless given too.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workgroup_size: Option<u32>,
 
-    /// Nonces each invocation tests
-    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
-    nonces_per_invocation: u32,
+    /// Nonces each invocation tests [default: measured, see --workgroup-size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    nonces_per_invocation: Option<u32>,
+
+    /// Measure the kernel's shape again instead of using the remembered one (after a driver
+    /// update that the adapter's description does not show, or on a busy machine)
+    #[arg(long)]
+    retune: bool,
 }
 
 impl KernelArgs {
     fn options(&self) -> DeviceOptions {
         DeviceOptions {
-            gpu: GpuOptions {
+            shape: ShapeRequest {
                 workgroup_size: self.workgroup_size,
                 nonces_per_invocation: self.nonces_per_invocation,
-                ..GpuOptions::default()
+                retune: self.retune,
+                cache: shape::default_cache_path(),
             },
             dispatch: Some(Duration::from_millis(self.dispatch_ms)),
         }

@@ -1,12 +1,22 @@
 //! The binary as a user runs it: exact JSON out of `scan`, PASS lines out of `selftest`, and
 //! clear errors (exit 2, no panic) for bad input.
 
+use std::path::Path;
 use std::process::{Command, Output};
+
+use wgminer::commands::bench::Report;
+use wgminer::gpu::shape::{Origin, Shape};
 
 const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
 
+/// The binary, with its kernel shape cache in the test build's own directory (shared by these
+/// tests, so that the shape is measured once), never the user's.
 fn wgminer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgminer")).args(args).output().unwrap()
+    with_cache(args, &Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"))
+}
+
+fn with_cache(args: &[&str], xdg_cache_home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgminer")).args(args).env("XDG_CACHE_HOME", xdg_cache_home).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -172,14 +182,17 @@ fn log_level_filters_events() {
 fn bench_json_is_a_record_that_report_reads() {
     let out = wgminer(&["bench", "--seconds", "0.2", "--runs", "2", "-d", "cpu", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let record: wgminer::commands::bench::Report = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let record: Report = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!((record.runs, record.os.as_str(), record.devices.len()), (2, std::env::consts::OS, 1));
     assert_eq!(record.devices[0].mhs.runs.len(), 2);
     assert!(
         record.devices[0].mhs.min <= record.devices[0].mhs.median
             && record.devices[0].mhs.median <= record.devices[0].mhs.max
     );
-    assert_eq!((record.kernel.workgroup_size, record.kernel.nonces_per_invocation), (64, 64));
+    let ops = wgminer::gpu::ops::per_nonce(wgminer::gpu::kernel::SOURCE, "sweep").unwrap();
+    assert_eq!(record.kernel.ops_per_nonce, Some(ops));
+    // The CPU reference runs no kernel.
+    assert_eq!((record.devices[0].kernel, record.devices[0].gops), (None, None));
     assert!(record.cpu_reference.mhs.median > 0.0);
     assert!(record.date.starts_with("20") && record.date.ends_with('Z'), "{}", record.date);
 }
@@ -226,4 +239,60 @@ fn grind_fails_as_bitcoin_util_does() {
         assert!(stderr(&out).contains("Could not satisfy difficulty target"), "{}", stderr(&out));
         assert_eq!(stdout(&out), "");
     }
+}
+
+/// The kernel's shape on lavapipe: measured on first use within the budget and written to the
+/// cache, read back on the next start, measured again with --retune; options given win and
+/// leave the cache alone.
+#[test]
+fn the_kernel_shape_is_measured_once_then_remembered() {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shape-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let file = home.join("wgminer/kernel-shapes.json");
+    let bench = |extra: &[&str]| -> wgminer::commands::bench::KernelShape {
+        let mut args = vec!["bench", "-d", "0", "--seconds", "0.2", "--runs", "1", "--json"];
+        args.extend_from_slice(extra);
+        let out = with_cache(&args, &home);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let record: Report = serde_json::from_str(stdout(&out).trim()).unwrap();
+        let device = &record.devices[0];
+        let ops = record.kernel.ops_per_nonce.unwrap();
+        let gops = device.mhs.median * f64::from(ops.fused) / 1e3;
+        assert!((device.gops.unwrap() - gops).abs() < 1e-9);
+        device.kernel.unwrap()
+    };
+    let first = bench(&[]);
+    let Origin::Measured { shapes, seconds } = first.origin else { panic!("{first:?}") };
+    assert!(shapes >= 1 && seconds > 0.0, "{first:?}");
+    assert!([32, 64, 128, 256].contains(&first.shape.workgroup_size), "{first:?}");
+    assert!([16, 64, 256].contains(&first.shape.nonces_per_invocation), "{first:?}");
+    let cached = std::fs::read_to_string(&file).unwrap();
+    let entries: serde_json::Value = serde_json::from_str(&cached).unwrap();
+    let entries = entries.as_object().unwrap();
+    assert_eq!(entries.len(), 1, "{cached}");
+    let (key, entry) = entries.iter().next().unwrap();
+    assert!(key.contains("llvmpipe") && key.contains("kernel "), "{key}");
+    assert_eq!(serde_json::from_value::<Shape>(entry["shape"].clone()).unwrap(), first.shape);
+
+    let second = bench(&[]);
+    assert_eq!((second.shape, second.origin), (first.shape, Origin::Cache));
+
+    let again = bench(&["--retune"]);
+    assert!(matches!(again.origin, Origin::Measured { .. }), "{again:?}");
+    let cached = std::fs::read_to_string(&file).unwrap();
+
+    let given = bench(&["--workgroup-size", "32", "--nonces-per-invocation", "16"]);
+    let shape = Shape { workgroup_size: 32, nonces_per_invocation: 16 };
+    assert_eq!((given.shape, given.origin), (shape, Origin::CommandLine));
+    let half = bench(&["--workgroup-size", "32"]);
+    assert_eq!(half.shape.workgroup_size, 32);
+    assert!(matches!(half.origin, Origin::Measured { .. }), "{half:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), cached, "given options leave the cache alone");
+
+    // A cache that is not JSON is measured over and rewritten, not a failure.
+    std::fs::write(&file, "{ not json").unwrap();
+    let repaired = bench(&[]);
+    assert!(matches!(repaired.origin, Origin::Measured { .. }), "{repaired:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&file).unwrap()).is_ok());
+    std::fs::remove_dir_all(&home).unwrap();
 }

@@ -12,7 +12,8 @@ fn wgminer(args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env_remove(key);
         }
     }
-    cmd.args(args).envs(env.iter().copied()).output().unwrap()
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+    cmd.env("XDG_CACHE_HOME", cache).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {

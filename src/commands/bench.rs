@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{DeviceOptions, measure_rate, open_device};
 use crate::cpu::CpuSweeper;
 use crate::device::{DeviceInfo, DeviceSelector, Sweeper};
+use crate::gpu::ops::OpCount;
+use crate::gpu::shape::{Origin, Shape};
 
 /// Repeated measurements of one rate: the median is the figure, min and max the spread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,14 +50,35 @@ pub struct Rate {
     pub mhs: Measured,
     /// The median rate over the CPU reference's median.
     pub ratio_to_cpu: f64,
+    /// A GPU's kernel shape, and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelShape>,
+    /// Effective integer throughput of a GPU, Gops/s: the median rate × the kernel's operations
+    /// per nonce (rotates as one), to hold against a spec sheet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gops: Option<f64>,
 }
 
-/// The kernel settings a GPU figure was measured with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KernelShape {
+    #[serde(flatten)]
+    pub shape: Shape,
+    #[serde(flatten)]
+    pub origin: Origin,
+}
+
+/// The kernel settings GPU figures were measured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelSettings {
-    pub workgroup_size: u32,
-    pub nonces_per_invocation: u32,
+    /// Records written before shapes were per device held the one shape of all of them here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workgroup_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonces_per_invocation: Option<u32>,
     pub dispatch_ms: Option<u64>,
+    /// The kernel's 32-bit integer operations per nonce, counted from its IR (`gpu::ops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_nonce: Option<OpCount>,
 }
 
 /// One `bench --json` record: what `wgminer report` merges across machines and vendors.
@@ -89,11 +112,11 @@ pub struct MiningRun {
     pub job_interval_s: f64,
 }
 
-/// Nonces per sweep call while benchmarking: many dispatches, so the pipeline stays full.
-const GPU_CHUNK: u64 = 1 << 28;
-const CPU_CHUNK: u64 = 1 << 18;
-
-fn mhs(device: &mut dyn Sweeper, seconds: f64, chunk: u64) -> anyhow::Result<f64> {
+/// MH/s of a device over about `seconds`, in sweeps of a few of its pieces (4 dispatches on a
+/// GPU, some 200 ms at the tuned size) so that its queue stays full and a short run still
+/// measures what it asks for.
+fn mhs(device: &mut dyn Sweeper, seconds: f64) -> anyhow::Result<f64> {
+    let chunk = device.preferred_chunk().saturating_mul(2 * device.depth() as u64).min(1 << 32);
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
     Ok(hashes as f64 / secs / 1e6)
 }
@@ -116,16 +139,13 @@ pub fn run(
     json: bool,
     mining: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    let mut opened: Vec<(Box<dyn Sweeper>, u64)> = Vec::new();
-    for selector in selectors {
-        let chunk = if *selector == DeviceSelector::Cpu { CPU_CHUNK } else { GPU_CHUNK };
-        opened.push((open_device(selector, options)?, chunk));
-    }
-    let (cpu_reference, devices) = measure_all(&mut opened, seconds, runs)?;
+    let mut opened: Vec<Box<dyn Sweeper>> =
+        selectors.iter().map(|selector| open_device(selector, options)).collect::<anyhow::Result<_>>()?;
+    let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep").map_err(anyhow::Error::msg)?;
+    let (cpu_reference, devices) = measure_all(&mut opened, seconds, runs, ops)?;
     if !json {
-        print_rates(&cpu_reference, &devices);
+        print_rates(&cpu_reference, &devices, ops);
     }
-    let mut opened: Vec<Box<dyn Sweeper>> = opened.into_iter().map(|(d, _)| d).collect();
     let mining = match mining {
         Some(job_interval) if !opened.is_empty() => {
             let run = mine_once(opened.swap_remove(0), devices[0].mhs.median, seconds, job_interval)?;
@@ -146,9 +166,10 @@ pub fn run(
             runs: runs.max(1),
             seconds_per_run: seconds,
             kernel: KernelSettings {
-                workgroup_size: options.gpu.workgroup_size,
-                nonces_per_invocation: options.gpu.nonces_per_invocation,
+                workgroup_size: None,
+                nonces_per_invocation: None,
                 dispatch_ms: options.dispatch.map(|d| d.as_millis() as u64),
+                ops_per_nonce: Some(ops),
             },
             devices,
             cpu_reference,
@@ -160,30 +181,43 @@ pub fn run(
 }
 
 /// `runs` interleaved measurements of the CPU reference and of each device.
-fn measure_all(opened: &mut [(Box<dyn Sweeper>, u64)], seconds: f64, runs: usize) -> anyhow::Result<(Rate, Vec<Rate>)> {
+fn measure_all(
+    opened: &mut [Box<dyn Sweeper>],
+    seconds: f64,
+    runs: usize,
+    ops: OpCount,
+) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
     let mut cpu_runs = Vec::new();
     let mut device_runs = vec![Vec::new(); opened.len()];
     for _ in 0..runs.max(1) {
-        cpu_runs.push(mhs(&mut cpu, seconds, CPU_CHUNK)?);
-        for ((device, chunk), runs) in opened.iter_mut().zip(&mut device_runs) {
-            runs.push(mhs(device.as_mut(), seconds, *chunk)?);
+        cpu_runs.push(mhs(&mut cpu, seconds)?);
+        for (device, runs) in opened.iter_mut().zip(&mut device_runs) {
+            runs.push(mhs(device.as_mut(), seconds)?);
         }
     }
     let cpu_mhs = Measured::new(cpu_runs);
-    let cpu_reference = Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone() };
+    let cpu_reference =
+        Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone(), kernel: None, gops: None };
     let devices = opened
         .iter()
         .zip(device_runs)
-        .map(|((device, _), runs)| {
+        .map(|(device, runs)| {
             let mhs = Measured::new(runs);
-            Rate { device: device.info().clone(), ratio_to_cpu: mhs.median / cpu_mhs.median, mhs }
+            let kernel = device.kernel_shape().map(|(shape, origin)| KernelShape { shape, origin });
+            Rate {
+                device: device.info().clone(),
+                ratio_to_cpu: mhs.median / cpu_mhs.median,
+                gops: kernel.map(|_| mhs.median * f64::from(ops.fused) / 1e3),
+                kernel,
+                mhs,
+            }
         })
         .collect();
     Ok((cpu_reference, devices))
 }
 
-fn print_rates(cpu_reference: &Rate, devices: &[Rate]) {
+fn print_rates(cpu_reference: &Rate, devices: &[Rate], ops: OpCount) {
     let line = |r: &Rate| {
         format!(
             "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%)",
@@ -195,8 +229,16 @@ fn print_rates(cpu_reference: &Rate, devices: &[Rate]) {
     };
     println!("{}", line(cpu_reference));
     for d in devices {
-        println!("{}  {:.2}x the CPU reference", line(d), d.ratio_to_cpu);
+        let kernel = match (&d.kernel, d.gops) {
+            (Some(k), Some(gops)) => format!(", kernel {} ({}), {gops:.1} Gops/s", k.shape, k.origin),
+            _ => String::new(),
+        };
+        println!("{}  {:.2}x the CPU reference{kernel}", line(d), d.ratio_to_cpu);
     }
+    println!(
+        "kernel work: {} integer operations per nonce with rotates as one ({} as shift, shift, or)",
+        ops.fused, ops.split
+    );
 }
 
 /// Mines through the embedded pool on `device` for `seconds`, then measures the device again:
@@ -216,7 +258,7 @@ fn mine_once(
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
     let (summary, mut back) = super::runtime()?.block_on(super::demo::demo(vec![device], &run, pool, journal))?;
     let after = match back.first_mut() {
-        Some(device) => mhs(device.as_mut(), seconds, GPU_CHUNK)?,
+        Some(device) => mhs(device.as_mut(), seconds)?,
         None => before,
     };
     let efficiency = summary.mhs / ((before + after) / 2.0);

@@ -16,20 +16,22 @@ pub mod solo;
 use std::time::{Duration, Instant};
 
 use crate::device::{DeviceSelector, SweepError, Sweeper};
+use crate::gpu::shape::{Shape, ShapeRequest};
 use crate::gpu::{GpuOptions, GpuSweeper, select_adapter, tune};
 use crate::work::{NonceRange, Target, Work, header_from_hex};
 
 /// How to open devices: the kernel's shape and the dispatch time the tuner aims at.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DeviceOptions {
-    pub gpu: GpuOptions,
-    /// Tune the batch to this dispatch time; `None` keeps `gpu.batch`.
+    pub shape: ShapeRequest,
+    /// Tune the batch to this dispatch time; `None` keeps the default batch.
     pub dispatch: Option<Duration>,
 }
 
+/// The default shape, not measured, and dispatches tuned to 50 ms.
 impl Default for DeviceOptions {
     fn default() -> Self {
-        DeviceOptions { gpu: GpuOptions::default(), dispatch: Some(tune::DEFAULT_DISPATCH) }
+        DeviceOptions { shape: ShapeRequest::fixed(Shape::DEFAULT), dispatch: Some(tune::DEFAULT_DISPATCH) }
     }
 }
 
@@ -55,13 +57,16 @@ pub async fn stop_signal() -> &'static str {
     "Ctrl-C"
 }
 
-/// Opens the device a selector names: the CPU reference sweeper, or a GPU, tuned.
+/// Opens the device a selector names: the CPU reference sweeper, or a GPU, its shape chosen
+/// and its dispatches sized.
 pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow::Result<Box<dyn Sweeper>> {
     if *selector == DeviceSelector::Cpu {
         return Ok(Box::new(crate::cpu::CpuSweeper::new()));
     }
     let adapter = select_adapter(selector)?;
-    let mut gpu = GpuSweeper::open(adapter, options.gpu)?;
+    let shape = options.shape.explicit().unwrap_or(Shape::DEFAULT);
+    let mut gpu = GpuSweeper::open(adapter, GpuOptions { shape, ..GpuOptions::default() })?;
+    tune::choose_shape(&mut gpu, &options.shape)?;
     if let Some(target) = options.dispatch {
         tune::tune(&mut gpu, target)?;
     }

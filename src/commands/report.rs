@@ -19,6 +19,8 @@ pub struct Row {
     pub device_type: String,
     pub os: String,
     pub kernel: String,
+    /// Effective Gops/s (median × operations per nonce), for records that have it.
+    pub gops: Option<f64>,
     pub median: f64,
     pub min: f64,
     pub max: f64,
@@ -72,11 +74,14 @@ pub fn rows(reports: &[Report]) -> Vec<Row> {
                 device_type: d.device.device_type.clone(),
                 os: format!("{} {}", r.os, r.arch),
                 // The sha2 reference runs no kernel.
-                kernel: if d.device.backend == "cpu" {
-                    "-".into()
-                } else {
-                    format!("{}×{}", r.kernel.workgroup_size, r.kernel.nonces_per_invocation)
+                kernel: match (&d.kernel, r.kernel.workgroup_size, r.kernel.nonces_per_invocation) {
+                    (Some(k), _, _) => k.shape.to_string(),
+                    // The sha2 reference runs no kernel.
+                    _ if d.device.backend == "cpu" => "-".into(),
+                    (None, Some(w), Some(n)) => format!("{w}×{n}"),
+                    _ => "?".into(),
                 },
+                gops: d.gops,
                 median: d.mhs.median,
                 min: d.mhs.min,
                 max: d.mhs.max,
@@ -100,13 +105,13 @@ fn cell(text: &str) -> String {
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
-         |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|\n",
+        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Gops/s | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
+         |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for (i, r) in rows.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1}% ({:.2}–{:.2}) | {} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.1}% ({:.2}–{:.2}) | {} | {:.2} | {:.2} | {} | {} |",
             i + 1,
             cell(&r.device),
             cell(&r.vendor),
@@ -116,6 +121,7 @@ pub fn markdown(rows: &[Row]) -> String {
             cell(&r.os),
             r.kernel,
             r.median,
+            r.gops.map_or("-".into(), |g| format!("{g:.1}")),
             r.spread_percent,
             r.min,
             r.max,

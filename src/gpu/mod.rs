@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod kernel;
 pub mod ops;
+pub mod shape;
 pub mod sweep;
 pub mod tune;
 

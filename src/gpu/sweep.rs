@@ -10,6 +10,7 @@ use wgpu::util::DeviceExt;
 
 use super::adapter::{GpuError, describe, supports_compute};
 use super::kernel::{KernelParams, SOURCE};
+use super::shape::{Origin, Shape};
 use crate::device::{DeviceInfo, SweepError, Sweeper};
 use crate::work::{NonceRange, Work};
 
@@ -25,15 +26,14 @@ pub const MAX_BATCH: u32 = 1 << 31;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuOptions {
-    pub workgroup_size: u32,
-    pub nonces_per_invocation: u32,
-    /// Nonces per dispatch; `GpuSweeper::tune` sets it from a measured dispatch time.
+    pub shape: Shape,
+    /// Nonces per dispatch; `tune::tune` sets it from a measured dispatch time.
     pub batch: u32,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { workgroup_size: 64, nonces_per_invocation: 64, batch: 1 << 20 }
+        GpuOptions { shape: Shape::DEFAULT, batch: 1 << 20 }
     }
 }
 
@@ -54,11 +54,16 @@ struct InFlight {
 
 pub struct GpuSweeper {
     info: DeviceInfo,
+    adapter_info: wgpu::AdapterInfo,
+    max_invocations: u32,
     device: wgpu::Device,
     queue: wgpu::Queue,
+    module: wgpu::ShaderModule,
     pipeline: wgpu::ComputePipeline,
     slots: Vec<Slot>,
     options: GpuOptions,
+    /// Where the shape in use came from.
+    origin: Origin,
     max_groups_per_dimension: u32,
     submitted: usize,
     /// Dispatches submitted and not yet collected, oldest first, with their parameters (kept
@@ -111,16 +116,8 @@ impl GpuSweeper {
         }
         let open_error = |message: String| GpuError::Open { name: info.name.clone(), message };
         let limits = adapter.limits();
-        if options.workgroup_size == 0
-            || options.workgroup_size > limits.max_compute_invocations_per_workgroup
-            || options.workgroup_size > limits.max_compute_workgroup_size_x
-            || options.nonces_per_invocation == 0
-        {
-            return Err(open_error(format!(
-                "workgroup size {} / {} nonces per invocation is outside the adapter's limits (at most {} invocations)",
-                options.workgroup_size, options.nonces_per_invocation, limits.max_compute_invocations_per_workgroup
-            )));
-        }
+        let max_invocations = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        check_shape(options.shape, max_invocations).map_err(open_error)?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgminer"),
             required_limits: limits.clone(),
@@ -132,31 +129,19 @@ impl GpuSweeper {
             label: Some("sha256d.wgsl"),
             source: wgpu::ShaderSource::Wgsl(SOURCE.into()),
         });
-        let constants = [
-            ("WORKGROUP_SIZE", f64::from(options.workgroup_size)),
-            ("NONCES_PER_INVOCATION", f64::from(options.nonces_per_invocation)),
-        ];
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("sweep"),
-            layout: None,
-            module: &module,
-            entry_point: Some("sweep"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        let layout = pipeline.get_bind_group_layout(0);
-        let slots = (0..SLOTS).map(|i| Slot::new(&device, &layout, i)).collect();
-        let options = GpuOptions { batch: clamp_batch(options.batch, &options), ..options };
+        let (pipeline, slots) = build(&device, &module, options.shape);
+        let options = GpuOptions { batch: clamp_batch(options.batch, options.shape), ..options };
         Ok(GpuSweeper {
             info,
+            adapter_info,
+            max_invocations,
             device,
             queue,
+            module,
             pipeline,
             slots,
             options,
+            origin: Origin::CommandLine,
             max_groups_per_dimension: limits.max_compute_workgroups_per_dimension,
             submitted: 0,
             in_flight: VecDeque::new(),
@@ -169,7 +154,32 @@ impl GpuSweeper {
     }
 
     pub fn set_batch(&mut self, batch: u32) {
-        self.options.batch = clamp_batch(batch, &self.options);
+        self.options.batch = clamp_batch(batch, self.options.shape);
+    }
+
+    /// The adapter as wgpu describes it (the shape cache's key).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.adapter_info
+    }
+
+    /// The most invocations a workgroup may have on this adapter.
+    pub fn max_invocations(&self) -> u32 {
+        self.max_invocations
+    }
+
+    /// Rebuilds the pipeline for another shape, if it is another; only between sweeps.
+    pub fn set_shape(&mut self, shape: Shape, origin: Origin) -> Result<(), SweepError> {
+        self.origin = origin;
+        if shape == self.options.shape {
+            return Ok(());
+        }
+        if !self.in_flight.is_empty() || !self.ready.is_empty() {
+            return Err(self.error("the kernel's shape changes only on an idle device"));
+        }
+        check_shape(shape, self.max_invocations).map_err(|e| self.error(e))?;
+        (self.pipeline, self.slots) = build(&self.device, &self.module, shape);
+        self.options = GpuOptions { shape, batch: clamp_batch(self.options.batch, shape) };
+        Ok(())
     }
 
     fn error(&self, message: impl ToString) -> SweepError {
@@ -189,8 +199,7 @@ impl GpuSweeper {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &slot.bind_group, &[]);
-            let per_group = self.options.workgroup_size * self.options.nonces_per_invocation;
-            let (x, y) = grid(range.count as u32, per_group, self.max_groups_per_dimension);
+            let (x, y) = grid(range.count as u32, self.options.shape.per_group(), self.max_groups_per_dimension);
             pass.dispatch_workgroups(x, y, 1);
         }
         encoder.copy_buffer_to_buffer(&slot.candidates, 0, &slot.readback, 0, CANDIDATE_BYTES);
@@ -278,14 +287,51 @@ pub fn grid(count: u32, per_group: u32, max_per_dimension: u32) -> (u32, u32) {
     (groups.div_ceil(y.max(1)) as u32, y.max(1) as u32)
 }
 
-fn clamp_batch(batch: u32, options: &GpuOptions) -> u32 {
-    let granule = options.workgroup_size * options.nonces_per_invocation;
+fn clamp_batch(batch: u32, shape: Shape) -> u32 {
+    let granule = shape.per_group();
     batch.clamp(granule, MAX_BATCH) / granule * granule
+}
+
+fn check_shape(shape: Shape, max_invocations: u32) -> Result<(), String> {
+    let Shape { workgroup_size, nonces_per_invocation } = shape;
+    if workgroup_size == 0 || workgroup_size > max_invocations || nonces_per_invocation == 0 {
+        return Err(format!(
+            "workgroup size {workgroup_size} / {nonces_per_invocation} nonces per invocation is outside the adapter's limits (at most {max_invocations} invocations)"
+        ));
+    }
+    Ok(())
+}
+
+/// The pipeline for one shape (its constants are the shader's overrides) and the dispatch
+/// slots bound to its layout.
+fn build(device: &wgpu::Device, module: &wgpu::ShaderModule, shape: Shape) -> (wgpu::ComputePipeline, Vec<Slot>) {
+    let constants = [
+        ("WORKGROUP_SIZE", f64::from(shape.workgroup_size)),
+        ("NONCES_PER_INVOCATION", f64::from(shape.nonces_per_invocation)),
+    ];
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("sweep"),
+        layout: None,
+        module,
+        entry_point: Some("sweep"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    let layout = pipeline.get_bind_group_layout(0);
+    let slots = (0..SLOTS).map(|i| Slot::new(device, &layout, i)).collect();
+    (pipeline, slots)
 }
 
 impl Sweeper for GpuSweeper {
     fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    fn kernel_shape(&self) -> Option<(Shape, Origin)> {
+        Some((self.options.shape, self.origin))
     }
 
     /// One dispatch.

@@ -1,10 +1,14 @@
-//! Sizes dispatches by measurement: long enough that launch overhead vanishes, short enough
-//! that a new job reaches the device quickly (50 ms by default, as cgminer's intensity aims at).
+//! Tuning by measurement on the device itself: the kernel's shape (measured once, then
+//! remembered, see `shape`), and the dispatch size: long enough that launch overhead vanishes,
+//! short enough that a new job reaches the device quickly (50 ms by default, as cgminer's
+//! intensity aims at).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::kernel::SOURCE;
+use super::shape::{self, Entry, Origin, Shape, ShapeRequest};
 use super::sweep::{GpuSweeper, MAX_BATCH};
-use crate::device::SweepError;
+use crate::device::{SweepError, Sweeper};
 
 pub const DEFAULT_DISPATCH: Duration = Duration::from_millis(50);
 
@@ -16,8 +20,7 @@ pub struct Tuned {
 
 /// Grows the dispatch until it takes a quarter of `target`, then scales it to `target`.
 pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepError> {
-    let options = sweeper.options();
-    let granule = options.workgroup_size * options.nonces_per_invocation;
+    let granule = sweeper.options().shape.per_group();
     let mut batch = granule.saturating_mul(16).min(MAX_BATCH);
     // The first dispatch pays for pipeline warm-up; it is not measured.
     sweeper.time_dispatch(batch)?;
@@ -34,4 +37,52 @@ pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepEr
     let batch = sweeper.options().batch;
     let dispatch = measure(sweeper, batch)?;
     Ok(Tuned { batch, dispatch })
+}
+
+/// The dispatch time each candidate shape is tuned to before its rate is read.
+const SHAPE_DISPATCH: Duration = Duration::from_millis(25);
+
+/// Sets the kernel's shape: the one the command line gives, else the one remembered for this
+/// adapter, driver and kernel, else the fastest of a short search, which is then remembered.
+/// Both dimensions given on the command line win; one given is kept while the other is tuned.
+pub fn choose_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<Origin, SweepError> {
+    if let Some(shape) = request.explicit() {
+        sweeper.set_shape(shape, Origin::CommandLine)?;
+        return Ok(Origin::CommandLine);
+    }
+    let key = shape::cache_key(sweeper.adapter_info(), SOURCE);
+    let fits = |s: &Shape| {
+        request.workgroup_size.is_none_or(|w| w == s.workgroup_size)
+            && request.nonces_per_invocation.is_none_or(|n| n == s.nonces_per_invocation)
+            && s.workgroup_size <= sweeper.max_invocations()
+    };
+    if let (Some(path), false) = (&request.cache, request.retune) {
+        match shape::load(path) {
+            Ok(all) => {
+                if let Some(entry) = all.get(&key).filter(|e| fits(&e.shape)) {
+                    sweeper.set_shape(entry.shape, Origin::Cache)?;
+                    return Ok(Origin::Cache);
+                }
+            }
+            Err(e) => tracing::warn!("the kernel shape cache is unreadable, measuring again: {e}"),
+        }
+    }
+    let started = Instant::now();
+    let budget = shape::budget_from_now(shape::BUDGET);
+    let (best, mhs, shapes) = shape::search(request, sweeper.max_invocations(), budget, |candidate| {
+        sweeper.set_shape(candidate, Origin::CommandLine)?;
+        let tuned = tune(sweeper, SHAPE_DISPATCH)?;
+        Ok::<_, SweepError>(f64::from(tuned.batch) / tuned.dispatch.as_secs_f64().max(1e-9) / 1e6)
+    })?;
+    let origin = Origin::Measured { shapes, seconds: started.elapsed().as_secs_f64() };
+    sweeper.set_shape(best, origin)?;
+    tracing::info!(device = %sweeper.info().name, "kernel shape {best}: {mhs:.2} MH/s, the best of {shapes} measured");
+    // A search with a dimension held fixed answers another question; only a free one is kept.
+    if let (Some(path), None, None) = (&request.cache, request.workgroup_size, request.nonces_per_invocation) {
+        let measured = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        if let Err(e) = shape::store(path, &key, Entry { shape: best, mhs, measured }) {
+            tracing::warn!("could not remember the kernel shape: {e}");
+        }
+    }
+    Ok(origin)
 }

@@ -1,0 +1,322 @@
+//! The kernel's shape on each device: invocations per workgroup × nonces per invocation. The
+//! best one differs by vendor (wave32 or wave64, Apple's SIMD groups, Intel's EUs, llvmpipe's
+//! vector width), so it is measured on a device's first use, a few shapes for about 100 ms
+//! each, and remembered per adapter, driver and kernel in the user's cache directory, as
+//! hashcat's autotune does. Options given on the command line win over both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub workgroup_size: u32,
+    pub nonces_per_invocation: u32,
+}
+
+impl Shape {
+    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64 };
+
+    /// Nonces one workgroup sweeps.
+    pub fn per_group(&self) -> u32 {
+        self.workgroup_size * self.nonces_per_invocation
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}", self.workgroup_size, self.nonces_per_invocation)
+    }
+}
+
+/// What the user asked for: a dimension given is fixed, the others are tuned (or read from the
+/// cache, unless `retune`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShapeRequest {
+    pub workgroup_size: Option<u32>,
+    pub nonces_per_invocation: Option<u32>,
+    pub retune: bool,
+    /// The cache file; `None` measures every time and remembers nothing.
+    pub cache: Option<PathBuf>,
+}
+
+impl ShapeRequest {
+    /// The default shape, nothing measured: for tests and library users that want no tuning.
+    pub fn fixed(shape: Shape) -> Self {
+        ShapeRequest {
+            workgroup_size: Some(shape.workgroup_size),
+            nonces_per_invocation: Some(shape.nonces_per_invocation),
+            ..Default::default()
+        }
+    }
+
+    /// Both dimensions given: nothing to measure.
+    pub fn explicit(&self) -> Option<Shape> {
+        Some(Shape { workgroup_size: self.workgroup_size?, nonces_per_invocation: self.nonces_per_invocation? })
+    }
+}
+
+/// Where a device's shape came from, for the log and `bench --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum Origin {
+    CommandLine,
+    Cache,
+    Measured { shapes: usize, seconds: f64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => write!(f, "from the command line"),
+            Origin::Cache => write!(f, "remembered"),
+            Origin::Measured { shapes, seconds } => write!(f, "best of {shapes} measured in {seconds:.1} s"),
+        }
+    }
+}
+
+/// Workgroup sizes to try, likeliest first: 64 (AMD's wave64, two NVIDIA warps), then wider for
+/// occupancy, then 32 (NVIDIA's warp, RDNA's wave32, Apple's SIMD group).
+const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
+/// Nonces per invocation, tried at the best workgroup size: longer loops amortise the
+/// invocation's setup, shorter ones fill small devices.
+const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
+
+/// The most a search takes: a shape starts only if it should end within it, going by the
+/// shapes measured so far (a pipeline compile on llvmpipe alone takes most of a second).
+pub const BUDGET: Duration = Duration::from_secs(3);
+
+/// Measures shapes in order, workgroup size first, then nonces per invocation at the best
+/// workgroup size, while `budget_left` says so (the first is always measured). Returns the
+/// fastest, its rate, and how many shapes were measured. Pure: the measuring is the caller's.
+pub fn search<E>(
+    request: &ShapeRequest,
+    max_invocations: u32,
+    mut budget_left: impl FnMut() -> bool,
+    mut measure: impl FnMut(Shape) -> Result<f64, E>,
+) -> Result<(Shape, f64, usize), E> {
+    let sizes: Vec<u32> = match request.workgroup_size {
+        Some(fixed) => vec![fixed],
+        None => WORKGROUP_SIZES.into_iter().filter(|&w| w <= max_invocations).collect(),
+    };
+    let sizes = if sizes.is_empty() { vec![max_invocations.max(1)] } else { sizes };
+    let nonces: Vec<u32> = match request.nonces_per_invocation {
+        Some(fixed) => vec![fixed],
+        None => NONCES_PER_INVOCATION.to_vec(),
+    };
+    let mut best: Option<(Shape, f64)> = None;
+    let mut measured = 0;
+    let mut try_shape = |shape: Shape, best: &mut Option<(Shape, f64)>| -> Result<bool, E> {
+        if measured > 0 && !budget_left() {
+            return Ok(false);
+        }
+        let rate = measure(shape)?;
+        measured += 1;
+        if best.is_none_or(|(_, r)| rate > r) {
+            *best = Some((shape, rate));
+        }
+        Ok(true)
+    };
+    for &workgroup_size in &sizes {
+        if !try_shape(Shape { workgroup_size, nonces_per_invocation: nonces[0] }, &mut best)? {
+            break;
+        }
+    }
+    let workgroup_size = best.map_or(sizes[0], |(s, _)| s.workgroup_size);
+    for &nonces_per_invocation in &nonces[1..] {
+        if !try_shape(Shape { workgroup_size, nonces_per_invocation }, &mut best)? {
+            break;
+        }
+    }
+    let (shape, rate) = best.expect("the first shape is always measured");
+    Ok((shape, rate, measured))
+}
+
+/// What identifies a device for the cache: adapter, backend, driver and its version, and the
+/// kernel itself (a changed kernel is measured again).
+pub fn cache_key(info: &wgpu::AdapterInfo, kernel: &str) -> String {
+    use bitcoin::hex::DisplayHex;
+    use sha2::Digest;
+    let fingerprint = sha2::Sha256::digest(kernel.as_bytes());
+    format!(
+        "{} | {:?} | {:04x}:{:04x} | {} {} | kernel {}",
+        info.name,
+        info.backend,
+        info.vendor,
+        info.device,
+        info.driver,
+        info.driver_info,
+        fingerprint[..6].to_lower_hex_string()
+    )
+}
+
+/// One remembered choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub shape: Shape,
+    /// Its rate when measured, MH/s.
+    pub mhs: f64,
+    /// When (RFC 3339).
+    pub measured: String,
+}
+
+/// The cache file: `wgminer/kernel-shapes.json` in the user's cache directory
+/// (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%`).
+pub fn default_cache_path() -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("wgminer").join("kernel-shapes.json"))
+}
+
+/// Reads every remembered choice. A missing file is an empty cache; an unreadable one is an
+/// error that says which file, which the caller logs before measuring again.
+pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Remembers `entry` under `key`, keeping the others; written whole to a temporary file and
+/// renamed, so that two miners starting at once never leave half a file.
+pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), String> {
+    let mut all = load(path).unwrap_or_default();
+    all.insert(key.to_string(), entry);
+    let error = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(error)?;
+    }
+    let temporary = path.with_extension(format!("json.{}", std::process::id()));
+    let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+    std::fs::write(&temporary, text + "\n").map_err(error)?;
+    std::fs::rename(&temporary, path).map_err(error)
+}
+
+/// A clock for `search`'s budget: asked before each shape after the first, it says whether one
+/// more of the average length so far still ends within `budget`.
+pub fn budget_from_now(budget: Duration) -> impl FnMut() -> bool {
+    let started = Instant::now();
+    let mut done = 0u32;
+    move || {
+        done += 1;
+        let elapsed = started.elapsed();
+        elapsed + elapsed / done <= budget
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A made-up device whose rate peaks at 128 × 256.
+    fn rate(shape: Shape) -> Result<f64, String> {
+        let w = match shape.workgroup_size {
+            128 => 10.0,
+            256 => 8.0,
+            64 => 7.0,
+            _ => 5.0,
+        };
+        let n = match shape.nonces_per_invocation {
+            256 => 2.0,
+            64 => 1.5,
+            _ => 1.0,
+        };
+        Ok(w * n)
+    }
+
+    fn run(request: &ShapeRequest, max: u32, budget: usize) -> (Shape, f64, Vec<Shape>) {
+        let mut tried = Vec::new();
+        let mut left = budget;
+        let (shape, mhs, n) = search(
+            request,
+            max,
+            || {
+                left = left.saturating_sub(1);
+                left > 0
+            },
+            |s| {
+                tried.push(s);
+                rate(s)
+            },
+        )
+        .unwrap();
+        assert_eq!(n, tried.len());
+        (shape, mhs, tried)
+    }
+
+    fn shape(workgroup_size: u32, nonces_per_invocation: u32) -> Shape {
+        Shape { workgroup_size, nonces_per_invocation }
+    }
+
+    #[test]
+    fn finds_the_fastest_shape_workgroup_first() {
+        let (best, mhs, tried) = run(&ShapeRequest::default(), 1024, 100);
+        assert_eq!((best, mhs), (shape(128, 256), 20.0));
+        assert_eq!(
+            tried,
+            [shape(64, 64), shape(128, 64), shape(256, 64), shape(32, 64), shape(128, 256), shape(128, 16)]
+        );
+    }
+
+    #[test]
+    fn stays_within_the_adapters_limit_and_the_given_dimension() {
+        let (_, _, tried) = run(&ShapeRequest::default(), 64, 100);
+        assert!(tried.iter().all(|s| s.workgroup_size <= 64), "{tried:?}");
+        let fixed = ShapeRequest { workgroup_size: Some(256), ..Default::default() };
+        let (best, _, tried) = run(&fixed, 1024, 100);
+        assert_eq!(best, shape(256, 256));
+        assert!(tried.iter().all(|s| s.workgroup_size == 256), "{tried:?}");
+        let fixed = ShapeRequest { nonces_per_invocation: Some(16), ..Default::default() };
+        let (best, _, _) = run(&fixed, 1024, 100);
+        assert_eq!(best, shape(128, 16));
+    }
+
+    #[test]
+    fn the_budget_stops_the_search_but_not_before_one_shape() {
+        let (best, _, tried) = run(&ShapeRequest::default(), 1024, 2);
+        assert_eq!(tried, [shape(64, 64), shape(128, 64)]);
+        assert_eq!(best, shape(128, 64));
+        let (_, _, tried) = run(&ShapeRequest::default(), 1024, 0);
+        assert_eq!(tried, [shape(64, 64)]);
+    }
+
+    #[test]
+    fn the_cache_keeps_every_device_and_survives_a_bad_file() {
+        let dir = std::env::temp_dir().join(format!("wgminer-shape-test-{}", std::process::id()));
+        let path = dir.join("wgminer").join("kernel-shapes.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(load(&path).unwrap().is_empty());
+        let entry = |s: Shape| Entry { shape: s, mhs: 1.5, measured: "2026-11-25T00:00:00Z".into() };
+        store(&path, "gpu a", entry(shape(32, 16))).unwrap();
+        store(&path, "gpu b", entry(shape(256, 64))).unwrap();
+        store(&path, "gpu a", entry(shape(128, 64))).unwrap();
+        let all = load(&path).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["gpu a"].shape, shape(128, 64));
+        assert_eq!(all["gpu b"].shape, shape(256, 64));
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(load(&path).unwrap_err().contains("kernel-shapes.json"));
+        // Storing over a bad file starts it afresh.
+        store(&path, "gpu c", entry(shape(64, 64))).unwrap();
+        assert_eq!(load(&path).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_key_names_adapter_driver_and_kernel() {
+        let info = wgpu::AdapterInfo {
+            name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+            vendor: 0x10005,
+            driver: "llvmpipe".into(),
+            driver_info: "Mesa 22.3.6 (LLVM 15.0.6)".into(),
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan)
+        };
+        let key = cache_key(&info, "kernel one");
+        assert!(
+            key.starts_with("llvmpipe (LLVM 15.0.6, 256 bits) | Vulkan | 10005:0000 | llvmpipe Mesa 22.3.6"),
+            "{key}"
+        );
+        assert_ne!(key, cache_key(&info, "kernel two"));
+    }
+}
