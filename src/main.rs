@@ -493,7 +493,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Report { files, svg } => commands::report::run(&files, &svg)?,
         Command::Config { print, args } => print_config(print, args, cli.config.as_deref())?,
-        Command::Devices { json } => commands::devices::run(json)?,
+        Command::Devices { json } => commands::devices::run(json, shape::default_cache_path().as_deref())?,
         Command::Selftest { device } => {
             let mut sweeper = commands::open_device(&device.device, &device.kernel.options())?;
             if commands::selftest::run(sweeper.as_mut())? > 0 {

@@ -276,6 +276,10 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
 
     let second = bench(&[]);
     assert_eq!((second.shape, second.origin), (first.shape, Origin::Cache));
+    // `devices` shows the remembered shape without measuring anything.
+    let out = with_cache(&["devices", "--json"], &home);
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(serde_json::from_value::<Shape>(row["kernel_shape"].clone()).unwrap(), first.shape);
 
     let again = bench(&["--retune"]);
     assert!(matches!(again.origin, Origin::Measured { .. }), "{again:?}");

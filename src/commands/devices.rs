@@ -1,10 +1,13 @@
-//! `wgminer devices`: what wgpu finds, with the index `--device` takes.
+//! `wgminer devices`: what wgpu finds, with the index `--device` takes and the kernel shape
+//! each adapter will run (remembered from its first use, or measured on the next).
 
 use serde::Serialize;
 
 use crate::cpu::CpuSweeper;
 use crate::device::{DeviceInfo, Sweeper};
 use crate::gpu::adapter::{INSTALL_HINT, describe, list_adapters, supports_compute};
+use crate::gpu::kernel::SOURCE;
+use crate::gpu::shape::{self, Shape};
 
 #[derive(Serialize)]
 struct Row {
@@ -12,27 +15,54 @@ struct Row {
     #[serde(flatten)]
     info: DeviceInfo,
     compute: bool,
+    /// The remembered kernel shape; `None`: measured on first use (or the CPU, which has none).
+    kernel_shape: Option<Shape>,
 }
 
-pub fn run(json: bool) -> anyhow::Result<()> {
+/// `cache`: the kernel shape cache file, if the user has one.
+pub fn run(json: bool, cache: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let remembered = match cache.map(shape::load) {
+        Some(Ok(all)) => all,
+        Some(Err(e)) => {
+            tracing::warn!("the kernel shape cache is unreadable (shapes will be measured again): {e}");
+            Default::default()
+        }
+        None => Default::default(),
+    };
     let mut rows: Vec<Row> = list_adapters()
         .iter()
         .enumerate()
-        .map(|(i, a)| Row { index: i.to_string(), info: describe(&a.get_info()), compute: supports_compute(a) })
+        .map(|(i, a)| {
+            let info = a.get_info();
+            Row {
+                index: i.to_string(),
+                kernel_shape: remembered.get(&shape::cache_key(&info, SOURCE)).map(|e| e.shape),
+                info: describe(&info),
+                compute: supports_compute(a),
+            }
+        })
         .collect();
     let gpus = rows.len();
-    rows.push(Row { index: "cpu".into(), info: CpuSweeper::new().info().clone(), compute: true });
+    rows.push(Row { index: "cpu".into(), info: CpuSweeper::new().info().clone(), compute: true, kernel_shape: None });
     if json {
         for row in &rows {
             println!("{}", serde_json::to_string(row)?);
         }
         return Ok(());
     }
-    println!("{:<5} {:<40} {:<8} {:<8} {:<13} driver", "index", "name", "backend", "vendor", "type");
+    println!("{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} driver", "index", "name", "backend", "vendor", "type", "kernel");
     for row in &rows {
         let i = &row.info;
         let name = if row.compute { i.name.clone() } else { format!("{} (no compute)", i.name) };
-        println!("{:<5} {:<40} {:<8} {:<8} {:<13} {}", row.index, name, i.backend, i.vendor, i.device_type, i.driver);
+        let kernel = match (row.kernel_shape, row.index.as_str()) {
+            (Some(shape), _) => shape.to_string(),
+            (None, "cpu") => "-".into(),
+            (None, _) => "untuned".into(),
+        };
+        println!(
+            "{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} {}",
+            row.index, name, i.backend, i.vendor, i.device_type, kernel, i.driver
+        );
     }
     if gpus == 0 {
         eprintln!("no GPU adapter found; {INSTALL_HINT}");
