@@ -150,7 +150,7 @@ pub fn run(
         Some(job_interval) if !opened.is_empty() => {
             let run = mine_once(opened.swap_remove(0), devices[0].mhs.median, seconds, job_interval)?;
             if !json {
-                print_mining(&run, devices[0].mhs.median);
+                print_mining(&run, devices[0].mhs.median, options.dispatch);
             }
             Some(run)
         }
@@ -265,16 +265,17 @@ fn mine_once(
     Ok(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
 }
 
-fn print_mining(run: &MiningRun, before: f64) {
+fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>) {
     let s = &run.summary;
     println!(
-        "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to device p50 {} ms, p99 {} ms",
+        "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to its first dispatch p50 {} ms, p99 {} ms (dispatch {})",
         s.mhs,
         run.efficiency * 100.0,
         before,
         run.bench_after_mhs,
         s.job_switch_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
         s.job_switch_p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
+        dispatch.map_or("untuned".into(), |d| format!("{} ms", d.as_millis())),
     );
 }
 

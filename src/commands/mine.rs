@@ -40,7 +40,7 @@ pub struct Summary {
     /// Solo mining: templates taken and blocks found.
     pub templates: u64,
     pub blocks: u64,
-    /// Time from a new job's notify to a device's first sweep of it (median and 99th
+    /// Time from a new job's notify to the start of a device's first dispatch of it (median and 99th
     /// percentile), over every job but the first.
     pub job_switch_p50_ms: Option<f64>,
     pub job_switch_p99_ms: Option<f64>,
@@ -241,7 +241,7 @@ pub fn print_summary(s: &Summary) {
         println!("solo: {} templates, {} blocks found", s.templates, s.blocks);
     }
     if let (Some(p50), Some(p99)) = (s.job_switch_p50_ms, s.job_switch_p99_ms) {
-        println!("new job to device: p50 {p50:.1} ms, p99 {p99:.1} ms");
+        println!("new job to its first dispatch: p50 {p50:.1} ms, p99 {p99:.1} ms");
     }
 }
 

@@ -92,8 +92,9 @@ pub struct Scheduler {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
-    /// For each new job a device took up: the time from its notify to the device's first
-    /// sweep of it.
+    /// For each new job a device took up: the time from its notify to the start of the
+    /// device's first dispatch of it (when the dispatch queued before it ended, or when it was
+    /// queued on an idle device).
     pub switch_latencies: Arc<Mutex<Vec<Duration>>>,
 }
 
@@ -126,6 +127,7 @@ impl Scheduler {
             extranonces: self.extranonces.clone(),
             latencies: self.switch_latencies.clone(),
             unit: None,
+            fresh: None,
             queued: VecDeque::new(),
         };
         std::thread::spawn(move || {
@@ -159,21 +161,34 @@ struct DeviceLoop {
     extranonces: Arc<Extranonces>,
     latencies: Arc<Mutex<Vec<Duration>>>,
     unit: Option<Arc<Unit>>,
-    /// Pieces queued on the device, oldest first, with the unit each belongs to.
-    queued: VecDeque<Arc<Unit>>,
+    /// When the job of the unit `current_unit` just cut was received, if it is a new job.
+    fresh: Option<std::time::Instant>,
+    /// Pieces queued on the device, oldest first, with the unit each belongs to and, for the
+    /// first piece of a new job, when that job was received.
+    queued: VecDeque<(Arc<Unit>, Option<std::time::Instant>)>,
 }
 
 impl DeviceLoop {
     fn run(&mut self) -> Result<(), crate::device::SweepError> {
-        let preferred = self.device.preferred_chunk();
+        // What is queued on the device adds up to less than one dispatch of the tuned size
+        // (pieces of a third of one on a GPU, which keeps two in flight): a new job waits for
+        // the rest of the running piece and the one behind it, two thirds of a dispatch, and
+        // the host's and driver's jitter still leave it within one.
+        let depth = self.device.depth().max(1);
+        let preferred = (self.device.preferred_chunk() / (depth as u64 + 1)).max(1);
         while !self.stop.load(Relaxed) {
             // Keep the device's queue full, each new piece from the newest job.
-            while self.queued.len() < self.device.depth() {
+            while self.queued.len() < depth {
                 let Some(unit) = self.current_unit() else { break };
                 let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work.target));
                 let next = Arc::new(Unit { rest, ..(*unit).clone() });
                 self.device.queue(&next.work, piece)?;
-                self.queued.push_back(next.clone());
+                let mut received = self.fresh.take();
+                if self.queued.is_empty() {
+                    // An idle device starts it now.
+                    received.take().into_iter().for_each(|r| self.record_switch(r));
+                }
+                self.queued.push_back((next.clone(), received));
                 self.unit = Some(next);
             }
             if self.queued.is_empty() {
@@ -181,11 +196,19 @@ impl DeviceLoop {
                 continue;
             }
             let Some((range, candidates)) = self.device.next_result()? else { continue };
-            let unit = self.queued.pop_front().expect("a piece per result");
+            let (unit, _) = self.queued.pop_front().expect("a piece per result");
+            // The device runs its queue in order: the next piece started as this one ended.
+            if let Some(received) = self.queued.front_mut().and_then(|(_, r)| r.take()) {
+                self.record_switch(received);
+            }
             self.stats.add_hashes(&self.counters, range.count);
             self.report(&unit, range, &candidates);
         }
         Ok(())
+    }
+
+    fn record_switch(&self, received: std::time::Instant) {
+        self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(received.elapsed());
     }
 
     /// The unit to take the next piece from: the current one while its job is newest and
@@ -200,7 +223,7 @@ impl DeviceLoop {
         let source_work = self.work.borrow_and_update().clone()?;
         let (extranonce2, version) = self.extranonces.next(&source_work)?;
         if self.unit.as_ref().is_none_or(|u| u.source_work.generation != source_work.generation) {
-            self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(source_work.received.elapsed());
+            self.fresh = Some(source_work.received);
         }
         let job = &source_work.job;
         let header = job.header(&source_work.extranonce1, &extranonce2, job.time, version);
@@ -270,6 +293,83 @@ mod tests {
             nonces: NonceRange::FULL_RANGE,
             received: std::time::Instant::now(),
         }
+    }
+
+    /// A device whose pieces end when the test says so.
+    struct Gated {
+        info: crate::device::DeviceInfo,
+        release: std::sync::mpsc::Receiver<()>,
+        queued: VecDeque<NonceRange>,
+        sizes: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Sweeper for Gated {
+        fn info(&self) -> &crate::device::DeviceInfo {
+            &self.info
+        }
+        fn preferred_chunk(&self) -> u64 {
+            3 << 20
+        }
+        fn depth(&self) -> usize {
+            2
+        }
+        fn queue(&mut self, _: &Work, range: NonceRange) -> Result<(), crate::device::SweepError> {
+            self.sizes.lock().unwrap().push(range.count);
+            self.queued.push_back(range);
+            Ok(())
+        }
+        fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, crate::device::SweepError> {
+            let Some(range) = self.queued.pop_front() else { return Ok(None) };
+            let _ = self.release.recv(); // the test ends a piece, or has ended
+            Ok(Some((range, Vec::new())))
+        }
+    }
+
+    /// A new job's switch is recorded when the device starts its first piece, after the
+    /// pieces of the old job queued before it, not when that piece is cut; and pieces are a
+    /// third of a dispatch, so that the two in flight hold two thirds of one.
+    #[test]
+    fn a_switch_counts_until_the_new_job_runs() {
+        let (work_tx, work_rx) = watch::channel(None);
+        let (shares, _shares_rx) = mpsc::channel(16);
+        let scheduler = Scheduler::new(work_rx, shares, Arc::new(Stats::new()));
+        let (release, gate) = std::sync::mpsc::channel();
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let info = crate::device::DeviceInfo {
+            name: "gated".into(),
+            backend: "test".into(),
+            vendor: String::new(),
+            device_type: String::new(),
+            driver: String::new(),
+        };
+        let device = Gated { info, release: gate, queued: VecDeque::new(), sizes: sizes.clone() };
+        work_tx.send(Some(Arc::new(work(1, 4)))).unwrap();
+        let thread = scheduler.spawn(Box::new(device));
+        let wait_for = |n: usize| {
+            while sizes.lock().unwrap().len() < n {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_for(2); // both slots hold the first job
+        let mut next = work(1, 4);
+        next.generation = 2;
+        next.received = std::time::Instant::now();
+        work_tx.send(Some(Arc::new(next))).unwrap();
+        let hold = Duration::from_millis(60);
+        std::thread::sleep(hold);
+        release.send(()).unwrap(); // the running piece ends; the new job's first is cut
+        wait_for(3);
+        std::thread::sleep(hold);
+        release.send(()).unwrap(); // the old job's second piece ends; the new job's starts
+        wait_for(4);
+        scheduler.stop_flag().store(true, Relaxed);
+        drop(release);
+        thread.join().unwrap();
+        let latencies = scheduler.switch_latencies.lock().unwrap().clone();
+        assert_eq!(latencies.len(), 2, "{latencies:?}");
+        assert!(latencies[0] < hold, "the first job started on an idle device: {latencies:?}");
+        assert!(latencies[1] >= 2 * hold, "{latencies:?}");
+        assert!(sizes.lock().unwrap().iter().all(|&n| n == 1 << 20));
     }
 
     #[test]
