@@ -341,6 +341,14 @@ enum Command {
         /// With --mining: seconds between new chain tips (clean jobs)
         #[arg(long, default_value_t = 5, value_name = "S")]
         job_interval: u64,
+        /// Then keep every device busy this many minutes (fractions allowed), sampling its rate
+        /// every --sample seconds: a laptop's throttling shows as the last minute against the
+        /// first; `--json` keeps the series and `wgminer report` draws it
+        #[arg(long, value_name = "MINUTES", value_parser = positive_number)]
+        sustained: Option<f64>,
+        /// With --sustained: seconds per sample
+        #[arg(long, default_value_t = 5.0, value_name = "S", value_parser = positive_number)]
+        sample: f64,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -429,6 +437,14 @@ fn pool_configs(
             config.endpoint().map_err(anyhow::Error::msg).map(|_| config)
         })
         .collect()
+}
+
+/// A finite number above zero (minutes, seconds).
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e7 => Ok(v),
+        _ => Err(format!("expected a positive number, got `{s}`")),
+    }
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -554,12 +570,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::pool::run(&listen, options)?;
         }
-        Command::Bench { seconds, runs, device, json, mining, job_interval, kernel } => {
+        Command::Bench { seconds, runs, device, json, mining, job_interval, sustained, sample, kernel } => {
             if !(seconds > 0.0 && seconds.is_finite()) {
                 anyhow::bail!("--seconds must be a positive number, got {seconds}");
             }
-            let mining = mining.then(|| Duration::from_secs(job_interval.max(1)));
-            commands::bench::run(&device, seconds, runs as usize, &kernel.options(), json, mining)?;
+            let bench = commands::bench::BenchOptions {
+                seconds,
+                runs: runs as usize,
+                json,
+                mining: mining.then(|| Duration::from_secs(job_interval.max(1))),
+                sustained: sustained.map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
+                sample: Duration::from_secs_f64(sample),
+            };
+            commands::bench::run(&device, &kernel.options(), &bench)?;
         }
     }
     Ok(ExitCode::SUCCESS)

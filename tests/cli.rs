@@ -300,3 +300,24 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
     assert!(serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&file).unwrap()).is_ok());
     std::fs::remove_dir_all(&home).unwrap();
 }
+
+/// `bench --sustained`: the series in the record, sampled for as long as asked; nonsense
+/// durations are refused by the parser.
+#[test]
+fn bench_sustained_keeps_the_series() {
+    let args = ["bench", "-d", "cpu", "--seconds", "0.2", "--runs", "1", "--sustained", "0.05", "--sample", "0.5"];
+    let out = wgminer(&[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: Report = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let s = record.devices[0].sustained.as_ref().unwrap();
+    let times: Vec<f64> = s.samples.iter().map(|x| x.0).collect();
+    assert!(times.len() >= 5 && times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(*times.last().unwrap() >= 3.0 && *times.last().unwrap() < 4.5, "{times:?}");
+    assert!(s.samples.iter().all(|x| x.1 > 0.0));
+    assert_eq!(s.window_s, times.last().unwrap() / 4.0);
+    for bad in ["0", "-1", "nan", "soon"] {
+        let out = wgminer(&["bench", "-d", "cpu", &format!("--sustained={bad}")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains("expected a positive number"), "{}", stderr(&out));
+    }
+}

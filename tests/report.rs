@@ -32,6 +32,26 @@ fn records_merge_into_the_golden_table_and_chart() {
     golden("expected.svg", &report::svg(&rows).unwrap());
 }
 
+/// A real `bench -d 0 --sustained 1 --sample 5 --json` record on lavapipe (a kernel shape
+/// from the cache, the work per nonce, twelve samples): its table gains the sustained rows and
+/// Gops/s, and the series is drawn as a line over minutes.
+#[test]
+fn sustained_runs_get_their_table_and_chart() {
+    let reports = report::load(&[data("lavapipe-sustained.jsonl"), data("lavapipe-64x64.jsonl")]).unwrap();
+    let rows = report::rows(&reports);
+    let sustained: Vec<_> = rows.iter().filter_map(|r| r.sustained.as_ref()).collect();
+    assert_eq!(sustained.len(), 1);
+    assert_eq!(sustained[0].samples.len(), 12);
+    let markdown = report::markdown(&rows);
+    assert!(markdown.contains("| Sustained |"), "{markdown}");
+    golden("expected-sustained.md", &markdown);
+    golden("expected-sustained.svg", &report::sustained_svg(&rows).unwrap().unwrap());
+    // Records without a sustained run draw no such chart.
+    let plain = report::rows(&report::load(&[data("lavapipe-64x64.jsonl")]).unwrap());
+    assert!(report::sustained_svg(&plain).unwrap().is_none());
+    assert!(!report::markdown(&plain).contains("Sustained"));
+}
+
 #[test]
 fn a_bad_record_names_its_file_and_line() {
     let path = std::env::temp_dir().join(format!("wgminer-test-report-{}.jsonl", std::process::id()));

@@ -1,6 +1,8 @@
 //! `wgminer bench`: hash rate of each device, and of the sha2 one-thread CPU reference measured
 //! in the same run, with the ratio between them.
 
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
 use super::{DeviceOptions, measure_rate, open_device};
@@ -57,6 +59,39 @@ pub struct Rate {
     /// per nonce (rotates as one), to hold against a spec sheet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gops: Option<f64>,
+    /// With `--sustained`: the rate sampled over the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustained: Option<Sustained>,
+}
+
+/// A device's rate over a long run, where a laptop's throttling shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sustained {
+    /// (seconds since the start, MH/s) at the end of each sample.
+    pub samples: Vec<(f64, f64)>,
+    /// The windows compared: a minute, or a quarter of a run shorter than four.
+    pub window_s: f64,
+    pub first_window_mhs: f64,
+    pub last_window_mhs: f64,
+    /// Last window over first: below 1 when the device slowed down.
+    pub last_to_first: f64,
+}
+
+impl Sustained {
+    /// Summarises samples of `sample_s` seconds each, in order.
+    pub fn new(samples: Vec<(f64, f64)>) -> Self {
+        let total = samples.last().map_or(0.0, |s| s.0);
+        let window_s = (total / 4.0).min(60.0);
+        let mean = |keep: &dyn Fn(f64) -> bool| {
+            let picked: Vec<f64> = samples.iter().filter(|(t, _)| keep(*t)).map(|s| s.1).collect();
+            if picked.is_empty() { 0.0 } else { picked.iter().sum::<f64>() / picked.len() as f64 }
+        };
+        // A sample belongs to the window it ends in.
+        let first_window_mhs = mean(&|t| t <= window_s + 1e-9);
+        let last_window_mhs = mean(&|t| t > total - window_s - 1e-9);
+        let last_to_first = if first_window_mhs > 0.0 { last_window_mhs / first_window_mhs } else { 0.0 };
+        Sustained { samples, window_s, first_window_mhs, last_window_mhs, last_to_first }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,24 +162,39 @@ fn host_cpu() -> Option<String> {
     Some(line.split_once(':')?.1.trim().to_string())
 }
 
-/// `mining`: also mine through the embedded pool for `seconds` on the first device, with a new
-/// chain tip (clean jobs) every `job_interval`, and compare its rate with the device's bench.
+/// What `bench` runs besides the rates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BenchOptions {
+    /// Seconds per measurement, and measurements of each device.
+    pub seconds: f64,
+    pub runs: usize,
+    pub json: bool,
+    /// Then mine through the embedded pool for `seconds` on the first device, a new chain tip
+    /// (clean jobs) this often, and compare its rate with the device's bench.
+    pub mining: Option<Duration>,
+    /// Then keep every device busy this long, sampling its rate every `sample`.
+    pub sustained: Option<Duration>,
+    pub sample: Duration,
+}
+
 /// Measures each device and the CPU reference `runs` times, `seconds` each, interleaved so
-/// that a shared machine's drift touches all of them alike.
-pub fn run(
-    selectors: &[DeviceSelector],
-    seconds: f64,
-    runs: usize,
-    options: &DeviceOptions,
-    json: bool,
-    mining: Option<std::time::Duration>,
-) -> anyhow::Result<()> {
+/// that a shared machine's drift touches all of them alike; then what `bench` asks for.
+pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchOptions) -> anyhow::Result<()> {
+    let BenchOptions { seconds, runs, json, mining, .. } = *bench;
     let mut opened: Vec<Box<dyn Sweeper>> =
         selectors.iter().map(|selector| open_device(selector, options)).collect::<anyhow::Result<_>>()?;
     let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep").map_err(anyhow::Error::msg)?;
-    let (cpu_reference, devices) = measure_all(&mut opened, seconds, runs, ops)?;
+    let (cpu_reference, mut devices) = measure_all(&mut opened, seconds, runs, ops)?;
     if !json {
         print_rates(&cpu_reference, &devices, ops);
+    }
+    if let Some(duration) = bench.sustained {
+        for (rate, sustained) in devices.iter_mut().zip(sustain(&mut opened, duration, bench.sample)?) {
+            if !json {
+                print_sustained(&rate.device, &sustained);
+            }
+            rate.sustained = Some(sustained);
+        }
     }
     let mining = match mining {
         Some(job_interval) if !opened.is_empty() => {
@@ -197,8 +247,14 @@ fn measure_all(
         }
     }
     let cpu_mhs = Measured::new(cpu_runs);
-    let cpu_reference =
-        Rate { device: cpu.info().clone(), ratio_to_cpu: 1.0, mhs: cpu_mhs.clone(), kernel: None, gops: None };
+    let cpu_reference = Rate {
+        device: cpu.info().clone(),
+        ratio_to_cpu: 1.0,
+        mhs: cpu_mhs.clone(),
+        kernel: None,
+        gops: None,
+        sustained: None,
+    };
     let devices = opened
         .iter()
         .zip(device_runs)
@@ -211,6 +267,7 @@ fn measure_all(
                 gops: kernel.map(|_| mhs.median * f64::from(ops.fused) / 1e3),
                 kernel,
                 mhs,
+                sustained: None,
             }
         })
         .collect();
@@ -265,6 +322,20 @@ fn mine_once(
     Ok(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
 }
 
+fn print_sustained(device: &DeviceInfo, s: &Sustained) {
+    let (low, high) = s.samples.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &(_, m)| (lo.min(m), hi.max(m)));
+    println!(
+        "{device}: sustained {:.0} s, {} samples ({low:.2}–{high:.2} MH/s); first {:.0} s {:.2} MH/s, last {:.0} s {:.2} MH/s: {:.1}% of the first",
+        s.samples.last().map_or(0.0, |x| x.0),
+        s.samples.len(),
+        s.window_s,
+        s.first_window_mhs,
+        s.window_s,
+        s.last_window_mhs,
+        s.last_to_first * 100.0
+    );
+}
+
 fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>) {
     let s = &run.summary;
     println!(
@@ -284,6 +355,20 @@ mod tests {
     use super::Measured;
 
     #[test]
+    fn sustained_compares_the_last_window_with_the_first() {
+        // 8 minutes sampled every 30 s, slowing from 100 to 70 MH/s after minute 4.
+        let samples: Vec<(f64, f64)> =
+            (1..=16).map(|i| (f64::from(i) * 30.0, if i <= 8 { 100.0 } else { 70.0 })).collect();
+        let s = super::Sustained::new(samples);
+        assert_eq!((s.window_s, s.first_window_mhs, s.last_window_mhs), (60.0, 100.0, 70.0));
+        assert!((s.last_to_first - 0.7).abs() < 1e-12);
+        // A run shorter than four minutes compares quarters: 8 s, samples of 1 s.
+        let s = super::Sustained::new((1..=8).map(|i| (f64::from(i), f64::from(i))).collect());
+        assert_eq!((s.window_s, s.first_window_mhs, s.last_window_mhs), (2.0, 1.5, 7.5));
+        assert_eq!(super::Sustained::new(Vec::new()).last_to_first, 0.0);
+    }
+
+    #[test]
     fn median_and_spread() {
         let m = Measured::new(vec![3.0, 1.0, 2.0]);
         assert_eq!((m.median, m.min, m.max), (2.0, 1.0, 3.0));
@@ -291,4 +376,31 @@ mod tests {
         assert_eq!(Measured::new(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert_eq!(Measured::new(vec![]).spread_percent(), 0.0);
     }
+}
+
+/// `bench --sustained`: every device under load at once for `duration`, its rate sampled every
+/// `sample` (each in its own thread, as they would run while mining).
+pub fn sustain(
+    opened: &mut [Box<dyn Sweeper>],
+    duration: Duration,
+    sample: Duration,
+) -> anyhow::Result<Vec<Sustained>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = opened
+            .iter_mut()
+            .map(|device| {
+                scope.spawn(move || -> anyhow::Result<Sustained> {
+                    let started = Instant::now();
+                    let mut samples = Vec::new();
+                    while started.elapsed() < duration {
+                        let left = duration.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+                        let mhs = mhs(device.as_mut(), sample.min(left).as_secs_f64())?;
+                        samples.push((started.elapsed().as_secs_f64(), mhs));
+                    }
+                    Ok(Sustained::new(samples))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a device thread panicked"))?).collect()
+    })
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::bench::Report;
+use super::bench::{Report, Sustained};
 
 /// One measured device, as the table and the chart show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,16 +30,27 @@ pub struct Row {
     pub ratio: f64,
     pub host_cpu: String,
     pub date: String,
+    /// With `bench --sustained`: the rate over time.
+    pub sustained: Option<Sustained>,
 }
 
 /// Reads every record of `paths`: one JSON object per line (`bench --json >> results.jsonl`
 /// appends), blank lines skipped. Errors name the file and line.
-/// `wgminer report FILE… --svg PATH`: the table to stdout, the chart to `svg`.
+/// `wgminer report FILE… --svg PATH`: the tables to stdout, the chart to `svg`, and the rates
+/// over time of sustained runs, if any, beside it (`NAME-sustained.svg`).
 pub fn run(files: &[std::path::PathBuf], svg_path: &Path) -> anyhow::Result<()> {
     let rows = rows(&load(files)?);
     print!("{}", markdown(&rows));
-    std::fs::write(svg_path, svg(&rows)?).map_err(|e| anyhow::anyhow!("--svg {}: {e}", svg_path.display()))?;
-    eprintln!("chart written to {}", svg_path.display());
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("--svg {}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+        anyhow::Ok(())
+    };
+    write(svg_path, svg(&rows)?)?;
+    if let Some(chart) = sustained_svg(&rows)? {
+        let stem = svg_path.file_stem().map_or("wgminer-report".into(), |s| s.to_string_lossy());
+        write(&svg_path.with_file_name(format!("{stem}-sustained.svg")), chart)?;
+    }
     Ok(())
 }
 
@@ -91,6 +102,7 @@ pub fn rows(reports: &[Report]) -> Vec<Row> {
                 ratio: d.ratio_to_cpu,
                 host_cpu: r.host_cpu.clone().unwrap_or_default(),
                 date: r.date.get(..10).unwrap_or(&r.date).to_string(),
+                sustained: d.sustained.clone(),
             })
         })
         .collect();
@@ -132,7 +144,84 @@ pub fn markdown(rows: &[Row]) -> String {
             r.date
         );
     }
+    markdown_sustained(rows, &mut out);
     out
+}
+
+/// The sustained runs: how each device's rate held, first window against the last.
+fn markdown_sustained(rows: &[Row], out: &mut String) {
+    let runs: Vec<(&Row, &Sustained)> = rows.iter().filter_map(|r| Some((r, r.sustained.as_ref()?))).collect();
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n| Sustained | Backend | OS | Seconds | Samples | Window (s) | First MH/s | Last MH/s | Last / first | Slowest–fastest sample | Date |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for (r, s) in runs {
+        let (low, high) = s.samples.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &(_, m)| (lo.min(m), hi.max(m)));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.1}% | {:.2}–{:.2} | {} |",
+            cell(&r.device),
+            cell(&r.backend),
+            cell(&r.os),
+            s.samples.last().map_or(0.0, |x| x.0),
+            s.samples.len(),
+            s.window_s,
+            s.first_window_mhs,
+            s.last_window_mhs,
+            s.last_to_first * 100.0,
+            low.min(high),
+            high,
+            r.date
+        );
+    }
+}
+
+/// A line per device with a sustained run: MH/s against minutes since its start.
+pub fn sustained_svg(rows: &[Row]) -> anyhow::Result<Option<String>> {
+    let runs: Vec<(&Row, &Sustained)> = rows.iter().filter_map(|r| Some((r, r.sustained.as_ref()?))).collect();
+    if runs.is_empty() {
+        return Ok(None);
+    }
+    let minutes = |t: f64| t / 60.0;
+    let xmax = runs.iter().flat_map(|(_, s)| s.samples.last()).map(|x| minutes(x.0)).fold(0.0, f64::max).max(1e-3);
+    let ymax = runs.iter().flat_map(|(_, s)| &s.samples).map(|x| x.1).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("wgminer bench --sustained: MH/s over time", ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart.configure_mesh().x_desc("minutes").y_desc("MH/s").draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (i, (r, s)) in runs.iter().enumerate() {
+            let color = Palette99::pick(i);
+            let label = format!("{} ({}, {}): last / first {:.1}%", r.device, r.backend, r.os, s.last_to_first * 100.0);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    s.samples.iter().map(|&(t, m)| (minutes(t), m)).collect::<Vec<_>>(),
+                    color.stroke_width(2),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(Some(svg))
 }
 
 /// A horizontal bar per device: the median, with a line from the slowest to the fastest run.
