@@ -350,6 +350,33 @@ fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Durati
     );
 }
 
+/// `bench --sustained`: every device under load at once for `duration`, its rate sampled every
+/// `sample` (each in its own thread, as they would run while mining).
+pub fn sustain(
+    opened: &mut [Box<dyn Sweeper>],
+    duration: Duration,
+    sample: Duration,
+) -> anyhow::Result<Vec<Sustained>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = opened
+            .iter_mut()
+            .map(|device| {
+                scope.spawn(move || -> anyhow::Result<Sustained> {
+                    let started = Instant::now();
+                    let mut samples = Vec::new();
+                    while started.elapsed() < duration {
+                        let left = duration.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+                        let mhs = mhs(device.as_mut(), sample.min(left).as_secs_f64())?;
+                        samples.push((started.elapsed().as_secs_f64(), mhs));
+                    }
+                    Ok(Sustained::new(samples))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a device thread panicked"))?).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::Measured;
@@ -376,31 +403,4 @@ mod tests {
         assert_eq!(Measured::new(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert_eq!(Measured::new(vec![]).spread_percent(), 0.0);
     }
-}
-
-/// `bench --sustained`: every device under load at once for `duration`, its rate sampled every
-/// `sample` (each in its own thread, as they would run while mining).
-pub fn sustain(
-    opened: &mut [Box<dyn Sweeper>],
-    duration: Duration,
-    sample: Duration,
-) -> anyhow::Result<Vec<Sustained>> {
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = opened
-            .iter_mut()
-            .map(|device| {
-                scope.spawn(move || -> anyhow::Result<Sustained> {
-                    let started = Instant::now();
-                    let mut samples = Vec::new();
-                    while started.elapsed() < duration {
-                        let left = duration.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-                        let mhs = mhs(device.as_mut(), sample.min(left).as_secs_f64())?;
-                        samples.push((started.elapsed().as_secs_f64(), mhs));
-                    }
-                    Ok(Sustained::new(samples))
-                })
-            })
-            .collect();
-        threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a device thread panicked"))?).collect()
-    })
 }
