@@ -493,6 +493,7 @@ fn parse_merged(argv: Vec<OsString>, strict: bool) -> anyhow::Result<(clap::ArgM
 }
 
 fn main() -> ExitCode {
+    wgminer::gpu::adapter::widen_lavapipe_vectors();
     let cli = parse_merged(std::env::args_os().collect(), true).and_then(|(m, _)| Ok(Cli::from_arg_matches(&m)?));
     match cli.and_then(run) {
         Ok(code) => code,

@@ -23,6 +23,33 @@ pub enum GpuError {
     Open { name: String, message: String },
 }
 
+/// Mesa's llvmpipe (lavapipe, the CPU "GPU") caps its vectors at 256 bits even where the CPU
+/// has AVX-512, unless `LP_NATIVE_VECTOR_WIDTH=512` is set before the driver loads. Wider
+/// vectors sweep twice the nonces per instruction and AVX-512 rotates in one (`vprord`), so
+/// wgminer asks for them on AVX-512 hosts; a value the user set is left alone.
+pub fn widen_lavapipe_vectors() {
+    let avx512 = {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    };
+    if let Some(width) = lavapipe_width(std::env::var_os("LP_NATIVE_VECTOR_WIDTH").as_deref(), avx512) {
+        // SAFETY: `main` calls this first, before any other thread exists to read the
+        // environment.
+        unsafe { std::env::set_var("LP_NATIVE_VECTOR_WIDTH", width) };
+    }
+}
+
+/// The width to set: 512 on an AVX-512 host, unless the user chose one.
+fn lavapipe_width(user: Option<&std::ffi::OsStr>, avx512: bool) -> Option<&'static str> {
+    (user.is_none() && avx512).then_some("512")
+}
+
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
@@ -102,4 +129,17 @@ pub fn select_adapter(selector: &DeviceSelector) -> Result<wgpu::Adapter, GpuErr
 pub fn supports_compute(adapter: &wgpu::Adapter) -> bool {
     adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
         && adapter.limits().max_storage_buffers_per_shader_stage > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lavapipe_width;
+
+    #[test]
+    fn wide_vectors_only_on_avx512_and_never_over_the_users_choice() {
+        assert_eq!(lavapipe_width(None, true), Some("512"));
+        assert_eq!(lavapipe_width(None, false), None);
+        assert_eq!(lavapipe_width(Some("256".as_ref()), true), None);
+        assert_eq!(lavapipe_width(Some("128".as_ref()), false), None);
+    }
 }
