@@ -84,7 +84,7 @@ fn main() {
     let minutes = arg("--minutes", 60.0);
     let per_second = arg("--shares-per-second", 50.0);
     let mut device = CpuSweeper::new();
-    let (hashes, seconds) = wgminer::commands::measure_rate(&mut device, 2.0, 1 << 20).expect("the cpu device sweeps");
+    let (hashes, seconds) = wgminer::device::measure_rate(&mut device, 2.0, 1 << 20).expect("the cpu device sweeps");
     let rate = hashes as f64 / seconds;
     let difficulty = Difficulty::new(rate / per_second / 4_294_967_296.0).expect("a positive rate");
     println!(

@@ -131,6 +131,34 @@ impl fmt::Display for DeviceSelector {
     }
 }
 
+/// Hashes of a device over about `seconds`, and the seconds they took, sweeping a work nothing
+/// meets so that the figure is pure hashing. Pieces of `chunk` nonces stream through the
+/// device's queue (kept full, as the miner keeps it) until the time is up; what is queued then
+/// finishes and counts.
+pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Result<(u64, f64), SweepError> {
+    let header = crate::work::header_from_hex(&"00".repeat(80)).expect("80 zero bytes");
+    let mut work = Work::new(header, crate::work::Target::ZERO);
+    let chunk = chunk.clamp(1, 1 << 32);
+    let started = std::time::Instant::now();
+    let (mut hashes, mut queued, mut next) = (0u64, 0usize, 0u64);
+    loop {
+        while queued < sweeper.depth().max(1) && (hashes + next == 0 || started.elapsed().as_secs_f64() < seconds) {
+            if next >= 1 << 32 {
+                work.header.time += 1; // a fresh header for the next lap of the nonce space
+                next = 0;
+            }
+            let range = NonceRange::new(next as u32, chunk.min((1 << 32) - next)).expect("within 2^32");
+            sweeper.queue(&work, range)?;
+            next += range.count;
+            queued += 1;
+        }
+        let Some((range, _)) = sweeper.next_result()? else { break };
+        hashes += range.count;
+        queued -= 1;
+    }
+    Ok((hashes, started.elapsed().as_secs_f64()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

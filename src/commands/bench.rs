@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeviceOptions, measure_rate, open_device};
+use super::{DeviceOptions, open_device};
 use crate::cpu::CpuSweeper;
-use crate::device::{DeviceInfo, DeviceSelector, Sweeper};
+use crate::device::{DeviceInfo, DeviceSelector, Sweeper, measure_rate};
 use crate::gpu::ops::OpCount;
 use crate::gpu::shape::{Origin, Shape};
 
@@ -147,11 +147,9 @@ pub struct MiningRun {
     pub job_interval_s: f64,
 }
 
-/// MH/s of a device over about `seconds`, in sweeps of a few of its pieces (4 dispatches on a
-/// GPU, some 200 ms at the tuned size) so that its queue stays full and a short run still
-/// measures what it asks for.
+/// MH/s of a device over about `seconds`, in pieces of one dispatch.
 fn mhs(device: &mut dyn Sweeper, seconds: f64) -> anyhow::Result<f64> {
-    let chunk = device.preferred_chunk().saturating_mul(2 * device.depth() as u64).min(1 << 32);
+    let chunk = device.preferred_chunk();
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
     Ok(hashes as f64 / secs / 1e6)
 }

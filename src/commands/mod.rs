@@ -13,12 +13,11 @@ pub mod scan;
 pub mod selftest;
 pub mod solo;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::device::{DeviceSelector, SweepError, Sweeper};
+use crate::device::{DeviceSelector, Sweeper};
 use crate::gpu::shape::{Shape, ShapeRequest};
 use crate::gpu::{GpuOptions, GpuSweeper, select_adapter, tune};
-use crate::work::{NonceRange, Target, Work, header_from_hex};
 
 /// How to open devices: the kernel's shape and the dispatch time the tuner aims at.
 #[derive(Debug, Clone)]
@@ -71,24 +70,4 @@ pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow
         tune::tune(&mut gpu, target)?;
     }
     Ok(Box::new(gpu))
-}
-
-/// Hashes per second of a device over about `seconds`, sweeping a work nothing meets so that
-/// the figure is pure hashing. Chunks are sized from a first short probe.
-pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Result<(u64, f64), SweepError> {
-    let header = header_from_hex(&"00".repeat(80)).expect("80 zero bytes");
-    let mut work = Work::new(header, Target::ZERO);
-    let started = Instant::now();
-    let mut hashes = 0u64;
-    let mut start = 0u32;
-    while hashes == 0 || started.elapsed().as_secs_f64() < seconds {
-        let range = NonceRange::new(start, chunk).expect("chunk ≤ 2^32");
-        sweeper.sweep(&work, range)?;
-        hashes += chunk;
-        start = start.wrapping_add(chunk as u32);
-        if start == 0 {
-            work.header.time += 1; // a fresh header for the next lap of the nonce space
-        }
-    }
-    Ok((hashes, started.elapsed().as_secs_f64()))
 }

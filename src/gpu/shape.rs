@@ -84,6 +84,10 @@ const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
 /// invocation's setup, shorter ones fill small devices.
 const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
 
+/// How much faster a shape must measure to replace the best so far: a 100 ms reading on a
+/// busy machine moves by about that much, and the shapes tried first are the safe ones.
+pub const MARGIN: f64 = 0.05;
+
 /// The most a search takes: a shape starts only if it should end within it, going by the
 /// shapes measured so far (a pipeline compile on llvmpipe alone takes most of a second).
 pub const BUDGET: Duration = Duration::from_secs(3);
@@ -114,7 +118,7 @@ pub fn search<E>(
         }
         let rate = measure(shape)?;
         measured += 1;
-        if best.is_none_or(|(_, r)| rate > r) {
+        if best.is_none_or(|(_, r)| rate > r * (1.0 + MARGIN)) {
             *best = Some((shape, rate));
         }
         Ok(true)
@@ -194,14 +198,15 @@ pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), String> {
 }
 
 /// A clock for `search`'s budget: asked before each shape after the first, it says whether one
-/// more of the average length so far still ends within `budget`.
+/// more as long as the longest so far still ends within `budget`.
 pub fn budget_from_now(budget: Duration) -> impl FnMut() -> bool {
     let started = Instant::now();
-    let mut done = 0u32;
+    let (mut last, mut longest) = (started, Duration::ZERO);
     move || {
-        done += 1;
-        let elapsed = started.elapsed();
-        elapsed + elapsed / done <= budget
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+        now - started + longest <= budget
     }
 }
 
@@ -270,6 +275,14 @@ mod tests {
         let fixed = ShapeRequest { nonces_per_invocation: Some(16), ..Default::default() };
         let (best, _, _) = run(&fixed, 1024, 100);
         assert_eq!(best, shape(128, 16));
+    }
+
+    #[test]
+    fn a_shape_must_win_by_the_margin() {
+        let request = ShapeRequest { nonces_per_invocation: Some(64), ..Default::default() };
+        let rates = |s: Shape| -> Result<f64, String> { Ok(if s.workgroup_size == 64 { 10.0 } else { 10.4 }) };
+        let (best, _, _) = search(&request, 1024, || true, rates).unwrap();
+        assert_eq!(best, shape(64, 64));
     }
 
     #[test]

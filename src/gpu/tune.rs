@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::kernel::SOURCE;
 use super::shape::{self, Entry, Origin, Shape, ShapeRequest};
 use super::sweep::{GpuSweeper, MAX_BATCH};
-use crate::device::{SweepError, Sweeper};
+use crate::device::{SweepError, Sweeper, measure_rate};
 
 pub const DEFAULT_DISPATCH: Duration = Duration::from_millis(50);
 
@@ -39,8 +39,9 @@ pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepEr
     Ok(Tuned { batch, dispatch })
 }
 
-/// The dispatch time each candidate shape is tuned to before its rate is read.
+/// The dispatch time each candidate shape is tuned to, and how long its rate is then read.
 const SHAPE_DISPATCH: Duration = Duration::from_millis(25);
+const SHAPE_MEASURE: Duration = Duration::from_millis(150);
 
 /// Sets the kernel's shape: the one the command line gives, else the one remembered for this
 /// adapter, driver and kernel, else the fastest of a short search, which is then remembered.
@@ -72,7 +73,10 @@ pub fn choose_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<
     let (best, mhs, shapes) = shape::search(request, sweeper.max_invocations(), budget, |candidate| {
         sweeper.set_shape(candidate, Origin::CommandLine)?;
         let tuned = tune(sweeper, SHAPE_DISPATCH)?;
-        Ok::<_, SweepError>(f64::from(tuned.batch) / tuned.dispatch.as_secs_f64().max(1e-9) / 1e6)
+        // Streamed as the miner runs it, not one dispatch timed alone (which flatters shapes
+        // that happen to finish one dispatch early).
+        let (hashes, seconds) = measure_rate(sweeper, SHAPE_MEASURE.as_secs_f64(), u64::from(tuned.batch))?;
+        Ok::<_, SweepError>(hashes as f64 / seconds.max(1e-9) / 1e6)
     })?;
     let origin = Origin::Measured { shapes, seconds: started.elapsed().as_secs_f64() };
     sweeper.set_shape(best, origin)?;
