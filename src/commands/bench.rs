@@ -88,9 +88,15 @@ impl Sustained {
         };
         // A sample belongs to the window it ends in.
         let first_window_mhs = mean(&|t| t <= window_s + 1e-9);
-        let last_window_mhs = mean(&|t| t > total - window_s - 1e-9);
+        let last_window_mhs = mean(&|t| t > total - window_s + 1e-9);
         let last_to_first = if first_window_mhs > 0.0 { last_window_mhs / first_window_mhs } else { 0.0 };
         Sustained { samples, window_s, first_window_mhs, last_window_mhs, last_to_first }
+    }
+
+    /// The slowest and the fastest sample, MH/s (0, 0 without samples).
+    pub fn range(&self) -> (f64, f64) {
+        let rates = || self.samples.iter().map(|s| s.1);
+        (rates().reduce(f64::min).unwrap_or(0.0), rates().reduce(f64::max).unwrap_or(0.0))
     }
 }
 
@@ -321,7 +327,7 @@ fn mine_once(
 }
 
 fn print_sustained(device: &DeviceInfo, s: &Sustained) {
-    let (low, high) = s.samples.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &(_, m)| (lo.min(m), hi.max(m)));
+    let (low, high) = s.range();
     println!(
         "{device}: sustained {:.0} s, {} samples ({low:.2}–{high:.2} MH/s); first {:.0} s {:.2} MH/s, last {:.0} s {:.2} MH/s: {:.1}% of the first",
         s.samples.last().map_or(0.0, |x| x.0),

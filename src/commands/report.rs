@@ -159,7 +159,7 @@ fn markdown_sustained(rows: &[Row], out: &mut String) {
          |---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for (r, s) in runs {
-        let (low, high) = s.samples.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &(_, m)| (lo.min(m), hi.max(m)));
+        let (low, high) = s.range();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.1}% | {:.2}–{:.2} | {} |",
@@ -172,7 +172,7 @@ fn markdown_sustained(rows: &[Row], out: &mut String) {
             s.first_window_mhs,
             s.last_window_mhs,
             s.last_to_first * 100.0,
-            low.min(high),
+            low,
             high,
             r.date
         );
