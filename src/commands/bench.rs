@@ -78,7 +78,7 @@ pub struct Sustained {
 }
 
 impl Sustained {
-    /// Summarises samples of `sample_s` seconds each, in order.
+    /// Summarises samples in the order taken.
     pub fn new(samples: Vec<(f64, f64)>) -> Self {
         let total = samples.last().map_or(0.0, |s| s.0);
         let window_s = (total / 4.0).min(60.0);

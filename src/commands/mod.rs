@@ -63,9 +63,13 @@ pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow
         return Ok(Box::new(crate::cpu::CpuSweeper::new()));
     }
     let adapter = select_adapter(selector)?;
-    let shape = options.shape.explicit().unwrap_or(Shape::DEFAULT);
+    let known = tune::known_shape(&adapter, &options.shape);
+    let shape = known.map_or(Shape::DEFAULT, |(shape, _)| shape);
     let mut gpu = GpuSweeper::open(adapter, GpuOptions { shape, ..GpuOptions::default() })?;
-    tune::choose_shape(&mut gpu, &options.shape)?;
+    match known {
+        Some((shape, origin)) => gpu.set_shape(shape, origin)?,
+        None => tune::measure_shape(&mut gpu, &options.shape)?,
+    }
     if let Some(target) = options.dispatch {
         tune::tune(&mut gpu, target)?;
     }

@@ -34,8 +34,6 @@ pub struct Row {
     pub sustained: Option<Sustained>,
 }
 
-/// Reads every record of `paths`: one JSON object per line (`bench --json >> results.jsonl`
-/// appends), blank lines skipped. Errors name the file and line.
 /// `wgminer report FILE… --svg PATH`: the tables to stdout, the chart to `svg`, and the rates
 /// over time of sustained runs, if any, beside it (`NAME-sustained.svg`).
 pub fn run(files: &[std::path::PathBuf], svg_path: &Path) -> anyhow::Result<()> {
@@ -54,6 +52,8 @@ pub fn run(files: &[std::path::PathBuf], svg_path: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Reads every record of `paths`: one JSON object per line (`bench --json >> results.jsonl`
+/// appends), blank lines skipped. Errors name the file and line.
 pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     for path in paths {

@@ -116,7 +116,7 @@ impl GpuSweeper {
         }
         let open_error = |message: String| GpuError::Open { name: info.name.clone(), message };
         let limits = adapter.limits();
-        let max_invocations = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        let max_invocations = max_invocations(&limits);
         check_shape(options.shape, max_invocations).map_err(open_error)?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgminer"),
@@ -167,18 +167,18 @@ impl GpuSweeper {
         self.max_invocations
     }
 
-    /// Rebuilds the pipeline for another shape, if it is another; only between sweeps.
+    /// Sets the shape and where it came from, rebuilding the pipeline if the shape is another
+    /// (only between sweeps).
     pub fn set_shape(&mut self, shape: Shape, origin: Origin) -> Result<(), SweepError> {
+        if shape != self.options.shape {
+            if !self.in_flight.is_empty() || !self.ready.is_empty() {
+                return Err(self.error("the kernel's shape changes only on an idle device"));
+            }
+            check_shape(shape, self.max_invocations).map_err(|e| self.error(e))?;
+            (self.pipeline, self.slots) = build(&self.device, &self.module, shape);
+            self.options = GpuOptions { shape, batch: clamp_batch(self.options.batch, shape) };
+        }
         self.origin = origin;
-        if shape == self.options.shape {
-            return Ok(());
-        }
-        if !self.in_flight.is_empty() || !self.ready.is_empty() {
-            return Err(self.error("the kernel's shape changes only on an idle device"));
-        }
-        check_shape(shape, self.max_invocations).map_err(|e| self.error(e))?;
-        (self.pipeline, self.slots) = build(&self.device, &self.module, shape);
-        self.options = GpuOptions { shape, batch: clamp_batch(self.options.batch, shape) };
         Ok(())
     }
 
@@ -290,6 +290,11 @@ pub fn grid(count: u32, per_group: u32, max_per_dimension: u32) -> (u32, u32) {
 fn clamp_batch(batch: u32, shape: Shape) -> u32 {
     let granule = shape.per_group();
     batch.clamp(granule, MAX_BATCH) / granule * granule
+}
+
+/// The most invocations a workgroup may have on an adapter with these limits.
+pub fn max_invocations(limits: &wgpu::Limits) -> u32 {
+    limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x)
 }
 
 fn check_shape(shape: Shape, max_invocations: u32) -> Result<(), String> {

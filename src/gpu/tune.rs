@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::kernel::SOURCE;
 use super::shape::{self, Entry, Origin, Shape, ShapeRequest};
-use super::sweep::{GpuSweeper, MAX_BATCH};
+use super::sweep::{GpuSweeper, MAX_BATCH, max_invocations};
 use crate::device::{SweepError, Sweeper, measure_rate};
 
 pub const DEFAULT_DISPATCH: Duration = Duration::from_millis(50);
@@ -43,35 +43,32 @@ pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepEr
 const SHAPE_DISPATCH: Duration = Duration::from_millis(25);
 const SHAPE_MEASURE: Duration = Duration::from_millis(150);
 
-/// Sets the kernel's shape: the one the command line gives, else the one remembered for this
-/// adapter, driver and kernel, else the fastest of a short search, which is then remembered.
-/// Both dimensions given on the command line win; one given is kept while the other is tuned.
-pub fn choose_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<Origin, SweepError> {
+/// The shape the command line gives (both dimensions), else the one remembered for this
+/// adapter, driver and kernel if it agrees with a dimension given; `None`: measure it. Read
+/// before the device opens, so that a known shape's pipeline is the only one compiled.
+pub fn known_shape(adapter: &wgpu::Adapter, request: &ShapeRequest) -> Option<(Shape, Origin)> {
     if let Some(shape) = request.explicit() {
-        sweeper.set_shape(shape, Origin::CommandLine)?;
-        return Ok(Origin::CommandLine);
+        return Some((shape, Origin::CommandLine));
     }
-    let key = shape::cache_key(sweeper.adapter_info(), SOURCE);
-    let fits = |s: &Shape| {
-        request.workgroup_size.is_none_or(|w| w == s.workgroup_size)
-            && request.nonces_per_invocation.is_none_or(|n| n == s.nonces_per_invocation)
-            && s.workgroup_size <= sweeper.max_invocations()
-    };
-    if let (Some(path), false) = (&request.cache, request.retune) {
-        match shape::load(path) {
-            Ok(all) => {
-                if let Some(entry) = all.get(&key).filter(|e| fits(&e.shape)) {
-                    sweeper.set_shape(entry.shape, Origin::Cache)?;
-                    return Ok(Origin::Cache);
-                }
-            }
-            Err(e) => tracing::warn!("the kernel shape cache is unreadable, measuring again: {e}"),
-        }
-    }
+    let path = request.cache.as_ref().filter(|_| !request.retune)?;
+    let all = shape::load(path)
+        .inspect_err(|e| tracing::warn!("the kernel shape cache is unreadable, measuring again: {e}"))
+        .ok()?;
+    let entry = all.get(&shape::cache_key(&adapter.get_info(), SOURCE))?;
+    let s = entry.shape;
+    let fits = request.workgroup_size.is_none_or(|w| w == s.workgroup_size)
+        && request.nonces_per_invocation.is_none_or(|n| n == s.nonces_per_invocation)
+        && s.workgroup_size <= max_invocations(&adapter.limits());
+    fits.then_some((s, Origin::Cache))
+}
+
+/// Sets the kernel's shape to the fastest of a short search (a dimension given on the command
+/// line is kept) and remembers it when both dimensions were free.
+pub fn measure_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<(), SweepError> {
     let started = Instant::now();
     let budget = shape::budget_from_now(shape::BUDGET);
     let (best, mhs, shapes) = shape::search(request, sweeper.max_invocations(), budget, |candidate| {
-        sweeper.set_shape(candidate, Origin::CommandLine)?;
+        sweeper.set_shape(candidate, Origin::CommandLine)?; // the real origin once the search ends
         let tuned = tune(sweeper, SHAPE_DISPATCH)?;
         // Streamed as the miner runs it, not one dispatch timed alone (which flatters shapes
         // that happen to finish one dispatch early).
@@ -83,10 +80,11 @@ pub fn choose_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<
     tracing::info!(device = %sweeper.info().name, "kernel shape {best}: {mhs:.2} MH/s, the best of {shapes} measured");
     // A search with a dimension held fixed answers another question; only a free one is kept.
     if let (Some(path), None, None) = (&request.cache, request.workgroup_size, request.nonces_per_invocation) {
+        let key = shape::cache_key(sweeper.adapter_info(), SOURCE);
         let measured = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         if let Err(e) = shape::store(path, &key, Entry { shape: best, mhs, measured }) {
             tracing::warn!("could not remember the kernel shape: {e}");
         }
     }
-    Ok(origin)
+    Ok(())
 }
