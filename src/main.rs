@@ -93,11 +93,8 @@ impl RunArgs {
     }
 
     fn options(&self, seconds: Option<f64>) -> anyhow::Result<commands::mine::MineOptions> {
-        let duration = match seconds {
-            Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
-            Some(s) => anyhow::bail!("--seconds must be a positive number, got {s}"),
-            None => None,
-        };
+        // The parser took only positive numbers.
+        let duration = seconds.map(Duration::from_secs_f64);
         let api = match &self.api_listen {
             Some(listen) => {
                 Some(wgminer::api::ApiOptions::new(listen, self.api_allow.clone()).map_err(anyhow::Error::msg)?)
@@ -230,7 +227,7 @@ enum Command {
         #[arg(long, value_name = "D", value_parser = parse_difficulty)]
         suggest_difficulty: Option<Difficulty>,
         /// Stop after this many seconds (default: until Ctrl-C)
-        #[arg(long, value_name = "S")]
+        #[arg(long, value_name = "S", value_parser = positive_number)]
         seconds: Option<f64>,
         #[command(flatten)]
         run: RunArgs,
@@ -267,7 +264,7 @@ enum Command {
         #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
         poll: u64,
         /// Stop after this many seconds (default: until Ctrl-C)
-        #[arg(long, value_name = "S")]
+        #[arg(long, value_name = "S", value_parser = positive_number)]
         seconds: Option<f64>,
         #[command(flatten)]
         run: RunArgs,
@@ -275,7 +272,7 @@ enum Command {
     /// Run the embedded pool and mine against it for a while: no account, no network needed
     Demo {
         /// How long to mine
-        #[arg(long, default_value_t = 30.0, value_name = "S")]
+        #[arg(long, default_value_t = 30.0, value_name = "S", value_parser = positive_number)]
         seconds: f64,
         /// Starting share difficulty (vardiff moves it towards a share every 2 s)
         #[arg(long, default_value_t = 0.001, value_name = "D")]
@@ -322,7 +319,7 @@ enum Command {
     /// Measure the hash rate of devices against the sha2 one-thread CPU reference
     Bench {
         /// Seconds each measurement of each device (and the CPU reference) lasts
-        #[arg(long, default_value_t = 10.0, value_name = "S")]
+        #[arg(long, default_value_t = 10.0, value_name = "S", value_parser = positive_number)]
         seconds: f64,
         /// Measurements per device, interleaved; the median is reported, with the spread
         #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
@@ -439,11 +436,12 @@ fn pool_configs(
         .collect()
 }
 
-/// A finite number above zero (minutes, seconds).
+/// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot
+/// overflow, even counted in minutes.
 fn positive_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v < 1e7 => Ok(v),
-        _ => Err(format!("expected a positive number, got `{s}`")),
+        Ok(v) if v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("expected a positive number up to 1e9, got `{s}`")),
     }
 }
 
@@ -572,9 +570,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::pool::run(&listen, options)?;
         }
         Command::Bench { seconds, runs, device, json, mining, job_interval, sustained, sample, kernel } => {
-            if !(seconds > 0.0 && seconds.is_finite()) {
-                anyhow::bail!("--seconds must be a positive number, got {seconds}");
-            }
             let bench = commands::bench::BenchOptions {
                 seconds,
                 runs: runs as usize,

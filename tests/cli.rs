@@ -107,6 +107,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (&["scan", "--header", GENESIS, "--target", "xyz"], "64 hex digits"),
         (&["scan", "--header", GENESIS, "--device", "no-such-gpu"], "no adapter matches"),
         (&["bench", "--seconds", "0"], "positive number"),
+        // Beyond what a Duration holds: refused by the parser, not a panic in from_secs_f64.
+        (&["demo", "--seconds", "1e300"], "positive number up to 1e9"),
     ];
     for (args, needle) in cases {
         let out = wgminer(args);
