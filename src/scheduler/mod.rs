@@ -127,7 +127,6 @@ impl Scheduler {
             extranonces: self.extranonces.clone(),
             latencies: self.switch_latencies.clone(),
             unit: None,
-            fresh: None,
             queued: VecDeque::new(),
         };
         std::thread::spawn(move || {
@@ -161,8 +160,6 @@ struct DeviceLoop {
     extranonces: Arc<Extranonces>,
     latencies: Arc<Mutex<Vec<Duration>>>,
     unit: Option<Arc<Unit>>,
-    /// When the job of the unit `current_unit` just cut was received, if it is a new job.
-    fresh: Option<std::time::Instant>,
     /// Pieces queued on the device, oldest first, with the unit each belongs to and, for the
     /// first piece of a new job, when that job was received.
     queued: VecDeque<(Arc<Unit>, Option<std::time::Instant>)>,
@@ -179,16 +176,20 @@ impl DeviceLoop {
         while !self.stop.load(Relaxed) {
             // Keep the device's queue full, each new piece from the newest job.
             while self.queued.len() < depth {
-                let Some(unit) = self.current_unit() else { break };
+                let Some((unit, new_job)) = self.current_unit() else { break };
                 let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work.target));
                 let next = Arc::new(Unit { rest, ..(*unit).clone() });
                 self.device.queue(&next.work, piece)?;
-                let mut received = self.fresh.take();
-                if self.queued.is_empty() {
-                    // An idle device starts it now.
-                    received.take().into_iter().for_each(|r| self.record_switch(r));
-                }
-                self.queued.push_back((next.clone(), received));
+                // An idle device starts a new job's first piece at once; a busy one when the
+                // piece before it ends.
+                let pending = match new_job {
+                    Some(received) if self.queued.is_empty() => {
+                        self.record_switch(received);
+                        None
+                    }
+                    other => other,
+                };
+                self.queued.push_back((next.clone(), pending));
                 self.unit = Some(next);
             }
             if self.queued.is_empty() {
@@ -212,26 +213,29 @@ impl DeviceLoop {
     }
 
     /// The unit to take the next piece from: the current one while its job is newest and
-    /// nonces are left, else a fresh unit of the newest job.
-    fn current_unit(&mut self) -> Option<Arc<Unit>> {
+    /// nonces are left, else a fresh unit of the newest job; with when that job was received,
+    /// if it is a new one for this device.
+    fn current_unit(&mut self) -> Option<(Arc<Unit>, Option<std::time::Instant>)> {
         let newer = self.work.has_changed().unwrap_or(false);
         if let Some(unit) = &self.unit {
             if !newer && unit.rest.count > 0 {
-                return Some(unit.clone());
+                return Some((unit.clone(), None));
             }
         }
         let source_work = self.work.borrow_and_update().clone()?;
         let (extranonce2, version) = self.extranonces.next(&source_work)?;
-        if self.unit.as_ref().is_none_or(|u| u.source_work.generation != source_work.generation) {
-            self.fresh = Some(source_work.received);
-        }
+        let new_job = self
+            .unit
+            .as_ref()
+            .is_none_or(|u| u.source_work.generation != source_work.generation)
+            .then_some(source_work.received);
         let job = &source_work.job;
         let header = job.header(&source_work.extranonce1, &extranonce2, job.time, version);
         let work = Work::new(header, source_work.target);
         let unit =
             Arc::new(Unit { source_work: source_work.clone(), extranonce2, version, work, rest: source_work.nonces });
         self.unit = Some(unit.clone());
-        Some(unit)
+        Some((unit, new_job))
     }
 
     fn report(&self, unit: &Unit, range: NonceRange, candidates: &[u32]) {
