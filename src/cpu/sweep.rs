@@ -3,7 +3,7 @@
 
 use crate::device::{DeviceInfo, SweepError, Sweeper};
 use crate::work::sha256::{Midstate, header_tail_block, sha256d_from_midstate};
-use crate::work::target::candidate_mask;
+use crate::work::target::{candidate_mask, passes_filter};
 use crate::work::{NonceRange, Work};
 
 pub struct CpuSweeper {
@@ -62,7 +62,7 @@ pub fn sweep(work: &Work, range: NonceRange) -> Vec<u32> {
     for nonce in range.iter() {
         tail[12..16].copy_from_slice(&nonce.to_le_bytes());
         let digest = sha256d_from_midstate(&midstate, &tail);
-        if u32::from_le_bytes([digest[28], digest[29], digest[30], digest[31]]) & mask == 0 {
+        if passes_filter(&digest, mask) {
             candidates.push(nonce);
         }
     }

@@ -6,7 +6,7 @@
 //! error (the device claimed a hash that it does not have, a duplicate, or a nonce outside the
 //! range it was given).
 
-use crate::work::target::candidate_mask;
+use crate::work::target::{candidate_mask, passes_filter};
 use crate::work::{BlockHash, Hit, NonceRange, Work};
 
 /// A candidate that the device should never have reported.
@@ -32,11 +32,7 @@ pub fn verify(work: &Work, range: NonceRange, candidates: &[u32]) -> Verified {
     for (i, &nonce) in sorted.iter().enumerate() {
         let hash = work.hash(nonce);
         let duplicate = i > 0 && sorted[i - 1] == nonce;
-        let hash_top = {
-            let b: &[u8; 32] = hash.as_ref();
-            u32::from_le_bytes([b[28], b[29], b[30], b[31]])
-        };
-        if duplicate || !range.contains(nonce) || hash_top & mask != 0 {
+        if duplicate || !range.contains(nonce) || !passes_filter(hash.as_ref(), mask) {
             out.hw_errors.push(HardwareError { nonce, hash });
         } else if work.target.is_met_by(hash) {
             out.hits.push(Hit { nonce, hash });

@@ -44,10 +44,21 @@ pub fn target_from_compact(bits: CompactTarget) -> Result<Target, CompactError> 
     Ok(Target::from_be_bytes(be))
 }
 
+/// The most significant 32 bits of a 256-bit little-endian number (a hash, a target).
+fn top_word(le: &[u8; 32]) -> u32 {
+    u32::from_le_bytes([le[28], le[29], le[30], le[31]])
+}
+
 /// The most significant 32 bits of a target.
 fn target_top_word(target: &Target) -> u32 {
-    let le = target.to_le_bytes();
-    u32::from_le_bytes([le[28], le[29], le[30], le[31]])
+    top_word(&target.to_le_bytes())
+}
+
+/// Whether a hash (its bytes as SHA-256 gives them, the little-endian number Bitcoin
+/// compares) passes the devices' filter `mask` (`candidate_mask`): the kernel's rule, which
+/// the CPU sweeper applies and the verifier checks.
+pub fn passes_filter(hash: &[u8; 32], mask: u32) -> bool {
+    top_word(hash) & mask == 0
 }
 
 /// The devices' pre-filter before the CPU checks all 256 bits: a hash is a candidate when its
