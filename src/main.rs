@@ -16,6 +16,7 @@ use wgminer::pool::PoolOptions;
 use wgminer::source::gbt::rpc::{Auth, Node};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::tls::Trust;
+use wgminer::source::stratum::v2::session::ChannelKind;
 use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
 
 #[derive(Parser)]
@@ -198,14 +199,16 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Mine on a Stratum v1 pool
+    /// Mine on Stratum v1 and Stratum V2 pools
     ///
-    /// Several -o give pools in priority order: when one is down or silent (no job for 90 s)
-    /// the next takes over, and the miner returns to the first as soon as it answers again.
+    /// Several -o give pools in priority order, v1 and V2 mixed: when one is down or silent (no
+    /// job for 90 s) the next takes over, and the miner returns to the first as soon as it
+    /// answers again.
     /// Verified shares that cannot be sent (the pool away, the miner stopping) are written to
     /// the journal file, never dropped.
     Mine {
-        /// Pool URL: stratum+tcp://HOST:PORT, or stratum+ssl:// (stratum+tls://) for TLS
+        /// Pool URL: stratum+tcp://HOST:PORT, or stratum+ssl:// (stratum+tls://) for TLS, or
+        /// stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY for Stratum V2 (the pool publishes its key)
         #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
         urls: Vec<String>,
         /// Worker name, one for each -o (the last one serves the pools after it)
@@ -223,9 +226,14 @@ enum Command {
         /// allowed: `openssl x509 -noout -fingerprint -sha256 -in pool.pem`)
         #[arg(long, value_name = "HEX", value_parser = wgminer::source::stratum::tls::parse_fingerprint)]
         pool_cert_sha256: Option<[u8; 32]>,
-        /// Ask the pools for this share difficulty (mining.suggest_difficulty)
+        /// Ask the pools for this share difficulty (mining.suggest_difficulty); on Stratum V2
+        /// pools, the least difficulty the channel takes
         #[arg(long, value_name = "D", value_parser = parse_difficulty)]
         suggest_difficulty: Option<Difficulty>,
+        /// The channel to open on Stratum V2 pools: extended (the extranonce rolled here, as in
+        /// v1) or standard (header-only: version bits and ntime rolled)
+        #[arg(long, value_name = "KIND", default_value = "extended")]
+        sv2_channel: ChannelKind,
         /// Stop after this many seconds (default: until Ctrl-C)
         #[arg(long, value_name = "S", value_parser = positive_number)]
         seconds: Option<f64>,
@@ -417,6 +425,7 @@ fn pool_configs(
     pass: &[String],
     trust: &Trust,
     suggest_difficulty: Option<Difficulty>,
+    channel: ChannelKind,
     journal: &std::path::Path,
 ) -> anyhow::Result<Vec<PoolConfig>> {
     let pick = |v: &[String], i: usize| v.get(i).or(v.last()).cloned().unwrap_or_default();
@@ -430,6 +439,7 @@ fn pool_configs(
                 journal: journal.to_path_buf(),
                 trust: trust.clone(),
                 suggest_difficulty,
+                channel,
             };
             config.endpoint().map_err(anyhow::Error::msg).map(|_| config)
         })
@@ -521,10 +531,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::scan::run(sweeper.as_mut(), &work, range)?;
         }
         Command::Grind { header, device } => return grind(&header, &device),
-        Command::Mine { urls, user, pass, ca_file, pool_cert_sha256, suggest_difficulty, seconds, run } => {
+        Command::Mine {
+            urls,
+            user,
+            pass,
+            ca_file,
+            pool_cert_sha256,
+            suggest_difficulty,
+            sv2_channel,
+            seconds,
+            run,
+        } => {
             let options = run.options(seconds)?;
             let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };
-            let pools = pool_configs(&urls, &user, &pass, &trust, suggest_difficulty, &run.journal)?;
+            let pools = pool_configs(&urls, &user, &pass, &trust, suggest_difficulty, sv2_channel, &run.journal)?;
             wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
             commands::mine::run(Source::Pools(pools), run.open()?, &options)?;
         }

@@ -40,6 +40,7 @@ pub async fn demo(
         journal,
         trust: Default::default(),
         suggest_difficulty: None,
+        channel: Default::default(),
     };
     let (summary, devices) = mine(Source::Pools(vec![config]), devices, options).await;
     println!(

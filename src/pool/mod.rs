@@ -177,6 +177,7 @@ fn new_job(height: u32) -> Arc<Job> {
         bits: CompactTarget::from_consensus(0x1d00_ffff),
         time: now,
         clean: true,
+        root: None,
     })
 }
 

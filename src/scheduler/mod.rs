@@ -38,11 +38,12 @@ fn piece_size(preferred: u64, target: &Target) -> u64 {
     preferred.min((EXPECTED_CANDIDATES * per_candidate).max(256))
 }
 
-/// Hands out work units, each an (extranonce2, version) pair, from one counter per extranonce1.
-/// With version rolling, up to 2^16 versions inside the mask come before the next
-/// extranonce2. The counter does not start over on a new job: a pool may send the same coinbase
-/// again under a new job id (a difficulty change), and fresh units keep that space from being
-/// swept twice.
+/// Hands out work units, each an (extranonce2, version, ntime) triple, from one counter per
+/// extranonce1. With version rolling, up to 2^16 versions inside the mask come before the next
+/// extranonce2; once the extranonce2 space is spent, ntime moves on by a second, as far as the
+/// source allows (header-only work has no extranonce2 at all). The counter does not start over
+/// on a new job: a pool may send the same coinbase again under a new job id (a difficulty
+/// change), and fresh units keep that space from being swept twice.
 #[derive(Debug, Default)]
 struct Extranonces {
     state: Mutex<(Vec<u8>, u64)>, // extranonce1, next unit
@@ -63,8 +64,16 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
     out
 }
 
+/// One unit's place in the job's search space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Roll {
+    extranonce2: Vec<u8>,
+    version: u32,
+    time: u32,
+}
+
 impl Extranonces {
-    fn next(&self, work: &SourceWork) -> Option<(Vec<u8>, u32)> {
+    fn next(&self, work: &SourceWork) -> Option<Roll> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 != work.extranonce1 {
             *state = (work.extranonce1.clone(), 0);
@@ -75,14 +84,16 @@ impl Extranonces {
         let version = (work.job.version & !work.version_mask) | deposit(roll, work.version_mask);
         let value = unit >> roll_bits;
         let size = work.extranonce2_size.min(8);
-        if size < 8 && value >> (8 * size) != 0 {
-            return None; // the session's extranonce2 space is spent: wait for a new extranonce1
+        let (value, seconds) =
+            if size < 8 { (value & ((1 << (8 * size)) - 1), value >> (8 * size)) } else { (value, 0) };
+        if seconds > u64::from(work.time_roll) {
+            return None; // the space is spent: wait for a new job or extranonce1
         }
         state.1 += 1;
-        let mut bytes = vec![0u8; work.extranonce2_size];
-        let n = bytes.len();
-        bytes[n - size..].copy_from_slice(&value.to_be_bytes()[8 - size..]);
-        Some((bytes, version))
+        let mut extranonce2 = vec![0u8; work.extranonce2_size];
+        let n = extranonce2.len();
+        extranonce2[n - size..].copy_from_slice(&value.to_be_bytes()[8 - size..]);
+        Some(Roll { extranonce2, version, time: work.job.time.wrapping_add(seconds as u32) })
     }
 }
 
@@ -144,8 +155,7 @@ impl Scheduler {
 #[derive(Clone)]
 struct Unit {
     source_work: Arc<SourceWork>,
-    extranonce2: Vec<u8>,
-    version: u32,
+    roll: Roll,
     work: Work,
     rest: NonceRange,
 }
@@ -223,17 +233,16 @@ impl DeviceLoop {
             }
         }
         let source_work = self.work.borrow_and_update().clone()?;
-        let (extranonce2, version) = self.extranonces.next(&source_work)?;
+        let roll = self.extranonces.next(&source_work)?;
         let new_job = self
             .unit
             .as_ref()
             .is_none_or(|u| u.source_work.generation != source_work.generation)
             .then_some(source_work.received);
         let job = &source_work.job;
-        let header = job.header(&source_work.extranonce1, &extranonce2, job.time, version);
+        let header = job.header(&source_work.extranonce1, &roll.extranonce2, roll.time, roll.version);
         let work = Work::new(header, source_work.target);
-        let unit =
-            Arc::new(Unit { source_work: source_work.clone(), extranonce2, version, work, rest: source_work.nonces });
+        let unit = Arc::new(Unit { source_work: source_work.clone(), roll, work, rest: source_work.nonces });
         self.unit = Some(unit.clone());
         Some((unit, new_job))
     }
@@ -257,10 +266,10 @@ impl DeviceLoop {
                 source: source_work.source,
                 job_id: source_work.job.id.clone(),
                 extranonce1: source_work.extranonce1.clone(),
-                extranonce2: unit.extranonce2.clone(),
-                time: source_work.job.time,
+                extranonce2: unit.roll.extranonce2.clone(),
+                time: unit.roll.time,
                 nonce: hit.nonce,
-                version_bits: (source_work.version_mask != 0).then_some(unit.version & source_work.version_mask),
+                version_bits: (source_work.version_mask != 0).then_some(unit.roll.version & source_work.version_mask),
                 hash: hit.hash,
                 device: self.counters.index,
             };
@@ -295,6 +304,7 @@ mod tests {
             target: Difficulty::ONE.to_target(),
             version_mask: 0,
             nonces: NonceRange::FULL_RANGE,
+            time_roll: 0,
             received: std::time::Instant::now(),
         }
     }
@@ -392,17 +402,33 @@ mod tests {
         let e = Extranonces::default();
         let mut w = work(1, 4);
         w.version_mask = 0x1fff_e000;
-        let units: Vec<_> = (0..65537).map(|_| e.next(&w).unwrap()).collect();
+        let units: Vec<_> = (0..65537).map(|_| e.next(&w).map(|r| (r.extranonce2, r.version)).unwrap()).collect();
         assert_eq!(units[0], (vec![0, 0, 0, 0], 0x2000_0000));
         assert_eq!(units[1], (vec![0, 0, 0, 0], 0x2000_2000));
         assert_eq!(units[65535], (vec![0, 0, 0, 0], 0x3fff_e000));
         assert_eq!(units[65536], (vec![0, 0, 0, 1], 0x2000_0000));
     }
 
+    /// Header-only work (an SV2 standard channel) has no extranonce2: after the versions,
+    /// ntime moves on a second at a time, as far as the source allows, then the space is spent.
+    #[test]
+    fn header_only_work_rolls_ntime_after_the_versions() {
+        let e = Extranonces::default();
+        let mut w = work(1, 0);
+        w.job.time = 1_700_000_000;
+        w.version_mask = 0x0000_6000; // two bits: four versions a second
+        w.time_roll = 2;
+        let units: Vec<_> = std::iter::from_fn(|| e.next(&w)).map(|r| (r.version, r.time)).collect();
+        let t = 1_700_000_000;
+        let expected: Vec<_> =
+            (0..3).flat_map(|s| [0x2000_0000, 0x2000_2000, 0x2000_4000, 0x2000_6000].map(|v| (v, t + s))).collect();
+        assert_eq!(units, expected);
+    }
+
     #[test]
     fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
-        let en2 = |w: &SourceWork| e.next(w).map(|(en2, _)| en2);
+        let en2 = |w: &SourceWork| e.next(w).map(|r| r.extranonce2);
         assert_eq!(en2(&work(1, 4)), Some(vec![0, 0, 0, 0]));
         let mut next_job = work(1, 4);
         next_job.generation = 2;

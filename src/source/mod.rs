@@ -1,4 +1,4 @@
-//! Where jobs come from: a Stratum v1 pool (`stratum`) or a node's getblocktemplate (`gbt`).
+//! Where jobs come from: a Stratum v1 or V2 pool (`stratum`) or a node's getblocktemplate (`gbt`).
 //! Sources know nothing of devices; they publish `SourceWork` to the scheduler and take
 //! verified `Share`s back.
 
@@ -28,6 +28,9 @@ pub struct SourceWork {
     pub version_mask: u32,
     /// The nonces each work unit may take: all of them, unless a node's `noncerange` says less.
     pub nonces: NonceRange,
+    /// Seconds the miner may add to the job's ntime once its extranonce2 and version space is
+    /// spent (header-only work has no extranonce2); 0 where the source keeps ntime itself.
+    pub time_roll: u32,
     /// When the job arrived: the scheduler measures how soon devices move to it.
     pub received: Instant,
 }

@@ -200,6 +200,7 @@ impl BlockPlan {
             bits: self.template.bits,
             time,
             clean: true,
+            root: None,
         }
     }
 

@@ -22,6 +22,9 @@ pub struct Job {
     pub bits: CompactTarget,
     pub time: u32,
     pub clean: bool,
+    /// Header-only work (a Stratum V2 standard channel): the pool gave the merkle root itself,
+    /// and the coinbase fields and branch are empty.
+    pub root: Option<TxMerkleNode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +77,7 @@ impl Job {
             bits: CompactTarget::from_consensus(hex_u32("nbits", bits)?),
             time: hex_u32("ntime", time)?,
             clean,
+            root: None,
         })
     }
 
@@ -92,6 +96,9 @@ impl Job {
     }
 
     pub fn merkle_root(&self, extranonce1: &[u8], extranonce2: &[u8]) -> TxMerkleNode {
+        if let Some(root) = self.root {
+            return root;
+        }
         let mut node = sha256d::Hash::hash(&self.coinbase(extranonce1, extranonce2)).to_byte_array();
         for sibling in &self.merkle_branch {
             node = sha256d::Hash::hash(&[&node[..], &sibling[..]].concat()).to_byte_array();

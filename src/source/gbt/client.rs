@@ -330,6 +330,7 @@ impl Session {
             target,
             version_mask: 0,
             nonces,
+            time_roll: 0,
             received: Instant::now(),
         };
         self.work.send_replace(Some(Arc::new(work)));

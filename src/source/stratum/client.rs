@@ -1,6 +1,7 @@
-//! The driver of the Stratum v1 session: sockets, TLS, timers, the journal and the counters.
-//! Every protocol decision is `session::Session`'s and every choice of pool is
-//! `failover::Failover`'s; this file only carries out what they return.
+//! The driver of the Stratum sessions, v1 and V2: sockets, TLS or Noise, timers, the journal
+//! and the counters. Every protocol decision is `session::Session`'s or
+//! `v2::session::Session`'s and every choice of pool is `failover::Failover`'s; this file only
+//! carries out what they return.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::codec::{self, ServerMessage};
 use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolConfig};
 use super::session::{Action, Close, Login, Session, ShareOutcome, Then};
+use super::v2;
 use crate::pools::Verdict;
 use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
@@ -26,6 +28,14 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// How long a connect or a TLS handshake may take, and a write to a pool that stopped reading.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The hash rate a Stratum V2 channel is opened with before the devices have been measured
+/// (100 MH/s: a laptop GPU's order); `UpdateChannel` corrects it within seconds.
+const NOMINAL_HASH_RATE: f64 = 1e8;
+
+fn fail(reason: String) -> Ended {
+    Ended::Closed(Close { reason, then: Then::Fail })
+}
 
 /// Opens the connection, over TLS when the endpoint asks for it.
 async fn connect(endpoint: &Endpoint, config: &PoolConfig) -> Result<(Reader, Writer), String> {
@@ -61,6 +71,7 @@ enum Ended {
 struct Driver {
     pools: Vec<PoolConfig>,
     session: Session,
+    v2: v2::session::Session,
     failover: Failover,
     work: watch::Sender<Option<Arc<SourceWork>>>,
     shares: mpsc::Receiver<Share>,
@@ -86,6 +97,7 @@ pub async fn run(
     let mut driver = Driver {
         pools,
         session: Session::new(),
+        v2: v2::session::Session::new(),
         failover: Failover::new(),
         work,
         shares,
@@ -102,6 +114,8 @@ pub async fn run(
         driver.stats.pools.set_active(next.pool);
         let ended = driver.connection(next.pool).await;
         driver.session.disconnected();
+        let released = driver.v2.disconnected();
+        driver.perform(next.pool, released);
         next = match ended {
             Ended::Stop => break,
             Ended::Switch(pool) => {
@@ -113,10 +127,11 @@ pub async fn run(
     }
     // Whatever could not be sent is written down, never dropped.
     while let Ok(share) = driver.shares.try_recv() {
-        let actions = driver.session.share(share, Instant::now());
-        driver.perform(0, actions);
+        driver.route(share);
     }
     let actions = driver.session.stop();
+    driver.perform(0, actions);
+    let actions = driver.v2.stop();
     driver.perform(0, actions);
 }
 
@@ -130,13 +145,27 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline) => return true,
                 _ = self.stop.changed() => return false,
                 share = self.shares.recv(), if !self.devices_gone => match share {
-                    Some(share) => {
-                        let actions = self.session.share(share, Instant::now());
-                        self.perform(0, actions);
-                    }
+                    Some(share) => self.route(share),
                     None => self.devices_gone = true,
                 },
             }
+        }
+    }
+
+    /// Whether pool `pool` speaks Stratum V2.
+    fn is_v2(&self, pool: usize) -> bool {
+        self.pools.get(pool).is_some_and(|p| p.url.starts_with("stratum2+"))
+    }
+
+    /// Hands a share to the session of its pool's protocol, while no connection is in hand.
+    fn route(&mut self, share: Share) {
+        let pool = share.source;
+        if self.is_v2(pool) {
+            let actions = self.v2.share(share, Instant::now());
+            self.perform(pool, actions);
+        } else {
+            let actions = self.session.share(share, Instant::now());
+            self.perform(pool, actions);
         }
     }
 
@@ -188,6 +217,9 @@ impl Driver {
             Ok(e) => e,
             Err(reason) => return Ended::Closed(Close { reason, then: Then::Fail }),
         };
+        if let Some(authority) = endpoint.authority {
+            return self.connection_v2(pool, &endpoint, &authority).await;
+        }
         let (read, mut write) = match connect(&endpoint, &config).await {
             Ok(io) => io,
             Err(reason) => return Ended::Closed(Close { reason, then: Then::Fail }),
@@ -196,8 +228,7 @@ impl Driver {
         // Shares queued now belong to the last connection: the session carries them.
         for _ in 0..self.shares.len() {
             let Ok(share) = self.shares.try_recv() else { break };
-            let actions = self.session.share(share, Instant::now());
-            self.perform(pool, actions);
+            self.route(share);
         }
         let login = Login {
             user: config.user.clone(),
@@ -238,6 +269,10 @@ impl Driver {
                     None => self.session.closed(None, Instant::now()),
                 },
                 share = self.shares.recv(), if !self.devices_gone => match share {
+                    Some(share) if self.is_v2(share.source) => {
+                        self.route(share);
+                        continue;
+                    }
                     Some(share) => self.session.share(share, Instant::now()),
                     // Devices gone (the miner is stopping): keep the connection for the
                     // answers to what was sent, until stop.
@@ -251,6 +286,101 @@ impl Driver {
                 return ended;
             }
         }
+    }
+
+    /// One Stratum V2 connection to `pool`: TCP, the Noise handshake against the authority
+    /// key, then messages both ways until it closes.
+    async fn connection_v2(&mut self, pool: usize, endpoint: &Endpoint, authority: &v2::AuthorityKey) -> Ended {
+        let address = endpoint.address();
+        let tcp = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&address)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return fail(format!("connect to {address}: {e}")),
+            Err(_) => return fail(format!("connect to {address} timed out")),
+        };
+        let _ = tcp.set_nodelay(true);
+        let (read, mut write) = match v2::transport::connect(tcp, authority).await {
+            Ok(io) => io,
+            Err(reason) => return fail(reason),
+        };
+        let mut messages = v2::transport::spawn_reader(read);
+        for _ in 0..self.shares.len() {
+            let Ok(share) = self.shares.try_recv() else { break };
+            self.route(share);
+        }
+        let config = &self.pools[pool];
+        let login = v2::session::Login {
+            user: config.user.clone(),
+            channel: config.channel,
+            nominal_hash_rate: self.hash_rate().max(NOMINAL_HASH_RATE) as f32,
+            max_target: config.suggest_difficulty.map(|d| d.to_target()),
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+        };
+        let mut actions = self.v2.connected(pool, login, Instant::now());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut probe = tokio::time::interval(FAILBACK_PROBE);
+        probe.tick().await;
+        loop {
+            let mut local = Vec::new();
+            for action in actions {
+                match action {
+                    Action::Send(message) => {
+                        let sent = tokio::time::timeout(IO_TIMEOUT, write.send(message)).await;
+                        let failed = match sent {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) => Some(e),
+                            Err(_) => Some("the pool stopped reading".into()),
+                        };
+                        if let Some(reason) = failed {
+                            self.perform(pool, local);
+                            return fail(reason);
+                        }
+                    }
+                    Action::Close(close) => {
+                        self.perform(pool, local);
+                        return Ended::Closed(close);
+                    }
+                    other => local.push(other),
+                }
+            }
+            self.perform(pool, local);
+            actions = tokio::select! {
+                _ = self.stop.changed() => return Ended::Stop,
+                _ = tick.tick() => self.v2.tick(Instant::now(), self.hash_rate()),
+                _ = probe.tick(), if pool != self.stats.pools.preferred() => {
+                    let preferred = self.stats.pools.preferred();
+                    if self.answers(preferred).await {
+                        return Ended::Switch(preferred);
+                    }
+                    vec![]
+                }
+                _ = self.stats.pools.changed.notified() => match self.stats.pools.wanted(pool) {
+                    Some(other) => return Ended::Switch(other),
+                    None => vec![],
+                },
+                message = messages.recv() => match message {
+                    Some(Ok(message)) => self.v2.received(message, Instant::now()),
+                    Some(Err(e)) => return fail(format!("the pool connection ended: {e}")),
+                    None => return fail("the pool connection ended".into()),
+                },
+                share = self.shares.recv(), if !self.devices_gone => match share {
+                    Some(share) if share.source == pool => self.v2.share(share, Instant::now()),
+                    Some(share) => {
+                        self.route(share);
+                        vec![]
+                    }
+                    None => {
+                        self.devices_gone = true;
+                        vec![]
+                    }
+                },
+            };
+        }
+    }
+
+    /// The devices' rate now, in hashes a second (0 before the first measurement).
+    fn hash_rate(&self) -> f64 {
+        self.stats.mhs_5s().0 * 1e6
     }
 
     /// Whether the pool at `index` accepts a TCP connection now.
@@ -282,7 +412,7 @@ impl Driver {
     }
 
     /// The actions that need no socket. Shares to journal are written in one batch.
-    fn perform(&mut self, pool: usize, actions: Vec<Action>) {
+    fn perform<M>(&mut self, pool: usize, actions: Vec<Action<M>>) {
         let url = self.pools[pool].url.clone();
         let mut to_journal = Vec::new();
         for action in actions {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use super::codec::Redirect;
 use super::tls::Trust;
+use super::v2::AuthorityKey;
+use super::v2::session::ChannelKind;
 use crate::pools::PoolTable;
 use crate::work::Difficulty;
 
@@ -32,16 +34,21 @@ pub struct PoolConfig {
     pub journal: PathBuf,
     /// What the pool's TLS certificate is checked against.
     pub trust: Trust,
-    /// Sent as `mining.suggest_difficulty` after authorizing (cgminer's --suggest-diff).
+    /// Sent as `mining.suggest_difficulty` after authorizing (cgminer's --suggest-diff); for
+    /// Stratum V2, the channel's maximum target.
     pub suggest_difficulty: Option<Difficulty>,
+    /// The channel to open on a Stratum V2 pool.
+    pub channel: ChannelKind,
 }
 
-/// Where to connect: host, port and whether to speak TLS.
+/// Where to connect: host, port, and whether to speak TLS (v1) or Stratum V2 with the pool's
+/// authority key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub tls: bool,
+    pub authority: Option<AuthorityKey>,
 }
 
 impl Endpoint {
@@ -56,21 +63,38 @@ impl Endpoint {
 }
 
 impl PoolConfig {
+    /// The URL read: `stratum+tcp://HOST:PORT`, `stratum+ssl://…`, or, as the SV2
+    /// specification writes it, `stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY`.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
-        let (tls, rest) = match self.url.split_once("://") {
-            Some(("stratum+tcp" | "tcp", rest)) => (false, rest),
-            Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, rest),
+        let (tls, v2, rest) = match self.url.split_once("://") {
+            Some(("stratum+tcp" | "tcp", rest)) => (false, false, rest),
+            Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, false, rest),
+            Some(("stratum2+tcp", rest)) => (false, true, rest),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl:// or stratum+tls://)"
+                    "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl://, stratum+tls:// or stratum2+tcp://)"
                 ));
             }
-            None => (false, self.url.as_str()),
+            None => (false, false, self.url.as_str()),
         };
-        let rest = rest.trim_end_matches('/');
+        let (rest, authority) = if v2 {
+            match rest.split_once('/') {
+                Some((address, key)) if !key.trim_end_matches('/').is_empty() => {
+                    (address, Some(key.trim_end_matches('/').parse::<AuthorityKey>()?))
+                }
+                _ => {
+                    return Err(format!(
+                        "Stratum V2 pool URL `{}` needs the pool's authority key: stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY",
+                        self.url
+                    ));
+                }
+            }
+        } else {
+            (rest.trim_end_matches('/'), None)
+        };
         match rest.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
-                Ok(port) => Ok(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port, tls }),
+                Ok(port) => Ok(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port, tls, authority }),
                 Err(_) => Err(format!("pool URL `{}` has a bad port `{port}`", self.url)),
             },
             _ => {
@@ -188,7 +212,22 @@ mod tests {
             journal: PathBuf::from("j"),
             trust: Trust::default(),
             suggest_difficulty: None,
+            channel: ChannelKind::Extended,
         }
+    }
+
+    /// The SV2 specification's URL form, with the authority key of SRI's example configs.
+    #[test]
+    fn stratum_v2_urls_carry_the_authority_key() {
+        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let endpoint = config(&format!("stratum2+tcp://127.0.0.1:34254/{key}")).endpoint().unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.tls), ("127.0.0.1", 34254, false));
+        assert_eq!(endpoint.authority.unwrap().to_string(), key);
+        let missing = config("stratum2+tcp://127.0.0.1:34254").endpoint().unwrap_err();
+        assert!(missing.contains("needs the pool's authority key"), "{missing}");
+        let wrong =
+            config("stratum2+tcp://127.0.0.1:34254/9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH7").endpoint();
+        assert!(wrong.unwrap_err().contains("not a Stratum V2 authority public key"));
     }
 
     #[test]
@@ -196,10 +235,13 @@ mod tests {
         let endpoint = |url: &str| config(url).endpoint();
         assert_eq!(
             endpoint("stratum+ssl://pool.example:4443").unwrap(),
-            Endpoint { host: "pool.example".into(), port: 4443, tls: true }
+            Endpoint { host: "pool.example".into(), port: 4443, tls: true, authority: None }
         );
         assert_eq!(endpoint("[::1]:3333").unwrap().address(), "[::1]:3333");
-        assert_eq!(endpoint("127.0.0.1:3333").unwrap(), Endpoint { host: "127.0.0.1".into(), port: 3333, tls: false });
+        assert_eq!(
+            endpoint("127.0.0.1:3333").unwrap(),
+            Endpoint { host: "127.0.0.1".into(), port: 3333, tls: false, authority: None }
+        );
         assert!(endpoint("http://pool:1").unwrap_err().contains("not supported"));
         assert!(endpoint("stratum+tcp://pool").unwrap_err().contains("needs a host and a port"));
         assert!(endpoint("stratum+tcp://pool:99999").unwrap_err().contains("bad port"));
@@ -235,7 +277,10 @@ mod tests {
         let mut f = Failover::new();
         let to = Redirect { host: Some("pool.example".into()), port: Some(4444), wait: 0 };
         assert_eq!(f.redirected(&table, 0, &current, &to), (Attempt { pool: 0, after: MIN_BACKOFF }, None));
-        assert_eq!(f.endpoint(0, &pool).unwrap(), Endpoint { host: "pool.example".into(), port: 4444, tls: true });
+        assert_eq!(
+            f.endpoint(0, &pool).unwrap(),
+            Endpoint { host: "pool.example".into(), port: 4444, tls: true, authority: None }
+        );
         assert_eq!(f.endpoint(0, &pool).unwrap(), current, "the configured URL again after one try");
         let elsewhere = Redirect { host: Some("evil.example".into()), port: Some(80), wait: 0 };
         let (attempt, notice) = f.redirected(&table, 0, &current, &elsewhere);

@@ -83,10 +83,11 @@ pub enum ShareOutcome {
     Journaled(String),
 }
 
-/// What the driver should do next.
+/// What the driver should do next; `M` is what goes on the wire (a v1 line or an SV2
+/// message), the rest is the same for both protocols.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Send(ClientMessage),
+pub enum Action<M = ClientMessage> {
+    Send(M),
     /// New work for the scheduler, and the share difficulty it carries.
     Publish {
         work: Arc<SourceWork>,
@@ -416,6 +417,7 @@ impl Session {
             target: difficulty.to_target(),
             version_mask: conn.version_mask.0,
             nonces: NonceRange::FULL_RANGE,
+            time_roll: 0,
             received: now,
         });
         conn.current = Some(work.clone());

@@ -1,0 +1,13 @@
+//! Stratum V2 beside v1: the pool's authority key (`key`), the protocol as a state machine
+//! without I/O (`session`), and the Noise transport the driver (`super::client`) opens. The
+//! wire is SRI's: `noise_sv2`/`codec_sv2` for the encrypted frames, `parsers_sv2` for the
+//! messages, `channels_sv2` for channel and job state, all through `stratum-apps`.
+
+pub mod key;
+pub mod session;
+pub mod transport;
+
+pub use key::AuthorityKey;
+
+/// Every Stratum V2 message, owned: what the session takes in and hands out.
+pub type Message = stratum_apps::stratum_core::parsers_sv2::AnyMessageOwned;

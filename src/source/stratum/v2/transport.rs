@@ -1,0 +1,93 @@
+//! The Noise-encrypted SV2 connection, SRI's `NoiseTcpStream` with frames turned into
+//! messages: the driver's only SV2 I/O.
+
+use std::time::Duration;
+
+use stratum_apps::network_helpers::noise_stream::{NoiseTcpReadHalf, NoiseTcpStream, NoiseTcpWriteHalf};
+use stratum_apps::stratum_core::codec_sv2::{EncodableFrame, MessageFrame};
+use stratum_apps::stratum_core::framing_sv2::header::Header;
+use stratum_apps::stratum_core::noise_sv2::Initiator;
+use stratum_apps::stratum_core::parsers_sv2::AnyMessage;
+use stratum_apps::utils::types::OutboundFrame;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::{AuthorityKey, Message};
+
+/// How long the Noise handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Completes the Noise handshake as initiator, checking the pool's certificate against its
+/// authority key: a pool that cannot prove the key is refused here.
+pub async fn connect(tcp: TcpStream, authority: &AuthorityKey) -> Result<(NoiseTcpReadHalf, Writer), String> {
+    let initiator = Initiator::from_raw_k(authority.bytes()).map_err(|e| format!("authority key: {e:?}"))?;
+    let stream = NoiseTcpStream::connect(tcp, initiator, HANDSHAKE_TIMEOUT).await.map_err(|e| {
+        format!(
+            "Noise handshake failed ({e}); is {authority} the pool's authority key, and does the pool speak Stratum V2?"
+        )
+    })?;
+    let (read, write) = stream.into_split();
+    Ok((read, Writer(write)))
+}
+
+/// Decodes one frame's header and payload into a message.
+fn decode(header: Header, payload: &mut [u8]) -> Result<Message, String> {
+    AnyMessage::try_from((header, payload))
+        .map(AnyMessage::into_owned)
+        .map_err(|e| format!("message type 0x{:02x} cannot be read: {e:?}", header.msg_type()))
+}
+
+/// Decodes a whole plaintext frame (6-byte header, then the payload), as it is inside the
+/// Noise transport.
+pub fn decode_frame(bytes: &mut [u8]) -> Result<Message, String> {
+    if bytes.len() < Header::SIZE {
+        return Err(format!("a frame of {} bytes has no header", bytes.len()));
+    }
+    let header = Header::from_bytes(&bytes[..Header::SIZE]).map_err(|e| format!("bad frame header: {e:?}"))?;
+    let payload = &mut bytes[Header::SIZE..];
+    if payload.len() != header.payload_length() {
+        return Err(format!(
+            "the header says {} payload bytes, the frame has {}",
+            header.payload_length(),
+            payload.len()
+        ));
+    }
+    decode(header, payload)
+}
+
+/// The plaintext frame of a message, as it goes into the Noise transport.
+pub fn encode_frame(message: Message) -> Result<Vec<u8>, String> {
+    let frame = MessageFrame::<Message>::try_from(message).map_err(|e| format!("cannot frame a message: {e:?}"))?;
+    let mut bytes = vec![0; frame.encoded_length()];
+    frame.encode_into(&mut bytes).map_err(|e| format!("cannot encode a message: {e:?}"))?;
+    Ok(bytes)
+}
+
+/// Reads frames on a task of its own (SRI's `read_frame` cannot be cancelled halfway), each
+/// decoded into a message; `Err` ends the stream.
+pub fn spawn_reader(mut read: NoiseTcpReadHalf) -> mpsc::Receiver<Result<Message, String>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let message = match read.read_frame().await {
+                Ok(mut frame) => decode(frame.header(), frame.payload()),
+                Err(e) => Err(e.to_string()),
+            };
+            let end = message.is_err();
+            if tx.send(message).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The sending half.
+pub struct Writer(NoiseTcpWriteHalf);
+
+impl Writer {
+    pub async fn send(&mut self, message: Message) -> Result<(), String> {
+        let frame = OutboundFrame::from_message(message).map_err(|e| format!("cannot frame a message: {e:?}"))?;
+        self.0.write_frame(frame).await.map_err(|e| e.to_string())
+    }
+}
