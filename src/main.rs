@@ -16,6 +16,7 @@ use wgminer::pool::PoolOptions;
 use wgminer::source::gbt::rpc::{Auth, Node};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::tls::Trust;
+use wgminer::source::stratum::v2::key::AuthorityPair;
 use wgminer::source::stratum::v2::session::ChannelKind;
 use wgminer::work::{Difficulty, NonceRange, Target, Work, header_from_hex};
 
@@ -285,10 +286,13 @@ enum Command {
         /// Starting share difficulty (vardiff moves it towards a share every 2 s)
         #[arg(long, default_value_t = 0.001, value_name = "D")]
         difficulty: f64,
+        /// Mine over Stratum V2 (Noise, binary messages) instead of v1, on this kind of channel
+        #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "extended")]
+        sv2: Option<ChannelKind>,
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Run the embedded Stratum v1 pool alone (for testing miners)
+    /// Run the embedded pool alone, Stratum v1 and optionally V2 (for testing miners)
     Pool {
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:3333", value_name = "ADDR")]
@@ -299,6 +303,13 @@ enum Command {
         /// Seconds between new chain tips (clean jobs)
         #[arg(long, default_value_t = 30, value_name = "S")]
         job_interval: u64,
+        /// Also serve Stratum V2 on this address (the URL with the authority key is printed)
+        #[arg(long, value_name = "ADDR")]
+        sv2_listen: Option<String>,
+        /// File holding the Stratum V2 authority secret key, base58-check as SRI's configs write
+        /// `authority_secret_key` (default: a new key for each start)
+        #[arg(long, value_name = "PATH", requires = "sv2_listen")]
+        sv2_authority_secret: Option<std::path::PathBuf>,
     },
     /// Merge `bench --json` records into a Markdown table and an SVG chart
     ///
@@ -346,6 +357,9 @@ enum Command {
         /// With --mining: seconds between new chain tips (clean jobs)
         #[arg(long, default_value_t = 5, value_name = "S")]
         job_interval: u64,
+        /// With --mining: mine over Stratum V2 too, right after v1, on this kind of channel
+        #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "extended", requires = "mining")]
+        sv2: Option<ChannelKind>,
         /// Then keep every device busy this many minutes (fractions allowed), sampling its rate
         /// every --sample seconds: a laptop's throttling shows as the last minute against the
         /// first; `--json` keeps the series and `wgminer report` draws it
@@ -575,21 +589,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::solo::run(solo, || run.open(), &options)?;
         }
-        Command::Demo { seconds, difficulty, run } => {
+        Command::Demo { seconds, difficulty, sv2, run } => {
             let options = run.options(Some(seconds))?;
             let pool = PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
             wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
-            commands::demo::run(run.open()?, &options, pool, run.journal.clone())?;
+            commands::demo::run(run.open()?, &options, pool, run.journal.clone(), sv2)?;
         }
-        Command::Pool { listen, difficulty, job_interval } => {
+        Command::Pool { listen, difficulty, job_interval, sv2_listen, sv2_authority_secret } => {
             let options = PoolOptions {
                 difficulty: Difficulty::new(difficulty)?.value(),
                 job_interval: Duration::from_secs(job_interval.max(1)),
                 ..Default::default()
             };
-            commands::pool::run(&listen, options)?;
+            let keys = match &sv2_authority_secret {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("--sv2-authority-secret {}: {e}", path.display()))?;
+                    AuthorityPair::parse_secret(&text)
+                        .map_err(|e| anyhow::anyhow!("--sv2-authority-secret {}: {e}", path.display()))?
+                }
+                None => AuthorityPair::generate(),
+            };
+            commands::pool::run(&listen, sv2_listen.as_deref().map(|l| (l, keys)), options)?;
         }
-        Command::Bench { seconds, runs, device, json, mining, job_interval, sustained, sample, kernel } => {
+        Command::Bench { seconds, runs, device, json, mining, job_interval, sv2, sustained, sample, kernel } => {
             let bench = commands::bench::BenchOptions {
                 seconds,
                 runs: runs as usize,
@@ -597,6 +620,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mining: mining.then(|| Duration::from_secs(job_interval.max(1))),
                 sustained: sustained.map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
                 sample: Duration::from_secs_f64(sample),
+                sv2,
             };
             commands::bench::run(&device, &kernel.options(), &bench)?;
         }

@@ -10,6 +10,7 @@ use crate::cpu::CpuSweeper;
 use crate::device::{DeviceInfo, DeviceSelector, Sweeper, measure_rate};
 use crate::gpu::ops::OpCount;
 use crate::gpu::shape::{Origin, Shape};
+use crate::source::stratum::v2::session::ChannelKind;
 
 /// Repeated measurements of one rate: the median is the figure, min and max the spread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +141,9 @@ pub struct Report {
     /// With `--mining`: the first device mining through the embedded pool.
     #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub mining: Option<MiningRun>,
+    /// With `--mining --sv2`: the same over Stratum V2, right after.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub mining_sv2: Option<MiningRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +183,8 @@ pub struct BenchOptions {
     /// Then keep every device busy this long, sampling its rate every `sample`.
     pub sustained: Option<Duration>,
     pub sample: Duration,
+    /// Mine over Stratum V2 too (after v1), on this kind of channel.
+    pub sv2: Option<ChannelKind>,
 }
 
 /// Measures each device and the CPU reference `runs` times, `seconds` each, interleaved so
@@ -200,15 +206,27 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
             rate.sustained = Some(sustained);
         }
     }
-    let mining = match mining {
+    let (mining, mining_sv2) = match mining {
         Some(job_interval) if !opened.is_empty() => {
-            let run = mine_once(opened.swap_remove(0), devices[0].mhs.median, seconds, job_interval)?;
+            let before = devices[0].mhs.median;
+            let (run, device) = mine_once(opened.swap_remove(0), before, seconds, job_interval, None)?;
             if !json {
-                print_mining(&run, devices[0].mhs.median, options.dispatch);
+                print_mining(&run, before, options.dispatch, "Stratum v1");
             }
-            Some(run)
+            let sv2 = match (bench.sv2, device) {
+                (Some(kind), Some(device)) => {
+                    let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind))?;
+                    if !json {
+                        let over = format!("Stratum V2, {kind:?} channel").to_lowercase().replace("v2", "V2");
+                        print_mining(&sv2, before, options.dispatch, &over);
+                    }
+                    Some(sv2)
+                }
+                _ => None,
+            };
+            (Some(run), sv2)
         }
-        _ => None,
+        _ => (None, None),
     };
     if json {
         let report = Report {
@@ -228,6 +246,7 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
             devices,
             cpu_reference,
             mining,
+            mining_sv2,
         };
         println!("{}", serde_json::to_string(&report)?);
     }
@@ -302,14 +321,16 @@ fn print_rates(cpu_reference: &Rate, devices: &[Rate], ops: OpCount) {
     );
 }
 
-/// Mines through the embedded pool on `device` for `seconds`, then measures the device again:
-/// the mean of the rates before and after brackets the drift of a shared machine.
+/// Mines through the embedded pool (v1, or V2 on a `sv2` channel) on `device` for `seconds`,
+/// then measures the device again: the mean of the rates before and after brackets the drift
+/// of a shared machine. The device comes back for the next run.
 fn mine_once(
     device: Box<dyn Sweeper>,
     before: f64,
     seconds: f64,
     job_interval: std::time::Duration,
-) -> anyhow::Result<MiningRun> {
+    sv2: Option<ChannelKind>,
+) -> anyhow::Result<(MiningRun, Option<Box<dyn Sweeper>>)> {
     let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
     let run = super::mine::MineOptions {
         duration: Some(std::time::Duration::from_secs_f64(seconds)),
@@ -317,13 +338,14 @@ fn mine_once(
         api: None,
     };
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
-    let (summary, mut back) = super::runtime()?.block_on(super::demo::demo(vec![device], &run, pool, journal))?;
+    let (summary, mut back) = super::runtime()?.block_on(super::demo::demo(vec![device], &run, pool, journal, sv2))?;
     let after = match back.first_mut() {
         Some(device) => mhs(device.as_mut(), seconds)?,
         None => before,
     };
     let efficiency = summary.mhs / ((before + after) / 2.0);
-    Ok(MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() })
+    let run = MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() };
+    Ok((run, back.pop()))
 }
 
 fn print_sustained(device: &DeviceInfo, s: &Sustained) {
@@ -340,10 +362,10 @@ fn print_sustained(device: &DeviceInfo, s: &Sustained) {
     );
 }
 
-fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>) {
+fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>, over: &str) {
     let s = &run.summary;
     println!(
-        "mining through the embedded pool: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to its first dispatch p50 {} ms, p99 {} ms (dispatch {})",
+        "mining through the embedded pool over {over}: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to its first dispatch p50 {} ms, p99 {} ms (dispatch {})",
         s.mhs,
         run.efficiency * 100.0,
         before,

@@ -6,8 +6,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::mine::{MineOptions, Source, Summary, mine, print_summary};
 use crate::device::Sweeper;
-use crate::pool::{EmbeddedPool, PoolOptions};
+use crate::pool::sv2::Sv2Pool;
+use crate::pool::{EmbeddedPool, PoolOptions, PoolStats};
 use crate::source::stratum::PoolConfig;
+use crate::source::stratum::v2::key::AuthorityPair;
+use crate::source::stratum::v2::session::ChannelKind;
 
 /// Runs the demo and prints its summary; an error when no share was accepted.
 pub fn run(
@@ -15,8 +18,9 @@ pub fn run(
     options: &MineOptions,
     pool: PoolOptions,
     journal: PathBuf,
+    sv2: Option<ChannelKind>,
 ) -> anyhow::Result<Summary> {
-    let (summary, _) = super::runtime()?.block_on(demo(devices, options, pool, journal))?;
+    let (summary, _) = super::runtime()?.block_on(demo(devices, options, pool, journal, sv2))?;
     print_summary(&summary);
     if summary.accepted == 0 {
         anyhow::bail!("no share was accepted");
@@ -24,30 +28,42 @@ pub fn run(
     Ok(summary)
 }
 
-/// The embedded pool and the miner in one process; returns the summary and the devices.
+/// The embedded pool and the miner in one process, over Stratum v1 or, with `sv2`, over
+/// Stratum V2 on that kind of channel; returns the summary and the devices.
 pub async fn demo(
     devices: Vec<Box<dyn Sweeper>>,
     options: &MineOptions,
     pool_options: PoolOptions,
     journal: PathBuf,
+    sv2: Option<ChannelKind>,
 ) -> anyhow::Result<(Summary, Vec<Box<dyn Sweeper>>)> {
-    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
-    tracing::info!("embedded pool listening on {}", pool.addr);
+    // Either pool stops when dropped at the end of this function.
+    let (url, stats, _v1, _v2) = match sv2 {
+        None => {
+            let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await?;
+            tracing::info!("embedded pool listening on {}", pool.addr);
+            (format!("stratum+tcp://{}", pool.addr), pool.stats.clone(), Some(pool), None)
+        }
+        Some(_) => {
+            let pool = Sv2Pool::start("127.0.0.1:0", AuthorityPair::generate(), pool_options).await?;
+            tracing::info!("embedded Stratum V2 pool listening on {}", pool.url());
+            (pool.url(), pool.stats.clone(), None, Some(pool))
+        }
+    };
     let config = PoolConfig {
-        url: format!("stratum+tcp://{}", pool.addr),
+        url,
         user: "demo".into(),
         pass: "x".into(),
         journal,
         trust: Default::default(),
         suggest_difficulty: None,
-        channel: Default::default(),
+        channel: sv2.unwrap_or_default(),
     };
     let (summary, devices) = mine(Source::Pools(vec![config]), devices, options).await;
-    println!(
-        "pool side: {} accepted, {} rejected",
-        pool.stats.accepted.load(Relaxed),
-        pool.stats.rejected.load(Relaxed)
-    );
-    pool.shutdown();
+    print_pool_side(&stats);
     Ok((summary, devices))
+}
+
+fn print_pool_side(stats: &PoolStats) {
+    println!("pool side: {} accepted, {} rejected", stats.accepted.load(Relaxed), stats.rejected.load(Relaxed));
 }

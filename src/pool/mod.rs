@@ -22,6 +22,9 @@ use crate::source::stratum::codec::{
 use crate::work::job::Job;
 use crate::work::{BlockHash, CompactTarget, Difficulty, hex_decode};
 
+pub mod sv2;
+pub mod template;
+
 pub const EXTRANONCE2_SIZE: usize = 4;
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;

@@ -27,7 +27,7 @@ pub async fn connect(tcp: TcpStream, authority: &AuthorityKey) -> Result<(NoiseT
         )
     })?;
     let (read, write) = stream.into_split();
-    Ok((read, Writer(write)))
+    Ok((read, Writer::from(write)))
 }
 
 /// Decodes one frame's header and payload into a message.
@@ -84,6 +84,12 @@ pub fn spawn_reader(mut read: NoiseTcpReadHalf) -> mpsc::Receiver<Result<Message
 
 /// The sending half.
 pub struct Writer(NoiseTcpWriteHalf);
+
+impl From<NoiseTcpWriteHalf> for Writer {
+    fn from(write: NoiseTcpWriteHalf) -> Writer {
+        Writer(write)
+    }
+}
 
 impl Writer {
     pub async fn send(&mut self, message: Message) -> Result<(), String> {
