@@ -157,6 +157,7 @@ async fn soak(
         journal,
         trust: Default::default(),
         suggest_difficulty: None,
+        channel: Default::default(),
     };
     let client = tokio::spawn(client::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
     let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());

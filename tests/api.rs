@@ -37,6 +37,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
         journal: std::env::temp_dir().join(format!("wgminer-test-api-{name}-{}.jsonl", std::process::id())),
         trust: Default::default(),
         suggest_difficulty: None,
+        channel: Default::default(),
     }
 }
 

@@ -74,6 +74,7 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
             journal: journal.clone(),
             trust: Default::default(),
             suggest_difficulty: None,
+            channel: Default::default(),
         };
         let run =
             MineOptions { duration: Some(Duration::from_secs(8)), status_every: Duration::from_secs(60), api: None };
@@ -208,6 +209,7 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
             journal: journal.clone(),
             trust: Default::default(),
             suggest_difficulty: None,
+            channel: Default::default(),
         };
         let client = tokio::spawn(wgminer::source::stratum::client::run(
             vec![config],

@@ -56,6 +56,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             journal: journal_path("demo"),
             trust: Default::default(),
             suggest_difficulty: None,
+            channel: Default::default(),
         };
         let run =
             MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2), api: None };
@@ -182,6 +183,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             journal: journal.clone(),
             trust: Default::default(),
             suggest_difficulty: None,
+            channel: Default::default(),
         })
         .collect();
     let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
@@ -465,6 +467,7 @@ fn tls_pool_with_its_own_ca() {
             journal: journal_path("tls"),
             trust: wgminer::source::stratum::tls::Trust { ca_file, cert_sha256: None },
             suggest_difficulty: None,
+            channel: Default::default(),
         };
         // Without the CA, the self-signed certificate is refused: no session, no share.
         let run =
@@ -524,6 +527,7 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             journal: journal_path("suggest"),
             trust: Default::default(),
             suggest_difficulty: Some(wgminer::work::Difficulty::new(0.002).unwrap()),
+            channel: Default::default(),
         };
         let client =
             tokio::spawn(client::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));

@@ -24,7 +24,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn pool_config(url: String, trust: Trust, name: &str) -> PoolConfig {
     let journal = std::env::temp_dir().join(format!("wgminer-real-pools-{name}-{}.jsonl", std::process::id()));
-    PoolConfig { url, user: "worker.1".into(), pass: "x".into(), journal, trust, suggest_difficulty: None }
+    PoolConfig {
+        url,
+        user: "worker.1".into(),
+        pass: "x".into(),
+        journal,
+        trust,
+        suggest_difficulty: None,
+        channel: Default::default(),
+    }
 }
 
 async fn mine_for(seconds: u64, pool: PoolConfig) -> Summary {
