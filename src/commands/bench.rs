@@ -217,7 +217,7 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
                 (Some(kind), Some(device)) => {
                     let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind))?;
                     if !json {
-                        let over = format!("Stratum V2, {kind:?} channel").to_lowercase().replace("v2", "V2");
+                        let over = format!("Stratum V2, {} channel", format!("{kind:?}").to_lowercase());
                         print_mining(&sv2, before, options.dispatch, &over);
                     }
                     Some(sv2)
