@@ -26,7 +26,7 @@ use stratum_apps::stratum_core::channels_sv2::client::standard::StandardChannel;
 use stratum_apps::stratum_core::channels_sv2::extranonce_manager::ExtranoncePrefix;
 use stratum_apps::stratum_core::common_messages_sv2::{Protocol, SetupConnectionOwned};
 use stratum_apps::stratum_core::mining_sv2::{
-    OpenExtendedMiningChannelOwned, OpenStandardMiningChannelOwned, SubmitSharesExtendedOwned,
+    OpenExtendedMiningChannelOwned, OpenStandardMiningChannelOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
     SubmitSharesStandardOwned, UpdateChannelOwned,
 };
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
@@ -87,6 +87,44 @@ pub struct Login {
 enum Channel {
     Standard(StandardChannel),
     Extended(ExtendedChannel),
+}
+
+/// What both kinds of channel do alike, dispatched in one place; errors as the pool's words.
+impl Channel {
+    fn id(&self) -> u32 {
+        match self {
+            Channel::Extended(c) => c.get_channel_id(),
+            Channel::Standard(c) => c.get_channel_id(),
+        }
+    }
+
+    fn on_set_new_prev_hash(&mut self, m: SetNewPrevHashOwned) -> Result<(), String> {
+        match self {
+            Channel::Extended(c) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
+            Channel::Standard(c) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
+        }
+    }
+
+    fn set_target(&mut self, target: Target) -> Result<(), String> {
+        match self {
+            Channel::Extended(c) => c.set_target(target).map_err(|e| format!("{e:?}")),
+            Channel::Standard(c) => c.set_target(target).map_err(|e| format!("{e:?}")),
+        }
+    }
+
+    fn set_extranonce_prefix(&mut self, prefix: ExtranoncePrefix) -> Result<(), String> {
+        match self {
+            Channel::Extended(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
+            Channel::Standard(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
+        }
+    }
+
+    fn on_share_rejection(&mut self, reason: &str) {
+        match self {
+            Channel::Extended(c) => c.on_share_rejection(reason),
+            Channel::Standard(c) => c.on_share_rejection(reason),
+        }
+    }
 }
 
 enum Stage {
@@ -302,22 +340,16 @@ impl Session {
                 self.job_changed(result, active, now)
             }
             MiningOwned::SetNewPrevHash(m) => {
-                let result = match self.channel() {
-                    Some(Channel::Extended(c)) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
-                    Some(Channel::Standard(c)) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
-                    None => return vec![],
-                };
+                let Some(channel) = self.channel() else { return vec![] };
+                let result = channel.on_set_new_prev_hash(m);
                 self.job_changed(result, true, now)
             }
             // The new target applies to jobs that come after it (channels_sv2 keeps each
             // job's own target, and checks that job's shares against it).
             MiningOwned::SetTarget(m) => {
                 let target = target(&m.maximum_target);
-                let result = match self.channel() {
-                    Some(Channel::Extended(c)) => c.set_target(target).map_err(|e| format!("{e:?}")),
-                    Some(Channel::Standard(c)) => c.set_target(target).map_err(|e| format!("{e:?}")),
-                    None => return vec![],
-                };
+                let Some(channel) = self.channel() else { return vec![] };
+                let result = channel.set_target(target);
                 match result {
                     Ok(()) => vec![],
                     Err(e) => fail(format!("the pool sent a target the channel cannot take: {e}")),
@@ -328,11 +360,8 @@ impl Session {
                     Ok(prefix) => prefix,
                     Err(e) => return fail(format!("the pool sent an extranonce prefix wgminer cannot use: {e:?}")),
                 };
-                let result = match self.channel() {
-                    Some(Channel::Extended(c)) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
-                    Some(Channel::Standard(c)) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
-                    None => return vec![],
-                };
+                let Some(channel) = self.channel() else { return vec![] };
+                let result = channel.set_extranonce_prefix(prefix);
                 match result {
                     Ok(()) => vec![],
                     Err(e) => fail(format!("the pool sent an extranonce prefix the channel cannot take: {e}")),
@@ -341,10 +370,8 @@ impl Session {
             MiningOwned::SubmitSharesSuccess(m) => self.accepted(m.last_sequence_number, now),
             MiningOwned::SubmitSharesError(m) => {
                 let reason = text(m.error_code.as_bytes());
-                match self.channel() {
-                    Some(Channel::Extended(c)) => c.on_share_rejection(&reason),
-                    Some(Channel::Standard(c)) => c.on_share_rejection(&reason),
-                    None => {}
+                if let Some(channel) = self.channel() {
+                    channel.on_share_rejection(&reason);
                 }
                 let Some(pending) = self.in_flight.remove(&m.sequence_number) else { return vec![] };
                 let mut out = vec![Action::Answered {
@@ -573,11 +600,7 @@ impl Session {
         let nominal = f64::from(conn.login.nominal_hash_rate);
         if hash_rate > 0.0 && (hash_rate / nominal - 1.0).abs() > 0.5 {
             let max_target = u256(conn.login.max_target.map_or([0xff; 32], |t| t.to_le_bytes()));
-            let channel_id = match self.channel() {
-                Some(Channel::Extended(c)) => Some(c.get_channel_id()),
-                Some(Channel::Standard(c)) => Some(c.get_channel_id()),
-                None => None,
-            };
+            let channel_id = self.channel().map(|c| c.id());
             if let Some(channel_id) = channel_id {
                 self.conn().login.nominal_hash_rate = hash_rate as f32;
                 return vec![send(MiningOwned::UpdateChannel(UpdateChannelOwned {
