@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod node;
+pub mod sri;
 pub mod template_provider;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};

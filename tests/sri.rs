@@ -1,0 +1,144 @@
+//! wgminer with SRI's real Stratum V2 software (`pool_sv2` 0.7.0 and `translator_sv2` 0.6.0
+//! from crates.io, which `.ci/run` installs), fed by the tests' template provider: wgminer over
+//! SV2 on SRI's pool, wgminer over Stratum v1 through SRI's translator to SRI's pool, and SRI's
+//! translator on wgminer's own SV2 pool.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use common::sri::{self, AUTHORITY_PUBLIC};
+use common::template_provider;
+use wgminer::commands::mine::{MineOptions, Source, Summary, mine};
+use wgminer::cpu::CpuSweeper;
+use wgminer::pool::PoolOptions;
+use wgminer::pool::sv2::Sv2Pool;
+use wgminer::source::stratum::PoolConfig;
+use wgminer::source::stratum::v2::key::AuthorityPair;
+use wgminer::source::stratum::v2::session::ChannelKind;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn pool(url: String, channel: ChannelKind) -> PoolConfig {
+    let name = url.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    PoolConfig {
+        url,
+        user: "wgminer-test".into(),
+        pass: "x".into(),
+        journal: std::env::temp_dir().join(format!("wgminer-test-{name}-{}.jsonl", std::process::id())),
+        trust: Default::default(),
+        suggest_difficulty: None,
+        channel,
+    }
+}
+
+/// wgminer's CPU sweeper mining on one pool for `seconds`.
+async fn mine_on(config: PoolConfig, seconds: u64) -> Summary {
+    let journal = config.journal.clone();
+    let run =
+        MineOptions { duration: Some(Duration::from_secs(seconds)), status_every: Duration::from_secs(5), api: None };
+    let (summary, _) = mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &run).await;
+    let _ = std::fs::remove_file(journal);
+    summary
+}
+
+fn mine_on_sri_pool(channel: ChannelKind) {
+    runtime().block_on(async {
+        let tp = template_provider::start(Duration::from_secs(5)).await;
+        let port = sri::free_port();
+        let _pool = sri::start_pool(tp.addr, port);
+        let summary = mine_on(pool(format!("stratum2+tcp://127.0.0.1:{port}/{AUTHORITY_PUBLIC}"), channel), 25).await;
+        // Accepted means SubmitShares.Success from SRI's pool, which validated each share
+        // against the job it built (channels_sv2::server).
+        assert!(summary.accepted >= 2, "{summary:?}");
+        assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
+    });
+}
+
+#[test]
+fn wgminer_mines_on_sris_pool_over_an_extended_channel() {
+    mine_on_sri_pool(ChannelKind::Extended);
+}
+
+#[test]
+fn wgminer_mines_on_sris_pool_over_a_standard_channel() {
+    mine_on_sri_pool(ChannelKind::Standard);
+}
+
+/// The Noise handshake proves the pool holds the secret behind the URL's key: against a pool
+/// signing with another key it fails, with words that say so, and no share is sent.
+#[test]
+fn a_pool_with_another_authority_key_is_refused() {
+    runtime().block_on(async {
+        let pool = Sv2Pool::start("127.0.0.1:0", AuthorityPair::generate(), PoolOptions::default()).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(pool.addr).await.unwrap();
+        let wrong = AUTHORITY_PUBLIC.parse().unwrap();
+        let refused = wgminer::source::stratum::v2::transport::connect(tcp, &wrong).await.err().expect("refused");
+        assert!(refused.contains("Noise handshake failed") && refused.contains(AUTHORITY_PUBLIC), "{refused}");
+        // The right key opens it.
+        let tcp = tokio::net::TcpStream::connect(pool.addr).await.unwrap();
+        assert!(wgminer::source::stratum::v2::transport::connect(tcp, &pool.authority).await.is_ok());
+    });
+}
+
+/// `demo --sv2`'s path in-process: wgminer's client against wgminer's own SV2 pool; every
+/// share the miner counts as accepted the pool validated (channels_sv2::server).
+#[test]
+fn the_embedded_sv2_pool_accepts_what_the_client_sends() {
+    runtime().block_on(async {
+        let pool_sv2 = Sv2Pool::start("127.0.0.1:0", AuthorityPair::generate(), PoolOptions::default()).await.unwrap();
+        let summary = mine_on(pool(pool_sv2.url(), ChannelKind::Extended), 12).await;
+        assert!(summary.accepted >= 1, "{summary:?}");
+        assert_eq!((summary.rejected, summary.journaled), (0, 0), "{summary:?}");
+        assert_eq!(pool_sv2.stats.accepted.load(Relaxed), summary.accepted);
+    });
+}
+
+/// wgminer over Stratum v1 → SRI's translator → SRI's pool. The translator negotiates version
+/// rolling and then reads the sixth `mining.submit` parameter (`sv1_server/
+/// downstream_message_handler.rs`, `handle_configure` and `handle_submit`); it answers the
+/// miner after its own check and forwards the share upstream, where pool_sv2 answers
+/// `SubmitSharesSuccess`, which the translator logs.
+#[test]
+fn wgminer_over_stratum_v1_mines_through_sris_translator_on_sris_pool() {
+    runtime().block_on(async {
+        let tp = template_provider::start(Duration::from_secs(5)).await;
+        let pool_port = sri::free_port();
+        let _pool = sri::start_pool(tp.addr, pool_port);
+        let port = sri::free_port();
+        let upstream = ([127, 0, 0, 1], pool_port).into();
+        let translator = sri::start_translator(upstream, AUTHORITY_PUBLIC, port, 2e6);
+        let summary = mine_on(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), 25).await;
+        assert!(summary.accepted >= 2, "{summary:?}");
+        assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
+        let log = translator.log_text();
+        assert!(
+            sri::accepted_upstream(&log) >= 2,
+            "pool_sv2 accepted too few of the translator's shares; see {}",
+            translator.log.display()
+        );
+        assert!(!log.contains("SubmitSharesError("), "pool_sv2 rejected a share; see {}", translator.log.display());
+    });
+}
+
+/// SRI's translator pointed at wgminer's SV2 pool, with wgminer over Stratum v1 below it: the
+/// translator's SetupConnection, OpenExtendedMiningChannel and SubmitSharesExtended, as SRI
+/// writes them, are served and validated by the embedded pool.
+#[test]
+fn sris_translator_mines_on_the_embedded_sv2_pool() {
+    runtime().block_on(async {
+        let pool_sv2 = Sv2Pool::start("127.0.0.1:0", AuthorityPair::generate(), PoolOptions::default()).await.unwrap();
+        let port = sri::free_port();
+        let translator = sri::start_translator(pool_sv2.addr, &pool_sv2.authority.to_string(), port, 2e6);
+        let summary = mine_on(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), 20).await;
+        assert!(summary.accepted >= 2, "{summary:?}");
+        assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
+        let accepted = pool_sv2.stats.accepted.load(Relaxed);
+        assert!(accepted >= 2, "the embedded pool accepted {accepted}; see {}", translator.log.display());
+        assert_eq!(pool_sv2.stats.rejected.load(Relaxed), 0, "see {}", translator.log.display());
+        assert_eq!(sri::accepted_upstream(&translator.log_text()), accepted);
+    });
+}
