@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::Hash;
 use serde_json::Value;
 
-use crate::source::Share;
 use crate::source::stratum::codec::ServerMessage;
 use crate::source::stratum::session::{Action, Login, Session};
+use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
 
 fn lines(data: &[u8]) -> Vec<String> {
@@ -31,24 +31,89 @@ pub fn stratum_client(data: &[u8]) {
         let Ok(message) = ServerMessage::parse(line, |id| session.expected(id)) else { continue };
         for action in session.received(message, now) {
             if let Action::Publish { work, .. } = action {
-                let share = Share {
-                    source: work.source,
-                    job_id: work.job.id.clone(),
-                    extranonce1: work.extranonce1.clone(),
-                    extranonce2: vec![0; work.extranonce2_size],
-                    time: work.job.time,
-                    nonce: i as u32,
-                    version_bits: (work.version_mask != 0).then_some(work.version_mask),
-                    hash: bitcoin::BlockHash::from_byte_array([0; 32]),
-                    device: 0,
-                };
-                session.share(share, now);
+                session.share(share_on(&work, i as u32), now);
             }
         }
         session.tick(now);
     }
     session.closed(None, t0 + Duration::from_secs(3600));
     session.stop();
+}
+
+/// A share on `work`, as a device would report it (the session does not hash it again).
+fn share_on(work: &SourceWork, nonce: u32) -> Share {
+    Share {
+        source: work.source,
+        job_id: work.job.id.clone(),
+        extranonce1: work.extranonce1.clone(),
+        extranonce2: vec![0; work.extranonce2_size],
+        time: work.job.time,
+        nonce,
+        version_bits: (work.version_mask != 0).then_some(work.version_mask),
+        hash: bitcoin::BlockHash::from_byte_array([0; 32]),
+        device: 0,
+    }
+}
+
+/// SV2 frames back to back, as they are inside the Noise transport: each is cut at the length
+/// its header gives (or at the end of the data), so any bytes make frames.
+fn frames(mut data: &[u8]) -> Vec<Vec<u8>> {
+    const HEADER: usize = 6;
+    let mut out = Vec::new();
+    while data.len() >= HEADER {
+        let length = HEADER + usize::from(data[3]) + (usize::from(data[4]) << 8) + (usize::from(data[5]) << 16);
+        let (frame, rest) = data.split_at(length.min(data.len()));
+        out.push(frame.to_vec());
+        data = rest;
+    }
+    out
+}
+
+/// Frames an SV2 pool sends (the first byte picks the channel kind), decoded by the client's
+/// transport and fed to its session, with a share found on each job and the clock moving a
+/// second a frame.
+pub fn stratum_v2_client(data: &[u8]) {
+    use crate::source::stratum::v2::session::{ChannelKind, Login, Session};
+    let Some((&kind, data)) = data.split_first() else { return };
+    let channel = if kind & 1 == 0 { ChannelKind::Extended } else { ChannelKind::Standard };
+    let login = Login {
+        user: "w".into(),
+        channel,
+        nominal_hash_rate: 1e6,
+        max_target: None,
+        host: "127.0.0.1".into(),
+        port: 34254,
+    };
+    let mut session = Session::new();
+    let t0 = Instant::now();
+    session.connected(0, login, t0);
+    for (i, mut frame) in frames(data).into_iter().enumerate() {
+        let now = t0 + Duration::from_secs(i as u64);
+        let Ok(message) = crate::source::stratum::v2::transport::decode_frame(&mut frame) else { continue };
+        for action in session.received(message, now) {
+            if let Action::Publish { work, .. } = action {
+                session.share(share_on(&work, i as u32), now);
+            }
+        }
+        session.tick(now, 1e6);
+    }
+    session.disconnected();
+    session.stop();
+}
+
+/// Frames an SV2 miner sends, decoded as the embedded pool's transport does and answered by
+/// one connection, with a new tip every fourth frame.
+pub fn stratum_v2_pool(data: &[u8]) {
+    let stats = Arc::new(crate::pool::PoolStats::default());
+    let mut connection = crate::pool::sv2::Connection::new(stats, crate::pool::sv2::allocator(), 1);
+    for (i, mut frame) in frames(data).into_iter().enumerate() {
+        if let Ok(message) = crate::source::stratum::v2::transport::decode_frame(&mut frame) {
+            connection.handle(message);
+        }
+        if i % 4 == 3 {
+            connection.tip(2 + i as u32 / 4);
+        }
+    }
 }
 
 /// Lines a miner sends, read by the embedded pool.

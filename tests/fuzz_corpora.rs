@@ -6,9 +6,11 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 9] = [
     ("stratum_client", wgminer::fuzzing::stratum_client),
     ("stratum_pool", wgminer::fuzzing::stratum_pool),
+    ("stratum_v2_client", wgminer::fuzzing::stratum_v2_client),
+    ("stratum_v2_pool", wgminer::fuzzing::stratum_v2_pool),
     ("getblocktemplate", wgminer::fuzzing::getblocktemplate),
     ("node_reply", wgminer::fuzzing::node_reply),
     ("node_http", wgminer::fuzzing::node_http),

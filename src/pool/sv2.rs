@@ -61,9 +61,7 @@ impl Sv2Pool {
         let (tips, _) = broadcast::channel::<u32>(16);
         let height = Arc::new(Mutex::new(1u32));
         tokio::spawn(tip_clock(tips.clone(), height.clone(), options.job_interval, stop_rx.clone()));
-        // One allocator for the pool: each channel gets its own extranonce prefix.
-        let allocator =
-            Arc::new(Mutex::new(ExtranonceAllocator::new(b"wg".to_vec(), 2 + 4 + ROLLABLE, 1 << 16).expect("fits")));
+        let allocator = allocator();
         let accept_stats = stats.clone();
         tokio::spawn(async move {
             let mut stop_rx = stop_rx;
@@ -74,12 +72,8 @@ impl Sv2Pool {
                         let Ok((tcp, _)) = conn else { continue };
                         accept_stats.connections.fetch_add(1, Relaxed);
                         let Ok(responder) = Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY) else { continue };
-                        let connection = Connection {
-                            stats: accept_stats.clone(),
-                            allocator: allocator.clone(),
-                            height: *height.lock().unwrap_or_else(|p| p.into_inner()),
-                            channel: None,
-                        };
+                        let height = *height.lock().unwrap_or_else(|p| p.into_inner());
+                        let connection = Connection::new(accept_stats.clone(), allocator.clone(), height);
                         let (tips, stop) = (tips.subscribe(), stop_rx.clone());
                         tokio::spawn(async move {
                             let _ = tcp.set_nodelay(true);
@@ -129,7 +123,13 @@ enum Channel {
     Standard(StandardChannel),
 }
 
-struct Connection {
+/// One allocator for the pool: each channel gets its own extranonce prefix.
+pub(crate) fn allocator() -> Arc<Mutex<ExtranonceAllocator>> {
+    Arc::new(Mutex::new(ExtranonceAllocator::new(b"wg".to_vec(), 2 + 4 + ROLLABLE, 1 << 16).expect("fits")))
+}
+
+/// One miner's connection, sans I/O: messages in, messages out (`run` does the socket).
+pub(crate) struct Connection {
     stats: Arc<PoolStats>,
     allocator: Arc<Mutex<ExtranonceAllocator>>,
     height: u32,
@@ -145,6 +145,10 @@ fn mining(m: MiningOwned) -> AnyMessageOwned {
 }
 
 impl Connection {
+    pub(crate) fn new(stats: Arc<PoolStats>, allocator: Arc<Mutex<ExtranonceAllocator>>, height: u32) -> Connection {
+        Connection { stats, allocator, height, channel: None }
+    }
+
     async fn run(
         mut self,
         stream: NoiseTcpStream,
@@ -158,10 +162,7 @@ impl Connection {
             let out = tokio::select! {
                 _ = stop.changed() => return,
                 tip = tips.recv() => match tip {
-                    Ok(height) => {
-                        self.height = height;
-                        self.jobs()
-                    }
+                    Ok(height) => self.tip(height),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 },
@@ -178,7 +179,14 @@ impl Connection {
         }
     }
 
-    fn handle(&mut self, message: AnyMessageOwned) -> Vec<AnyMessageOwned> {
+    /// A new tip: the channel's job for it.
+    pub(crate) fn tip(&mut self, height: u32) -> Vec<AnyMessageOwned> {
+        self.height = height;
+        self.jobs()
+    }
+
+    /// A message from the miner: the answers.
+    pub(crate) fn handle(&mut self, message: AnyMessageOwned) -> Vec<AnyMessageOwned> {
         match message {
             AnyMessageOwned::Common(CommonMessagesOwned::SetupConnection(_)) => {
                 vec![
