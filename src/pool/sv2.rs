@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bitcoin::Target;
 use stratum_apps::network_helpers::noise_stream::NoiseTcpStream;
-use stratum_apps::stratum_core::binary_sv2::{B032Owned, Str0255Owned, Sv2OptionOwned, U256Owned};
+use stratum_apps::stratum_core::binary_sv2::{B032Owned, B0255Owned, Str0255Owned, Sv2OptionOwned, U256Owned};
 use stratum_apps::stratum_core::channels_sv2::extranonce_manager::ExtranonceAllocator;
 use stratum_apps::stratum_core::channels_sv2::server::extended::ExtendedChannel;
 use stratum_apps::stratum_core::channels_sv2::server::share_accounting::ShareValidationError;
@@ -123,6 +123,12 @@ enum Channel {
     Standard(StandardChannel),
 }
 
+/// Which channel a miner asks for.
+enum Opening {
+    Extended { min_extranonce_size: u16 },
+    Standard,
+}
+
 /// One allocator for the pool: each channel gets its own extranonce prefix.
 pub(crate) fn allocator() -> Arc<Mutex<ExtranonceAllocator>> {
     Arc::new(Mutex::new(ExtranonceAllocator::new(b"wg".to_vec(), 2 + 4 + ROLLABLE, 1 << 16).expect("fits")))
@@ -133,6 +139,8 @@ pub(crate) struct Connection {
     stats: Arc<PoolStats>,
     allocator: Arc<Mutex<ExtranonceAllocator>>,
     height: u32,
+    /// Jobs sent for the same tip (template ids apart).
+    refreshes: u32,
     channel: Option<Channel>,
 }
 
@@ -146,7 +154,7 @@ fn mining(m: MiningOwned) -> AnyMessageOwned {
 
 impl Connection {
     pub(crate) fn new(stats: Arc<PoolStats>, allocator: Arc<Mutex<ExtranonceAllocator>>, height: u32) -> Connection {
-        Connection { stats, allocator, height, channel: None }
+        Connection { stats, allocator, height, refreshes: 0, channel: None }
     }
 
     async fn run(
@@ -198,89 +206,11 @@ impl Connection {
                 ]
             }
             AnyMessageOwned::Mining(MiningOwned::OpenExtendedMiningChannel(m)) => {
-                let refuse = |code: &str| {
-                    vec![mining(MiningOwned::OpenMiningChannelError(OpenMiningChannelErrorOwned {
-                        request_id: m.request_id,
-                        error_code: str255(code),
-                    }))]
-                };
-                if self.channel.is_some() {
-                    return refuse("one-channel-per-connection");
-                }
-                let allocated = self
-                    .allocator
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .allocate_extended(usize::from(m.min_extranonce_size));
-                let Ok(prefix) = allocated else { return refuse("min-extranonce-size-too-large") };
-                let user = String::from_utf8_lossy(m.user_identity.as_bytes()).into_owned();
-                let max_target = Target::from_le_bytes(m.max_target.to_array());
-                let channel = ExtendedChannel::new_for_pool(
-                    1,
-                    user,
-                    prefix,
-                    max_target,
-                    m.nominal_hash_rate,
-                    true,
-                    u16::from(ROLLABLE),
-                    1,
-                    SHARES_PER_MINUTE,
-                    "wgminer".into(),
-                    None,
-                );
-                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
-                let success = OpenExtendedMiningChannelSuccessOwned {
-                    request_id: m.request_id,
-                    channel_id: 1,
-                    target: U256Owned::from(channel.get_target().to_le_bytes()),
-                    extranonce_size: channel.get_rollable_extranonce_size(),
-                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
-                        .expect("32 bytes at most"),
-                    group_channel_id: 0,
-                };
-                self.channel = Some(Channel::Extended(channel));
-                let mut out = vec![mining(MiningOwned::OpenExtendedMiningChannelSuccess(success))];
-                out.extend(self.jobs());
-                out
+                let opening = Opening::Extended { min_extranonce_size: m.min_extranonce_size };
+                self.open(m.request_id, &m.user_identity, &m.max_target, m.nominal_hash_rate, opening)
             }
             AnyMessageOwned::Mining(MiningOwned::OpenStandardMiningChannel(m)) => {
-                let refuse = |code: &str| {
-                    vec![mining(MiningOwned::OpenMiningChannelError(OpenMiningChannelErrorOwned {
-                        request_id: m.request_id,
-                        error_code: str255(code),
-                    }))]
-                };
-                if self.channel.is_some() {
-                    return refuse("one-channel-per-connection");
-                }
-                let allocated = self.allocator.lock().unwrap_or_else(|p| p.into_inner()).allocate_standard();
-                let Ok(prefix) = allocated else { return refuse("no-extranonce-left") };
-                let user = String::from_utf8_lossy(m.user_identity.as_bytes()).into_owned();
-                let max_target = Target::from_le_bytes(m.max_target.to_array());
-                let channel = StandardChannel::new_for_pool(
-                    1,
-                    user,
-                    prefix,
-                    max_target,
-                    m.nominal_hash_rate,
-                    1,
-                    SHARES_PER_MINUTE,
-                    "wgminer".into(),
-                    None,
-                );
-                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
-                let success = OpenStandardMiningChannelSuccessOwned {
-                    request_id: m.request_id,
-                    channel_id: 1,
-                    target: U256Owned::from(channel.get_target().to_le_bytes()),
-                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
-                        .expect("32 bytes at most"),
-                    group_channel_id: 0,
-                };
-                self.channel = Some(Channel::Standard(channel));
-                let mut out = vec![mining(MiningOwned::OpenStandardMiningChannelSuccess(success))];
-                out.extend(self.jobs());
-                out
+                self.open(m.request_id, &m.user_identity, &m.max_target, m.nominal_hash_rate, Opening::Standard)
             }
             AnyMessageOwned::Mining(MiningOwned::UpdateChannel(m)) => {
                 let max_target = Some(Target::from_le_bytes(m.maximum_target.to_array()));
@@ -295,12 +225,14 @@ impl Connection {
                 };
                 match target {
                     Some(target) => {
-                        // New targets apply to new jobs on both sides: send one at once.
+                        // Channels keep a target per job on both sides: the new one comes with
+                        // a new job, active at once, while the earlier jobs stay open (no
+                        // SetNewPrevHash), so shares found on them are not made stale.
                         let mut out = vec![mining(MiningOwned::SetTarget(SetTargetOwned {
                             channel_id: 1,
                             maximum_target: U256Owned::from(target.to_le_bytes()),
                         }))];
-                        out.extend(self.jobs());
+                        out.extend(self.job_now());
                         out
                     }
                     None => vec![],
@@ -324,6 +256,90 @@ impl Connection {
             }
             _ => vec![],
         }
+    }
+
+    /// `Open*MiningChannel`: one channel a connection, with an extranonce prefix of its own and
+    /// a target for the miner's nominal rate; its first job follows the success.
+    fn open(
+        &mut self,
+        request_id: u32,
+        user: &Str0255Owned,
+        max_target: &U256Owned,
+        hash_rate: f32,
+        opening: Opening,
+    ) -> Vec<AnyMessageOwned> {
+        let refuse = |code: &str| {
+            vec![mining(MiningOwned::OpenMiningChannelError(OpenMiningChannelErrorOwned {
+                request_id,
+                error_code: str255(code),
+            }))]
+        };
+        if self.channel.is_some() {
+            return refuse("one-channel-per-connection");
+        }
+        let user = String::from_utf8_lossy(user.as_bytes()).into_owned();
+        let max_target = Target::from_le_bytes(max_target.to_array());
+        let mut allocator = self.allocator.lock().unwrap_or_else(|p| p.into_inner());
+        let (channel, success) = match opening {
+            Opening::Extended { min_extranonce_size } => {
+                let Ok(prefix) = allocator.allocate_extended(usize::from(min_extranonce_size)) else {
+                    return refuse("min-extranonce-size-too-large");
+                };
+                let channel = ExtendedChannel::new_for_pool(
+                    1,
+                    user,
+                    prefix,
+                    max_target,
+                    hash_rate,
+                    true,
+                    u16::from(ROLLABLE),
+                    1,
+                    SHARES_PER_MINUTE,
+                    "wgminer".into(),
+                    None,
+                );
+                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
+                let success = OpenExtendedMiningChannelSuccessOwned {
+                    request_id,
+                    channel_id: 1,
+                    target: U256Owned::from(channel.get_target().to_le_bytes()),
+                    extranonce_size: channel.get_rollable_extranonce_size(),
+                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
+                        .expect("32 bytes at most"),
+                    group_channel_id: 0,
+                };
+                (Channel::Extended(channel), MiningOwned::OpenExtendedMiningChannelSuccess(success))
+            }
+            Opening::Standard => {
+                let Ok(prefix) = allocator.allocate_standard() else { return refuse("no-extranonce-left") };
+                let channel = StandardChannel::new_for_pool(
+                    1,
+                    user,
+                    prefix,
+                    max_target,
+                    hash_rate,
+                    1,
+                    SHARES_PER_MINUTE,
+                    "wgminer".into(),
+                    None,
+                );
+                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
+                let success = OpenStandardMiningChannelSuccessOwned {
+                    request_id,
+                    channel_id: 1,
+                    target: U256Owned::from(channel.get_target().to_le_bytes()),
+                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
+                        .expect("32 bytes at most"),
+                    group_channel_id: 0,
+                };
+                (Channel::Standard(channel), MiningOwned::OpenStandardMiningChannelSuccess(success))
+            }
+        };
+        drop(allocator);
+        self.channel = Some(channel);
+        let mut out = vec![mining(success)];
+        out.extend(self.jobs());
+        out
     }
 
     fn answer<T>(
@@ -392,6 +408,38 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The tip's template again as a job active at once (a non-future template, under an id
+    /// of its own), beside the jobs already open.
+    fn job_now(&mut self) -> Vec<AnyMessageOwned> {
+        let (mut template, _) = template::at(self.height);
+        self.refreshes += 1;
+        template.future_template = false;
+        template.template_id |= u64::from(self.refreshes) << 32;
+        // A coinbase of its own, or the miner would sweep the headers it swept already and
+        // find the same shares again: duplicates.
+        let mut script_sig = template.coinbase_prefix.to_owned_bytes();
+        script_sig
+            .extend(bitcoin::script::Builder::new().push_int(i64::from(self.refreshes)).into_script().into_bytes());
+        template.coinbase_prefix = B0255Owned::new(script_sig).expect("a few bytes");
+        let outputs = vec![template::reward_output()];
+        let job = match &mut self.channel {
+            Some(Channel::Extended(c)) => c
+                .on_new_template(template, outputs)
+                .ok()
+                .and_then(|()| c.get_active_job())
+                .map(|job| MiningOwned::NewExtendedMiningJob(job.get_job_message().clone())),
+            Some(Channel::Standard(c)) => c
+                .on_new_template(template, outputs)
+                .ok()
+                .and_then(|()| c.get_active_job())
+                .map(|job| MiningOwned::NewMiningJob(job.get_job_message().clone())),
+            None => None,
+        };
+        job.map(mining).into_iter().collect()
+    }
+}
+
 fn activate(job_id: u32, tip: &TemplateTip) -> SetNewPrevHashOwned {
     SetNewPrevHashOwned {
         channel_id: 1,
@@ -399,5 +447,88 @@ fn activate(job_id: u32, tip: &TemplateTip) -> SetNewPrevHashOwned {
         prev_hash: tip.prev_hash.clone(),
         min_ntime: tip.header_timestamp,
         nbits: tip.n_bits,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stratum_apps::stratum_core::mining_sv2::{
+        NewExtendedMiningJobOwned, OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned, UpdateChannelOwned,
+    };
+
+    use super::*;
+
+    fn messages(out: Vec<AnyMessageOwned>) -> Vec<MiningOwned> {
+        out.into_iter()
+            .map(|m| match m {
+                AnyMessageOwned::Mining(m) => m,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Shares on `job` with nonces from 0 until one is accepted; the error codes of the others.
+    fn mine(conn: &mut Connection, job: &NewExtendedMiningJobOwned, ntime: u32, sequence: &mut u32) -> Vec<String> {
+        let mut errors = Vec::new();
+        for nonce in 0..256 {
+            *sequence += 1;
+            let share = SubmitSharesExtendedOwned {
+                channel_id: 1,
+                sequence_number: *sequence,
+                job_id: job.job_id,
+                nonce,
+                ntime,
+                version: job.version,
+                extranonce: vec![0; usize::from(ROLLABLE)].try_into().unwrap(),
+            };
+            match &messages(conn.handle(mining(MiningOwned::SubmitSharesExtended(share))))[..] {
+                [MiningOwned::SubmitSharesSuccess(_)] => return errors,
+                [MiningOwned::SubmitSharesError(e)] => {
+                    errors.push(String::from_utf8_lossy(e.error_code.as_bytes()).into_owned())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("no share accepted on job {} in 256 nonces: {errors:?}", job.job_id);
+    }
+
+    /// UpdateChannel brings a new target with a job active at once and keeps the earlier job
+    /// open: a share found on it is still accepted, not stale (it was retired before, and the
+    /// miner's first shares after its rate was measured came back stale).
+    #[test]
+    fn update_channel_keeps_the_open_jobs() {
+        let mut conn = Connection::new(Arc::new(PoolStats::default()), allocator(), 7);
+        let open = OpenExtendedMiningChannelOwned {
+            request_id: 1,
+            user_identity: str255("w"),
+            nominal_hash_rate: 1.0,
+            max_target: U256Owned::from([0xff; 32]),
+            min_extranonce_size: u16::from(ROLLABLE),
+        };
+        let out = messages(conn.handle(mining(MiningOwned::OpenExtendedMiningChannel(open))));
+        let [
+            MiningOwned::OpenExtendedMiningChannelSuccess(_),
+            MiningOwned::NewExtendedMiningJob(first),
+            MiningOwned::SetNewPrevHash(prev),
+        ] = &out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(first.min_ntime.clone().into_inner(), None, "a future job, activated by SetNewPrevHash");
+        let update =
+            UpdateChannelOwned { channel_id: 1, nominal_hash_rate: 2.0, maximum_target: U256Owned::from([0xff; 32]) };
+        let out = messages(conn.handle(mining(MiningOwned::UpdateChannel(update))));
+        let [MiningOwned::SetTarget(_), MiningOwned::NewExtendedMiningJob(second)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(second.min_ntime.clone().into_inner(), Some(prev.min_ntime), "active at once");
+        assert_ne!(second.job_id, first.job_id);
+        assert_ne!(second.coinbase_tx_prefix, first.coinbase_tx_prefix, "a coinbase of its own");
+
+        let mut sequence = 0;
+        for job in [first, second] {
+            let errors = mine(&mut conn, job, prev.min_ntime, &mut sequence);
+            assert!(errors.iter().all(|e| e == "difficulty-too-low"), "job {}: {errors:?}", job.job_id);
+        }
     }
 }
