@@ -81,7 +81,12 @@ impl EmbeddedPool {
         let (stop, stop_rx) = watch::channel(false);
         let (jobs, _) = broadcast::channel::<Arc<Job>>(16);
         let tip = Arc::new(std::sync::Mutex::new(new_job(1)));
-        tokio::spawn(job_clock(jobs.clone(), tip.clone(), options.job_interval, stop_rx.clone()));
+        let (clock_jobs, clock_tip) = (jobs.clone(), tip.clone());
+        tokio::spawn(chain_clock(options.job_interval, stop_rx.clone(), move |height| {
+            let job = new_job(height);
+            *clock_tip.lock().unwrap_or_else(|p| p.into_inner()) = job.clone();
+            let _ = clock_jobs.send(job);
+        }));
         let en1_counter = Arc::new(AtomicU32::new(1));
         let accept_stats = stats.clone();
         tokio::spawn(async move {
@@ -131,12 +136,9 @@ impl Drop for EmbeddedPool {
     }
 }
 
-async fn job_clock(
-    jobs: broadcast::Sender<Arc<Job>>,
-    tip: Arc<std::sync::Mutex<Arc<Job>>>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The synthetic chain's clock, shared by both protocols' pools: a new tip every `every`
+/// (heights from 2), handed to `on_tip`, until `stop`.
+pub(crate) async fn chain_clock(every: Duration, mut stop: watch::Receiver<bool>, mut on_tip: impl FnMut(u32)) {
     let mut height = 1u32;
     loop {
         tokio::select! {
@@ -144,9 +146,7 @@ async fn job_clock(
             _ = tokio::time::sleep(every) => {}
         }
         height += 1;
-        let job = new_job(height);
-        *tip.lock().unwrap_or_else(|p| p.into_inner()) = job.clone();
-        let _ = jobs.send(job);
+        on_tip(height);
     }
 }
 

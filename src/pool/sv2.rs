@@ -60,7 +60,11 @@ impl Sv2Pool {
         let (stop, stop_rx) = watch::channel(false);
         let (tips, _) = broadcast::channel::<u32>(16);
         let height = Arc::new(Mutex::new(1u32));
-        tokio::spawn(tip_clock(tips.clone(), height.clone(), options.job_interval, stop_rx.clone()));
+        let (clock_tips, clock_height) = (tips.clone(), height.clone());
+        tokio::spawn(super::chain_clock(options.job_interval, stop_rx.clone(), move |tip| {
+            *clock_height.lock().unwrap_or_else(|p| p.into_inner()) = tip;
+            let _ = clock_tips.send(tip);
+        }));
         let allocator = allocator();
         let accept_stats = stats.clone();
         tokio::spawn(async move {
@@ -95,26 +99,6 @@ impl Sv2Pool {
 impl Drop for Sv2Pool {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-async fn tip_clock(
-    tips: broadcast::Sender<u32>,
-    height: Arc<Mutex<u32>>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let next = {
-            let mut h = height.lock().unwrap_or_else(|p| p.into_inner());
-            *h += 1;
-            *h
-        };
-        let _ = tips.send(next);
     }
 }
 
