@@ -326,6 +326,36 @@ impl Connection {
         out
     }
 
+    /// The tip's template again as a job active at once (a non-future template, under an id
+    /// of its own), beside the jobs already open.
+    fn job_now(&mut self) -> Vec<AnyMessageOwned> {
+        let (mut template, _) = template::at(self.height);
+        self.refreshes += 1;
+        template.future_template = false;
+        template.template_id |= u64::from(self.refreshes) << 32;
+        // A coinbase of its own, or the miner would sweep the headers it swept already and
+        // find the same shares again: duplicates.
+        let mut script_sig = template.coinbase_prefix.to_owned_bytes();
+        script_sig
+            .extend(bitcoin::script::Builder::new().push_int(i64::from(self.refreshes)).into_script().into_bytes());
+        template.coinbase_prefix = B0255Owned::new(script_sig).expect("a few bytes");
+        let outputs = vec![template::reward_output()];
+        let job = match &mut self.channel {
+            Some(Channel::Extended(c)) => c
+                .on_new_template(template, outputs)
+                .ok()
+                .and_then(|()| c.get_active_job())
+                .map(|job| MiningOwned::NewExtendedMiningJob(job.get_job_message().clone())),
+            Some(Channel::Standard(c)) => c
+                .on_new_template(template, outputs)
+                .ok()
+                .and_then(|()| c.get_active_job())
+                .map(|job| MiningOwned::NewMiningJob(job.get_job_message().clone())),
+            None => None,
+        };
+        job.map(mining).into_iter().collect()
+    }
+
     fn answer<T>(
         &mut self,
         sequence_number: u32,
@@ -389,38 +419,6 @@ impl Connection {
             }
             None => vec![],
         }
-    }
-}
-
-impl Connection {
-    /// The tip's template again as a job active at once (a non-future template, under an id
-    /// of its own), beside the jobs already open.
-    fn job_now(&mut self) -> Vec<AnyMessageOwned> {
-        let (mut template, _) = template::at(self.height);
-        self.refreshes += 1;
-        template.future_template = false;
-        template.template_id |= u64::from(self.refreshes) << 32;
-        // A coinbase of its own, or the miner would sweep the headers it swept already and
-        // find the same shares again: duplicates.
-        let mut script_sig = template.coinbase_prefix.to_owned_bytes();
-        script_sig
-            .extend(bitcoin::script::Builder::new().push_int(i64::from(self.refreshes)).into_script().into_bytes());
-        template.coinbase_prefix = B0255Owned::new(script_sig).expect("a few bytes");
-        let outputs = vec![template::reward_output()];
-        let job = match &mut self.channel {
-            Some(Channel::Extended(c)) => c
-                .on_new_template(template, outputs)
-                .ok()
-                .and_then(|()| c.get_active_job())
-                .map(|job| MiningOwned::NewExtendedMiningJob(job.get_job_message().clone())),
-            Some(Channel::Standard(c)) => c
-                .on_new_template(template, outputs)
-                .ok()
-                .and_then(|()| c.get_active_job())
-                .map(|job| MiningOwned::NewMiningJob(job.get_job_message().clone())),
-            None => None,
-        };
-        job.map(mining).into_iter().collect()
     }
 }
 
