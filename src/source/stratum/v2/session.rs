@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bitcoin::TxMerkleNode;
 use bitcoin::hashes::Hash;
 use stratum_apps::stratum_core::binary_sv2::{Str0255Owned, U256Owned};
+use stratum_apps::stratum_core::channels_sv2::chain_tip::ChainTip;
 use stratum_apps::stratum_core::channels_sv2::client::extended::ExtendedChannel;
 use stratum_apps::stratum_core::channels_sv2::client::share_accounting::ShareValidationError;
 use stratum_apps::stratum_core::channels_sv2::client::standard::StandardChannel;
@@ -116,6 +117,22 @@ impl Channel {
         match self {
             Channel::Extended(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
             Channel::Standard(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
+        }
+    }
+
+    /// The version of job `job_id` while it is open (active or past).
+    fn job_version(&self, job_id: u32) -> Option<u32> {
+        match self {
+            Channel::Extended(c) => c
+                .get_active_job()
+                .filter(|j| j.job_message.job_id == job_id)
+                .or(c.get_past_job(job_id))
+                .map(|j| j.job_message.version),
+            Channel::Standard(c) => c
+                .get_active_job()
+                .filter(|j| j.job_message.job_id == job_id)
+                .or(c.get_past_job(job_id))
+                .map(|j| j.job_message.version),
         }
     }
 
@@ -421,20 +438,13 @@ impl Session {
         let pool = self.conn.as_ref()?.pool;
         let (job, extranonce1, extranonce2_size, target, version_mask) = match self.channel()? {
             Channel::Extended(c) => {
-                let tip = c.get_chain_tip()?.clone();
                 let active = c.get_active_job()?;
                 let m = &active.job_message;
                 let job = Job {
-                    id: m.job_id.to_string(),
-                    prev_hash: BlockHash::from_byte_array(tip.prev_hash().to_array()),
                     coinb1: m.coinbase_tx_prefix.to_owned_bytes(),
                     coinb2: m.coinbase_tx_suffix.to_owned_bytes(),
                     merkle_branch: m.merkle_path.clone().into_inner().iter().map(U256Owned::to_array).collect(),
-                    version: m.version,
-                    bits: CompactTarget::from_consensus(tip.nbits()),
-                    time: m.min_ntime.clone().into_inner().unwrap_or(tip.min_ntime()),
-                    clean: true,
-                    root: None,
+                    ..header_job(m.job_id, m.version, m.min_ntime.clone().into_inner(), c.get_chain_tip()?)
                 };
                 let mask = if m.version_rolling_allowed { VERSION_MASK.0 } else { 0 };
                 (
@@ -446,21 +456,11 @@ impl Session {
                 )
             }
             Channel::Standard(c) => {
-                let tip = c.get_chain_tip()?.clone();
                 let active = c.get_active_job()?;
                 let m = &active.job_message;
-                let root = m.merkle_root.to_array();
                 let job = Job {
-                    id: m.job_id.to_string(),
-                    prev_hash: BlockHash::from_byte_array(tip.prev_hash().to_array()),
-                    coinb1: Vec::new(),
-                    coinb2: Vec::new(),
-                    merkle_branch: Vec::new(),
-                    version: m.version,
-                    bits: CompactTarget::from_consensus(tip.nbits()),
-                    time: m.min_ntime.clone().into_inner().unwrap_or(tip.min_ntime()),
-                    clean: true,
-                    root: Some(TxMerkleNode::from_byte_array(root)),
+                    root: Some(TxMerkleNode::from_byte_array(m.merkle_root.to_array())),
+                    ..header_job(m.job_id, m.version, m.min_ntime.clone().into_inner(), c.get_chain_tip()?)
                 };
                 // Standard jobs always allow BIP320's general-purpose bits (NewMiningJob.version).
                 (job, Vec::new(), 0, active.target, VERSION_MASK.0)
@@ -529,16 +529,13 @@ impl Session {
         let conn = self.conn();
         let sequence_number = conn.next_sequence;
         conn.next_sequence = conn.next_sequence.wrapping_add(1);
-        let version = share.version_bits.unwrap_or(0);
         let channel = self.channel().expect("checked by flush");
+        let Some(job_version) = channel.job_version(job_id) else {
+            return stale(share, "its job is no longer open");
+        };
+        let version = (job_version & !VERSION_MASK.0) | (share.version_bits.unwrap_or(0) & VERSION_MASK.0);
         let (message, checked) = match channel {
             Channel::Extended(c) => {
-                let Some(job) =
-                    c.get_active_job().filter(|j| j.job_message.job_id == job_id).or(c.get_past_job(job_id))
-                else {
-                    return stale(share, "its job is no longer open");
-                };
-                let version = (job.job_message.version & !VERSION_MASK.0) | (version & VERSION_MASK.0);
                 let Ok(extranonce) = share.extranonce2.clone().try_into() else {
                     return vec![Action::Journal { share, reason: "its extranonce is too long for SV2".into() }];
                 };
@@ -555,12 +552,6 @@ impl Session {
                 (MiningOwned::SubmitSharesExtended(m), checked)
             }
             Channel::Standard(c) => {
-                let Some(job) =
-                    c.get_active_job().filter(|j| j.job_message.job_id == job_id).or(c.get_past_job(job_id))
-                else {
-                    return stale(share, "its job is no longer open");
-                };
-                let version = (job.job_message.version & !VERSION_MASK.0) | (version & VERSION_MASK.0);
                 let m = SubmitSharesStandardOwned {
                     channel_id: c.get_channel_id(),
                     sequence_number,
@@ -647,6 +638,23 @@ impl Session {
 
 fn stale(share: Share, reason: &str) -> Actions {
     vec![Action::Answered { share, outcome: ShareOutcome::Stale(reason.into()), latency: None }]
+}
+
+/// What jobs of both channel kinds share: the header's fields from the job and the chain tip
+/// (a future job takes the tip's time), no coinbase and no merkle root yet.
+fn header_job(id: u32, version: u32, min_ntime: Option<u32>, tip: &ChainTip) -> Job {
+    Job {
+        id: id.to_string(),
+        prev_hash: BlockHash::from_byte_array(tip.prev_hash().to_array()),
+        coinb1: Vec::new(),
+        coinb2: Vec::new(),
+        merkle_branch: Vec::new(),
+        version,
+        bits: CompactTarget::from_consensus(tip.nbits()),
+        time: min_ntime.unwrap_or(tip.min_ntime()),
+        clean: true,
+        root: None,
+    }
 }
 
 #[cfg(test)]
