@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::codec::{self, ServerMessage};
+use super::codec::{self, ClientMessage, ServerMessage};
 use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolConfig};
 use super::session::{Action, Close, Login, Session, ShareOutcome, Then};
 use super::v2;
@@ -37,20 +37,27 @@ fn fail(reason: String) -> Ended {
     Ended::Closed(Close { reason, then: Then::Fail })
 }
 
-/// Opens the connection, over TLS when the endpoint asks for it.
-async fn connect(endpoint: &Endpoint, config: &PoolConfig) -> Result<(Reader, Writer), String> {
+/// The TCP connection to a pool, for either protocol.
+async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, String> {
     let address = endpoint.address();
     let tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&address))
         .await
         .map_err(|_| format!("connect to {address} timed out"))?
         .map_err(|e| format!("connect to {address}: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(tcp)
+}
+
+/// Opens a Stratum v1 connection, over TLS when the endpoint asks for it.
+async fn connect(endpoint: &Endpoint, config: &PoolConfig) -> Result<(Reader, Writer), String> {
+    let tcp = tcp(endpoint).await?;
     if !endpoint.tls {
         let (read, write) = tcp.into_split();
         return Ok((Box::new(read), Box::new(write)));
     }
     let tls = super::tls::client_config(&config.trust)?;
     let name = pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| format!("{}: {e}", endpoint.host))?;
+    let address = endpoint.address();
     let stream = tokio::time::timeout(IO_TIMEOUT, tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, tcp))
         .await
         .map_err(|_| format!("TLS handshake with {address} timed out"))?
@@ -154,7 +161,7 @@ impl Driver {
 
     /// Whether pool `pool` speaks Stratum V2.
     fn is_v2(&self, pool: usize) -> bool {
-        self.pools.get(pool).is_some_and(|p| p.url.starts_with("stratum2+"))
+        self.pools.get(pool).is_some_and(PoolConfig::is_v2)
     }
 
     /// Hands a share to the session of its pool's protocol, while no connection is in hand.
@@ -215,21 +222,21 @@ impl Driver {
         let config = self.pools[pool].clone();
         let endpoint = match self.failover.endpoint(pool, &config) {
             Ok(e) => e,
-            Err(reason) => return Ended::Closed(Close { reason, then: Then::Fail }),
+            Err(reason) => return fail(reason),
         };
+        // Shares queued now belong to the last connection: its session carries or journals them.
+        for _ in 0..self.shares.len() {
+            let Ok(share) = self.shares.try_recv() else { break };
+            self.route(share);
+        }
         if let Some(authority) = endpoint.authority {
             return self.connection_v2(pool, &endpoint, &authority).await;
         }
         let (read, mut write) = match connect(&endpoint, &config).await {
             Ok(io) => io,
-            Err(reason) => return Ended::Closed(Close { reason, then: Then::Fail }),
+            Err(reason) => return fail(reason),
         };
         let mut lines = codec::spawn_line_reader(read);
-        // Shares queued now belong to the last connection: the session carries them.
-        for _ in 0..self.shares.len() {
-            let Ok(share) = self.shares.try_recv() else { break };
-            self.route(share);
-        }
         let login = Login {
             user: config.user.clone(),
             pass: config.pass.clone(),
@@ -261,8 +268,7 @@ impl Driver {
                     Some(Ok(line)) => match ServerMessage::parse(&line, |id| self.session.expected(id)) {
                         Ok(message) => self.session.received(message, Instant::now()),
                         Err(e) => {
-                            let reason = format!("bad line from the pool: {e}");
-                            return Ended::Closed(Close { reason, then: Then::Fail });
+                            return fail(format!("bad line from the pool: {e}"));
                         }
                     },
                     Some(Err(e)) => self.session.closed(Some(e), Instant::now()),
@@ -291,22 +297,15 @@ impl Driver {
     /// One Stratum V2 connection to `pool`: TCP, the Noise handshake against the authority
     /// key, then messages both ways until it closes.
     async fn connection_v2(&mut self, pool: usize, endpoint: &Endpoint, authority: &v2::AuthorityKey) -> Ended {
-        let address = endpoint.address();
-        let tcp = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&address)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return fail(format!("connect to {address}: {e}")),
-            Err(_) => return fail(format!("connect to {address} timed out")),
+        let tcp = match tcp(endpoint).await {
+            Ok(tcp) => tcp,
+            Err(reason) => return fail(reason),
         };
-        let _ = tcp.set_nodelay(true);
         let (read, mut write) = match v2::transport::connect(tcp, authority).await {
             Ok(io) => io,
             Err(reason) => return fail(reason),
         };
         let mut messages = v2::transport::spawn_reader(read);
-        for _ in 0..self.shares.len() {
-            let Ok(share) = self.shares.try_recv() else { break };
-            self.route(share);
-        }
         let config = &self.pools[pool];
         let login = v2::session::Login {
             user: config.user.clone(),
@@ -321,29 +320,9 @@ impl Driver {
         let mut probe = tokio::time::interval(FAILBACK_PROBE);
         probe.tick().await;
         loop {
-            let mut local = Vec::new();
-            for action in actions {
-                match action {
-                    Action::Send(message) => {
-                        let sent = tokio::time::timeout(IO_TIMEOUT, write.send(message)).await;
-                        let failed = match sent {
-                            Ok(Ok(())) => None,
-                            Ok(Err(e)) => Some(e),
-                            Err(_) => Some("the pool stopped reading".into()),
-                        };
-                        if let Some(reason) = failed {
-                            self.perform(pool, local);
-                            return fail(reason);
-                        }
-                    }
-                    Action::Close(close) => {
-                        self.perform(pool, local);
-                        return Ended::Closed(close);
-                    }
-                    other => local.push(other),
-                }
+            if let Some(ended) = self.carry_out(pool, actions, &mut write).await {
+                return ended;
             }
-            self.perform(pool, local);
             actions = tokio::select! {
                 _ = self.stop.changed() => return Ended::Stop,
                 _ = tick.tick() => self.v2.tick(Instant::now(), self.hash_rate()),
@@ -390,14 +369,19 @@ impl Driver {
     }
 
     /// Sends what the session wants sent, and does the rest; `Some` when the connection ends.
-    async fn carry_out(&mut self, pool: usize, actions: Vec<Action>, write: &mut Writer) -> Option<Ended> {
+    async fn carry_out<M>(
+        &mut self,
+        pool: usize,
+        actions: Vec<Action<M>>,
+        write: &mut impl Outbox<M>,
+    ) -> Option<Ended> {
         let mut local = Vec::new();
         for action in actions {
             match action {
                 Action::Send(message) => {
-                    if let Err(reason) = send_line(write, &message.to_line()).await {
+                    if let Err(reason) = write.put(message).await {
                         self.perform(pool, local);
-                        return Some(Ended::Closed(Close { reason, then: Then::Fail }));
+                        return Some(fail(reason));
                     }
                 }
                 Action::Close(close) => {
@@ -507,7 +491,30 @@ impl Driver {
 }
 
 /// Writes one line; a pool that stops reading for 10 s is a dead session.
-async fn send_line(write: &mut Writer, line: &str) -> Result<(), String> {
+/// Where a session's messages go: a v1 line writer or a V2 Noise writer. Either way a pool
+/// that does not take a message within `IO_TIMEOUT` has stopped reading.
+trait Outbox<M> {
+    fn put(&mut self, message: M) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+// For every lifetime of the trait object, not only `Writer`'s `'static`: with that alone rustc
+// finds the spawned driver's future "not general enough" to be `Send`.
+impl<'a> Outbox<ClientMessage> for Box<dyn AsyncWrite + Unpin + Send + 'a> {
+    async fn put(&mut self, message: ClientMessage) -> Result<(), String> {
+        send_line(self, &message.to_line()).await
+    }
+}
+
+impl Outbox<v2::Message> for v2::transport::Writer {
+    async fn put(&mut self, message: v2::Message) -> Result<(), String> {
+        match tokio::time::timeout(IO_TIMEOUT, self.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => Err("the pool stopped reading".into()),
+        }
+    }
+}
+
+async fn send_line(write: &mut (impl AsyncWrite + Unpin), line: &str) -> Result<(), String> {
     let bytes = format!("{line}\n");
     let sent = async {
         write.write_all(bytes.as_bytes()).await?;

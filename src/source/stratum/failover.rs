@@ -62,14 +62,22 @@ impl Endpoint {
     }
 }
 
+/// The URL scheme of a Stratum V2 pool, as the SV2 specification writes it.
+const V2_SCHEME: &str = "stratum2+tcp";
+
 impl PoolConfig {
+    /// Whether the URL names a Stratum V2 pool.
+    pub fn is_v2(&self) -> bool {
+        self.url.split_once("://").is_some_and(|(scheme, _)| scheme == V2_SCHEME)
+    }
+
     /// The URL read: `stratum+tcp://HOST:PORT`, `stratum+ssl://…`, or, as the SV2
     /// specification writes it, `stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY`.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
         let (tls, v2, rest) = match self.url.split_once("://") {
             Some(("stratum+tcp" | "tcp", rest)) => (false, false, rest),
             Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, false, rest),
-            Some(("stratum2+tcp", rest)) => (false, true, rest),
+            Some((V2_SCHEME, rest)) => (false, true, rest),
             Some((scheme, _)) => {
                 return Err(format!(
                     "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl://, stratum+tls:// or stratum2+tcp://)"
