@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::hex::DisplayHex;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
 use crate::source::stratum::codec::{
@@ -88,38 +88,27 @@ impl EmbeddedPool {
             let _ = clock_jobs.send(job);
         }));
         let en1_counter = Arc::new(AtomicU32::new(1));
-        let accept_stats = stats.clone();
-        tokio::spawn(async move {
-            let mut stop_rx = stop_rx;
-            loop {
-                tokio::select! {
-                    _ = stop_rx.changed() => return,
-                    conn = listener.accept() => {
-                        let Ok((stream, _)) = conn else { continue };
-                        accept_stats.connections.fetch_add(1, Relaxed);
-                        let session = Session::new(en1_counter.fetch_add(1, Relaxed), &options, accept_stats.clone());
-                        let current = tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        let (jobs, stop) = (jobs.subscribe(), stop_rx.clone());
-                        let tls = options.tls.clone();
-                        tokio::spawn(async move {
-                            let _ = stream.set_nodelay(true);
-                            let (read, write): (Reader, Writer) = match tls {
-                                None => {
-                                    let (r, w) = stream.into_split();
-                                    (Box::new(r), Box::new(w))
-                                }
-                                Some(config) => {
-                                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-                                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), accept).await else { return };
-                                    let (r, w) = tokio::io::split(tls);
-                                    (Box::new(r), Box::new(w))
-                                }
-                            };
-                            session.run(read, write, jobs, current, stop).await;
-                        });
+        let session_stats = stats.clone();
+        accept_until_stopped(listener, stats.clone(), stop_rx.clone(), move |stream| {
+            let session = Session::new(en1_counter.fetch_add(1, Relaxed), &options, session_stats.clone());
+            let current = tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let (jobs, stop) = (jobs.subscribe(), stop_rx.clone());
+            let tls = options.tls.clone();
+            tokio::spawn(async move {
+                let (read, write): (Reader, Writer) = match tls {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        (Box::new(r), Box::new(w))
                     }
-                }
-            }
+                    Some(config) => {
+                        let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), accept).await else { return };
+                        let (r, w) = tokio::io::split(tls);
+                        (Box::new(r), Box::new(w))
+                    }
+                };
+                session.run(read, write, jobs, current, stop).await;
+            });
         });
         Ok(EmbeddedPool { addr, stats, stop })
     }
@@ -134,6 +123,29 @@ impl Drop for EmbeddedPool {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Accepts connections until `stop`, each counted and handed to `serve`, which starts its
+/// task: the listener of both protocols' pools.
+pub(crate) fn accept_until_stopped(
+    listener: TcpListener,
+    stats: Arc<PoolStats>,
+    mut stop: watch::Receiver<bool>,
+    mut serve: impl FnMut(TcpStream) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                conn = listener.accept() => {
+                    let Ok((tcp, _)) = conn else { continue };
+                    stats.connections.fetch_add(1, Relaxed);
+                    let _ = tcp.set_nodelay(true);
+                    serve(tcp);
+                }
+            }
+        }
+    });
 }
 
 /// The synthetic chain's clock, shared by both protocols' pools: a new tip every `every`

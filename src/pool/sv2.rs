@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bitcoin::Target;
 use stratum_apps::network_helpers::noise_stream::NoiseTcpStream;
 use stratum_apps::stratum_core::binary_sv2::{B032Owned, B0255Owned, Str0255Owned, Sv2OptionOwned, U256Owned};
 use stratum_apps::stratum_core::channels_sv2::extranonce_manager::ExtranonceAllocator;
@@ -29,6 +28,7 @@ use tokio::sync::{broadcast, watch};
 use super::{PoolOptions, PoolStats, template};
 use crate::source::stratum::v2::key::AuthorityPair;
 use crate::source::stratum::v2::transport::{self, Writer};
+use crate::source::stratum::v2::{str255, target};
 
 /// How long the pool's Noise certificate is valid, from each handshake.
 const CERT_VALIDITY: Duration = Duration::from_secs(3600);
@@ -66,27 +66,20 @@ impl Sv2Pool {
             let _ = clock_tips.send(tip);
         }));
         let allocator = allocator();
-        let accept_stats = stats.clone();
-        tokio::spawn(async move {
-            let mut stop_rx = stop_rx;
-            loop {
-                tokio::select! {
-                    _ = stop_rx.changed() => return,
-                    conn = listener.accept() => {
-                        let Ok((tcp, _)) = conn else { continue };
-                        accept_stats.connections.fetch_add(1, Relaxed);
-                        let Ok(responder) = Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY) else { continue };
-                        let height = *height.lock().unwrap_or_else(|p| p.into_inner());
-                        let connection = Connection::new(accept_stats.clone(), allocator.clone(), height);
-                        let (tips, stop) = (tips.subscribe(), stop_rx.clone());
-                        tokio::spawn(async move {
-                            let _ = tcp.set_nodelay(true);
-                            let Ok(stream) = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10)).await else { return };
-                            connection.run(stream, tips, stop).await;
-                        });
-                    }
-                }
-            }
+        let session_stats = stats.clone();
+        super::accept_until_stopped(listener, stats.clone(), stop_rx.clone(), move |tcp| {
+            let Ok(responder) =
+                Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY)
+            else {
+                return;
+            };
+            let height = *height.lock().unwrap_or_else(|p| p.into_inner());
+            let connection = Connection::new(session_stats.clone(), allocator.clone(), height);
+            let (tips, stop) = (tips.subscribe(), stop_rx.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10)).await else { return };
+                connection.run(stream, tips, stop).await;
+            });
         });
         Ok(Sv2Pool { addr, authority: keys.public, stats, stop })
     }
@@ -126,10 +119,6 @@ pub(crate) struct Connection {
     /// Jobs sent for the same tip (template ids apart).
     refreshes: u32,
     channel: Option<Channel>,
-}
-
-fn str255(s: &str) -> Str0255Owned {
-    Str0255Owned::new(s.as_bytes().to_vec()).expect("short")
 }
 
 fn mining(m: MiningOwned) -> AnyMessageOwned {
@@ -197,7 +186,7 @@ impl Connection {
                 self.open(m.request_id, &m.user_identity, &m.max_target, m.nominal_hash_rate, Opening::Standard)
             }
             AnyMessageOwned::Mining(MiningOwned::UpdateChannel(m)) => {
-                let max_target = Some(Target::from_le_bytes(m.maximum_target.to_array()));
+                let max_target = Some(target(&m.maximum_target));
                 let target = match &mut self.channel {
                     Some(Channel::Extended(c)) => {
                         c.update_channel(m.nominal_hash_rate, max_target).ok().map(|()| *c.get_target())
@@ -262,7 +251,7 @@ impl Connection {
             return refuse("one-channel-per-connection");
         }
         let user = String::from_utf8_lossy(user.as_bytes()).into_owned();
-        let max_target = Target::from_le_bytes(max_target.to_array());
+        let max_target = target(max_target);
         let mut allocator = self.allocator.lock().unwrap_or_else(|p| p.into_inner());
         let (channel, success) = match opening {
             Opening::Extended { min_extranonce_size } => {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::TxMerkleNode;
 use bitcoin::hashes::Hash;
-use stratum_apps::stratum_core::binary_sv2::{Str0255Owned, U256Owned};
+use stratum_apps::stratum_core::binary_sv2::U256Owned;
 use stratum_apps::stratum_core::channels_sv2::chain_tip::ChainTip;
 use stratum_apps::stratum_core::channels_sv2::client::extended::ExtendedChannel;
 use stratum_apps::stratum_core::channels_sv2::client::share_accounting::ShareValidationError;
@@ -32,7 +32,7 @@ use stratum_apps::stratum_core::mining_sv2::{
 };
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
 
-use super::Message;
+use super::{Message, str255, target};
 use crate::source::stratum::codec::{RpcError, code};
 use crate::source::stratum::session::{
     Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, SILENCE, ShareOutcome, Then, USER_AGENT, VERSION_MASK,
@@ -190,19 +190,8 @@ fn send(message: MiningOwned) -> Action<Message> {
     Action::Send(AnyMessageOwned::Mining(message))
 }
 
-/// A string field, cut to the 255 bytes SV2 allows.
-fn str255(s: &str) -> Str0255Owned {
-    let mut bytes = s.as_bytes().to_vec();
-    bytes.truncate(255);
-    Str0255Owned::new(bytes).expect("at most 255 bytes")
-}
-
 fn u256(bytes: [u8; 32]) -> U256Owned {
     U256Owned::from(bytes)
-}
-
-fn target(field: &U256Owned) -> Target {
-    Target::from_le_bytes(field.to_array())
 }
 
 fn text(bytes: &[u8]) -> String {
