@@ -22,7 +22,7 @@ use wgminer::cpu::CpuSweeper;
 use wgminer::device::Sweeper;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::scheduler::Scheduler;
-use wgminer::source::stratum::{PoolConfig, ShareOutcome, client};
+use wgminer::source::stratum::{PoolConfig, ShareOutcome, driver};
 use wgminer::stats::Stats;
 use wgminer::work::Difficulty;
 
@@ -159,7 +159,7 @@ async fn soak(
         suggest_difficulty: None,
         channel: Default::default(),
     };
-    let client = tokio::spawn(client::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let client = tokio::spawn(driver::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
     let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
     let stop_devices = scheduler.stop_flag();
     let thread = scheduler.spawn(Box::new(device) as Box<dyn Sweeper>);
@@ -176,7 +176,7 @@ async fn soak(
                 rss.push(rss_kib());
                 println!(
                     "minute {:>3}: RSS {:>7} KiB, found {}, accepted {}, rejected {}, stale {}, journaled {}, pool accepted {}, flaps {}",
-                    rss.len(), rss.last().unwrap(), stats.found.load(Relaxed), tally.counts[0], tally.counts[1], tally.counts[2], tally.counts[3],
+                    rss.len(), rss.last().unwrap(), stats.counts().found, tally.counts[0], tally.counts[1], tally.counts[2], tally.counts[3],
                     pool.stats.accepted.load(Relaxed), flaps.load(Relaxed)
                 );
             }
@@ -190,7 +190,7 @@ async fn soak(
     while let Ok((share, outcome)) = outcomes.try_recv() {
         tally.count(&share, &outcome);
     }
-    let found = stats.found.load(Relaxed);
+    let found = stats.counts().found;
     let counts = tally.counts;
     let ended: u64 = counts.iter().sum();
     let (first, last) = (rss.get(4).or(rss.first()).copied().unwrap_or(0), rss.last().copied().unwrap_or(0));
@@ -203,7 +203,7 @@ async fn soak(
             let taken = pool.stats.accepted.load(Relaxed);
             taken >= counts[0] && taken - counts[0] <= counts[3]
         }),
-        ("nothing unjournaled", stats.unjournaled.load(Relaxed) == 0),
+        ("nothing unjournaled", stats.counts().unjournaled == 0),
         ("RSS flat after minute 5 (within 16 MiB)", last <= first + 16 * 1024),
     ];
     println!(

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::Hash;
 use serde_json::Value;
 
-use crate::source::stratum::codec::ServerMessage;
-use crate::source::stratum::session::{Action, Login, Session};
+use crate::source::stratum::core::{Action, Protocol};
+use crate::source::stratum::{v1, v2};
 use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
+use crate::work::{DeviceId, HashRate, PoolId};
 
 fn lines(data: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(data).split('\n').map(str::to_string).collect()
@@ -22,21 +23,26 @@ fn lines(data: &[u8]) -> Vec<String> {
 /// Lines a pool sends, read by the client's codec and fed to its session, with a share found
 /// on each job and the clock moving a second a line.
 pub fn stratum_client(data: &[u8]) {
-    let mut session = Session::new();
+    let login = v1::session::Login { user: "w".into(), pass: "x".into(), suggest_difficulty: None };
+    drive(v1::session::Session::new(), login, lines(data));
+}
+
+/// What a pool sends, fed to a session of its protocol, with a share found on each job and
+/// the clock moving a second a message; then the connection ends and the miner stops.
+fn drive<P: Protocol>(mut session: P, login: P::Login, messages: impl IntoIterator<Item = P::In>) {
     let t0 = Instant::now();
-    let login = Login { user: "w".into(), pass: "x".into(), suggest_difficulty: None };
-    session.connected(0, login, t0);
-    for (i, line) in lines(data).iter().enumerate() {
+    session.connected(PoolId(0), login, t0);
+    for (i, message) in messages.into_iter().enumerate() {
         let now = t0 + Duration::from_secs(i as u64);
-        let Ok(message) = ServerMessage::parse(line, |id| session.expected(id)) else { continue };
         for action in session.received(message, now) {
             if let Action::Publish { work, .. } = action {
                 session.share(share_on(&work, i as u32), now);
             }
         }
-        session.tick(now);
+        session.tick(now, HashRate::new(1e6));
     }
     session.closed(None, t0 + Duration::from_secs(3600));
+    session.disconnected();
     session.stop();
 }
 
@@ -49,9 +55,9 @@ fn share_on(work: &SourceWork, nonce: u32) -> Share {
         extranonce2: vec![0; work.extranonce2_size],
         time: work.job.time,
         nonce,
-        version_bits: (work.version_mask != 0).then_some(work.version_mask),
+        version_bits: (!work.version_mask.is_none()).then_some(work.version_mask.0),
         hash: bitcoin::BlockHash::from_byte_array([0; 32]),
-        device: 0,
+        device: DeviceId(0),
     }
 }
 
@@ -73,7 +79,7 @@ fn frames(mut data: &[u8]) -> Vec<Vec<u8>> {
 /// transport and fed to its session, with a share found on each job and the clock moving a
 /// second a frame.
 pub fn stratum_v2_client(data: &[u8]) {
-    use crate::source::stratum::v2::session::{ChannelKind, Login, Session};
+    use v2::session::{ChannelKind, Login, Session};
     let Some((&kind, data)) = data.split_first() else { return };
     let channel = if kind & 1 == 0 { ChannelKind::Extended } else { ChannelKind::Standard };
     let login = Login {
@@ -84,21 +90,8 @@ pub fn stratum_v2_client(data: &[u8]) {
         host: "127.0.0.1".into(),
         port: 34254,
     };
-    let mut session = Session::new();
-    let t0 = Instant::now();
-    session.connected(0, login, t0);
-    for (i, mut frame) in frames(data).into_iter().enumerate() {
-        let now = t0 + Duration::from_secs(i as u64);
-        let Ok(message) = crate::source::stratum::v2::transport::decode_frame(&mut frame) else { continue };
-        for action in session.received(message, now) {
-            if let Action::Publish { work, .. } = action {
-                session.share(share_on(&work, i as u32), now);
-            }
-        }
-        session.tick(now, 1e6);
-    }
-    session.disconnected();
-    session.stop();
+    let messages = frames(data).into_iter().filter_map(|mut frame| v2::transport::decode_frame(&mut frame).ok());
+    drive(Session::new(), login, messages);
 }
 
 /// Frames an SV2 miner sends, decoded as the embedded pool's transport does and answered by
@@ -107,7 +100,7 @@ pub fn stratum_v2_pool(data: &[u8]) {
     let stats = Arc::new(crate::pool::PoolStats::default());
     let mut connection = crate::pool::sv2::Connection::new(stats, crate::pool::sv2::allocator(), 1);
     for (i, mut frame) in frames(data).into_iter().enumerate() {
-        if let Ok(message) = crate::source::stratum::v2::transport::decode_frame(&mut frame) {
+        if let Ok(message) = v2::transport::decode_frame(&mut frame) {
             connection.handle(message);
         }
         if i % 4 == 3 {

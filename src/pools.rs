@@ -6,13 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::SystemTime;
 
-/// What a pool or node said of a share or block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Accepted,
-    Rejected,
-    Stale,
-}
+use crate::stats::{Counts, ShareEvent};
+use crate::work::{Difficulty, PoolId};
 
 /// What the API shows of each pool and may change: its counters, the pool in use, and which
 /// pools are enabled and preferred (cgminer's switchpool / enablepool / disablepool).
@@ -46,9 +41,8 @@ pub struct PoolEntry {
     pub enabled: bool,
     pub alive: bool,
     pub jobs: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub stale: u64,
+    /// What became of the shares found on this pool's work.
+    pub shares: Counts,
     pub difficulty: f64,
     pub last_share: Option<SystemTime>,
 }
@@ -74,22 +68,42 @@ impl PoolTable {
         (self.entries.lock().unwrap_or_else(|p| p.into_inner()).clone(), self.active.load(Relaxed))
     }
 
-    pub fn update(&self, index: usize, f: impl FnOnce(&mut PoolEntry)) {
-        if let Some(entry) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(index) {
+    fn update(&self, pool: PoolId, f: impl FnOnce(&mut PoolEntry)) {
+        if let Some(entry) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(pool.0) {
             f(entry);
         }
     }
 
-    /// Counts a share's answer for the pool it went to.
-    pub fn count(&self, index: usize, verdict: Verdict) {
-        self.update(index, |p| {
-            match verdict {
-                Verdict::Accepted => p.accepted += 1,
-                Verdict::Rejected => p.rejected += 1,
-                Verdict::Stale => p.stale += 1,
+    /// A share's step, for the pool whose work it was found on (`Stats::record`'s part).
+    pub(crate) fn count(&self, pool: PoolId, event: ShareEvent) {
+        self.update(pool, |p| {
+            let counter = match event {
+                ShareEvent::Found => &mut p.shares.found,
+                ShareEvent::Accepted => &mut p.shares.accepted,
+                ShareEvent::Rejected => &mut p.shares.rejected,
+                ShareEvent::Stale => &mut p.shares.stale,
+                ShareEvent::Journaled => &mut p.shares.journaled,
+                ShareEvent::Unjournaled => &mut p.shares.unjournaled,
+            };
+            *counter += 1;
+            if matches!(event, ShareEvent::Accepted | ShareEvent::Rejected | ShareEvent::Stale) {
+                p.last_share = Some(SystemTime::now());
             }
-            p.last_share = Some(SystemTime::now());
         });
+    }
+
+    /// New work from `pool`: it is alive, at this difficulty.
+    pub(crate) fn job(&self, pool: PoolId, difficulty: Difficulty) {
+        self.update(pool, |p| {
+            p.alive = true;
+            p.jobs += 1;
+            p.difficulty = difficulty.value();
+        });
+    }
+
+    /// The connection to `pool` failed.
+    pub(crate) fn down(&self, pool: PoolId) {
+        self.update(pool, |p| p.alive = false);
     }
 
     pub fn set_active(&self, index: usize) {

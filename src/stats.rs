@@ -1,31 +1,108 @@
-//! Counters and rates shared by the status line, the summary and (later) the API. Lock-free
-//! counters written by device threads and the pool session alike.
+//! Counters and rates for the status line, the summary and the API, fed by events: sources
+//! and devices report what happened (`Event`) through `Stats::record`, the one place a
+//! counter changes; subscribers get the same events.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::pools::{PoolTable, Verdict};
+use tokio::sync::broadcast;
+
+use crate::pools::PoolTable;
+use crate::work::{DeviceId, Difficulty, PoolId};
+
+/// One step in a share's life: found by a device (and handed to its source), then exactly
+/// one end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShareEvent {
+    Found,
+    Accepted,
+    Rejected,
+    Stale,
+    /// Written to the journal: it could not be sent, or was never answered.
+    Journaled,
+    /// Neither sent nor written (logged whole instead).
+    Unjournaled,
+}
+
+/// What the sources and devices report. Every counter changes here and only here
+/// (`Stats::record`), so the totals, each device's and each pool's are the same events
+/// counted three ways; subscribers (`Stats::subscribe`) see the same events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A device swept `count` nonces.
+    Hashes { device: DeviceId, count: u64 },
+    /// A candidate the CPU did not confirm.
+    HardwareError { device: DeviceId },
+    /// A share's step, on the work of `pool`, found by `device`.
+    Share { device: DeviceId, pool: PoolId, event: ShareEvent },
+    /// A verified hit's difficulty (the best is kept).
+    Hit { difficulty: Difficulty },
+    /// A pool or node answered a submission after `latency`.
+    Answer { pool: PoolId, latency: Duration },
+    /// New work from `pool`, at the share difficulty it carries.
+    Job { pool: PoolId, difficulty: Difficulty },
+    /// The connection to `pool` failed.
+    PoolDown { pool: PoolId },
+    /// Solo: a template, at the network's difficulty.
+    Template { network_difficulty: Difficulty },
+    /// Solo: a block found (then journaled and submitted; its end is a `Share` event).
+    Block,
+}
+
+/// Share counters of one scope (all, a device, a pool).
+#[derive(Debug, Default)]
+struct Tally([AtomicU64; 6]);
+
+impl Tally {
+    fn add(&self, event: ShareEvent) {
+        self.0[event as usize].fetch_add(1, Relaxed);
+    }
+
+    fn counts(&self) -> Counts {
+        let n = |e: ShareEvent| self.0[e as usize].load(Relaxed);
+        Counts {
+            found: n(ShareEvent::Found),
+            accepted: n(ShareEvent::Accepted),
+            rejected: n(ShareEvent::Rejected),
+            stale: n(ShareEvent::Stale),
+            journaled: n(ShareEvent::Journaled),
+            unjournaled: n(ShareEvent::Unjournaled),
+        }
+    }
+}
+
+/// What became of the shares of one scope so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub found: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub journaled: u64,
+    pub unjournaled: u64,
+}
+
+impl Counts {
+    /// Shares that reached their end; equal to `found` once nothing is in flight.
+    pub fn ended(&self) -> u64 {
+        self.accepted + self.rejected + self.stale + self.journaled + self.unjournaled
+    }
+}
+
+/// Events kept for subscribers that fall behind (they are told how many they missed).
+const EVENT_BUFFER: usize = 4096;
 
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
-    pub hashes: AtomicU64,
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    pub stale: AtomicU64,
-    pub hw_errors: AtomicU64,
-    /// Verified shares handed to the source; each ends accepted, rejected, stale, journaled or
-    /// unjournaled, exactly once.
-    pub found: AtomicU64,
-    pub journaled: AtomicU64,
-    /// Shares that could be neither sent nor written to the journal (logged whole instead).
-    pub unjournaled: AtomicU64,
-    /// Solo mining: templates taken, blocks found, and the network difficulty (f64 bits, 0
-    /// when mining for a pool).
-    pub templates: AtomicU64,
-    pub blocks: AtomicU64,
+    hashes: AtomicU64,
+    hw_errors: AtomicU64,
+    shares: Tally,
+    templates: AtomicU64,
+    blocks: AtomicU64,
+    /// f64 bits of the network difficulty; 0 when mining for a pool.
     network_difficulty: AtomicU64,
     /// f64 bits of the best share difficulty seen.
     best_share: AtomicU64,
@@ -37,18 +114,31 @@ pub struct Stats {
     samples: Mutex<VecDeque<(Instant, u64, Vec<u64>)>>,
     devices: Mutex<Vec<Arc<DeviceStats>>>,
     pub pools: PoolTable,
+    events: broadcast::Sender<Event>,
 }
 
-/// What one device did: its own hashes and hardware errors.
-#[derive(Debug, Default)]
+/// What one device did.
+#[derive(Debug)]
 pub struct DeviceStats {
     pub name: String,
-    /// Position in `Stats::devices`, which shares carry.
-    pub index: usize,
-    pub hashes: AtomicU64,
-    pub hw_errors: AtomicU64,
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
+    pub id: DeviceId,
+    hashes: AtomicU64,
+    hw_errors: AtomicU64,
+    shares: Tally,
+}
+
+impl DeviceStats {
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Relaxed)
+    }
+
+    pub fn hw_errors(&self) -> u64 {
+        self.hw_errors.load(Relaxed)
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.shares.counts()
+    }
 }
 
 impl Default for Stats {
@@ -63,13 +153,8 @@ impl Stats {
         Stats {
             started: now,
             hashes: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
-            found: AtomicU64::new(0),
-            journaled: AtomicU64::new(0),
-            unjournaled: AtomicU64::new(0),
+            shares: Tally::default(),
             templates: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             network_difficulty: AtomicU64::new(0f64.to_bits()),
@@ -80,41 +165,98 @@ impl Stats {
             samples: Mutex::new(VecDeque::from([(now, 0, Vec::new())])),
             devices: Mutex::new(Vec::new()),
             pools: PoolTable::default(),
+            events: broadcast::channel(EVENT_BUFFER).0,
         }
     }
 
-    /// Registers a device; its counters add to the totals through `add_hashes` and
-    /// `add_hw_error`.
-    pub fn device(&self, name: &str) -> Arc<DeviceStats> {
+    /// Registers a device: the id its events carry.
+    pub fn device(&self, name: &str) -> DeviceId {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        let device = Arc::new(DeviceStats { name: name.to_string(), index: devices.len(), ..Default::default() });
-        devices.push(device.clone());
-        device
+        let id = DeviceId(devices.len());
+        devices.push(Arc::new(DeviceStats {
+            name: name.to_string(),
+            id,
+            hashes: AtomicU64::new(0),
+            hw_errors: AtomicU64::new(0),
+            shares: Tally::default(),
+        }));
+        id
     }
 
-    /// Counts a pool's or node's answer to a share or block: in all, for the device that found
-    /// it (stale counts as rejected there) and for the pool it went to.
-    pub fn count_answer(&self, device: usize, pool: usize, verdict: Verdict) {
-        let total = match verdict {
-            Verdict::Accepted => &self.accepted,
-            Verdict::Rejected => &self.rejected,
-            Verdict::Stale => &self.stale,
-        };
-        total.fetch_add(1, Relaxed);
-        if let Some(d) = self.devices().get(device) {
-            if verdict == Verdict::Accepted { &d.accepted } else { &d.rejected }.fetch_add(1, Relaxed);
+    /// Every event in one place: the totals, the device's and the pool's counters move
+    /// together, then subscribers hear of it.
+    pub fn record(&self, event: Event) {
+        let device = |id: DeviceId| self.devices().get(id.0).cloned();
+        match &event {
+            Event::Hashes { device: id, count } => {
+                self.hashes.fetch_add(*count, Relaxed);
+                if let Some(d) = device(*id) {
+                    d.hashes.fetch_add(*count, Relaxed);
+                }
+            }
+            Event::HardwareError { device: id } => {
+                self.hw_errors.fetch_add(1, Relaxed);
+                if let Some(d) = device(*id) {
+                    d.hw_errors.fetch_add(1, Relaxed);
+                }
+            }
+            Event::Share { device: id, pool, event } => {
+                self.shares.add(*event);
+                if let Some(d) = device(*id) {
+                    d.shares.add(*event);
+                }
+                self.pools.count(*pool, *event);
+            }
+            Event::Hit { difficulty } => {
+                let value = difficulty.value();
+                let _ = self
+                    .best_share
+                    .fetch_update(Relaxed, Relaxed, |bits| (value > f64::from_bits(bits)).then_some(value.to_bits()));
+            }
+            Event::Answer { latency, .. } => {
+                self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
+                self.latency_n.fetch_add(1, Relaxed);
+            }
+            Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
+            Event::PoolDown { pool } => self.pools.down(*pool),
+            Event::Template { network_difficulty } => {
+                self.templates.fetch_add(1, Relaxed);
+                self.network_difficulty.store(network_difficulty.value().to_bits(), Relaxed);
+                self.pools.job(PoolId(0), *network_difficulty);
+            }
+            Event::Block => {
+                self.blocks.fetch_add(1, Relaxed);
+            }
         }
-        self.pools.count(pool, verdict);
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event);
+        }
     }
 
-    pub fn add_hashes(&self, device: &DeviceStats, hashes: u64) {
-        device.hashes.fetch_add(hashes, Relaxed);
-        self.hashes.fetch_add(hashes, Relaxed);
+    /// Every event from now on, as `record` takes it.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
     }
 
-    pub fn add_hw_error(&self, device: &DeviceStats) {
-        device.hw_errors.fetch_add(1, Relaxed);
-        self.hw_errors.fetch_add(1, Relaxed);
+    /// What became of every share so far.
+    pub fn counts(&self) -> Counts {
+        self.shares.counts()
+    }
+
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Relaxed)
+    }
+
+    pub fn hw_errors(&self) -> u64 {
+        self.hw_errors.load(Relaxed)
+    }
+
+    pub fn templates(&self) -> u64 {
+        self.templates.load(Relaxed)
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.blocks.load(Relaxed)
     }
 
     /// One line per device: average MH/s and hardware errors.
@@ -125,8 +267,8 @@ impl Stats {
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let mhs = d.hashes.load(Relaxed) as f64 / up / 1e6;
-                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.name, d.hw_errors.load(Relaxed))
+                let mhs = d.hashes() as f64 / up / 1e6;
+                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.name, d.hw_errors())
             })
             .collect()
     }
@@ -138,7 +280,7 @@ impl Stats {
 
     /// Takes a one-second sample of the hash counters; the mining loop calls it every second.
     pub fn tick(&self) {
-        let per_device: Vec<u64> = self.devices().iter().map(|d| d.hashes.load(Relaxed)).collect();
+        let per_device: Vec<u64> = self.devices().iter().map(|d| d.hashes()).collect();
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         samples.push_back((Instant::now(), self.hashes.load(Relaxed), per_device));
         while samples.len() > 11 {
@@ -168,27 +310,12 @@ impl Stats {
         self.started.elapsed()
     }
 
-    pub fn record_share_difficulty(&self, difficulty: f64) {
-        let _ = self
-            .best_share
-            .fetch_update(Relaxed, Relaxed, |bits| (difficulty > f64::from_bits(bits)).then_some(difficulty.to_bits()));
-    }
-
     pub fn best_share(&self) -> f64 {
         f64::from_bits(self.best_share.load(Relaxed))
     }
 
-    pub fn set_network_difficulty(&self, difficulty: f64) {
-        self.network_difficulty.store(difficulty.to_bits(), Relaxed);
-    }
-
     pub fn network_difficulty(&self) -> f64 {
         f64::from_bits(self.network_difficulty.load(Relaxed))
-    }
-
-    pub fn record_latency(&self, latency: Duration) {
-        self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
-        self.latency_n.fetch_add(1, Relaxed);
     }
 
     pub fn mean_latency(&self) -> Option<Duration> {
@@ -214,14 +341,15 @@ impl Stats {
     /// and the expected time to a block at the network difficulty.
     pub fn status_line(&self) -> String {
         let now = self.interval_mhs();
+        let counts = self.counts();
         let mut line = format!(
             "{:.2} MH/s now, {:.2} MH/s avg | A:{} R:{} S:{} HW:{} | best share {:.4} | latency {} | up {}s",
             now,
             self.average_mhs(),
-            self.accepted.load(Relaxed),
-            self.rejected.load(Relaxed),
-            self.stale.load(Relaxed),
-            self.hw_errors.load(Relaxed),
+            counts.accepted,
+            counts.rejected,
+            counts.stale,
+            self.hw_errors(),
             self.best_share(),
             self.mean_latency().map_or("-".into(), |d| format!("{} ms", d.as_millis())),
             self.uptime().as_secs()
@@ -230,8 +358,8 @@ impl Stats {
         if difficulty > 0.0 {
             line += &format!(
                 " | templates {} blocks {} | difficulty {}, expected block every {}",
-                self.templates.load(Relaxed),
-                self.blocks.load(Relaxed),
+                self.templates(),
+                self.blocks(),
                 // Regtest's is 4.7e-10, mainnet's 1e14: neither reads well with fixed decimals.
                 if difficulty < 0.001 { format!("{difficulty:.3e}") } else { format!("{difficulty:.4}") },
                 expected_time(difficulty, self.average_mhs())
@@ -265,30 +393,84 @@ pub fn expected_time(difficulty: f64, mhs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pools::PoolEntry;
 
-    /// Totals, per-device and per-pool counters are bumped in one place, so they add up.
+    /// Random lives of shares across devices and pools (each found, then exactly one end,
+    /// the lives interleaved, hashes and hardware errors between): in total, for every
+    /// device and for every pool, found equals ended, and devices and pools each add up to
+    /// the totals.
     #[test]
-    fn answers_add_up_per_device_and_per_pool() {
-        let stats = Stats::new();
-        stats.device("a");
-        stats.device("b");
-        stats.pools.register("p0", "u");
-        stats.pools.register("p1", "u");
-        let answers =
-            [(0, 0, Verdict::Accepted), (1, 1, Verdict::Rejected), (1, 0, Verdict::Stale), (0, 1, Verdict::Accepted)];
-        for (device, pool, verdict) in answers {
-            stats.count_answer(device, pool, verdict);
+    fn every_share_ends_once_in_every_scope() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let ends = [
+            ShareEvent::Accepted,
+            ShareEvent::Rejected,
+            ShareEvent::Stale,
+            ShareEvent::Journaled,
+            ShareEvent::Unjournaled,
+        ];
+        for _ in 0..300 {
+            let stats = Stats::new();
+            let (devices, pools) = (1 + next(4), 1 + next(3));
+            for d in 0..devices {
+                stats.device(&format!("d{d}"));
+            }
+            for p in 0..pools {
+                stats.pools.register(&format!("p{p}"), "u");
+            }
+            let mut open: Vec<(DeviceId, PoolId)> = Vec::new();
+            for _ in 0..next(400) {
+                let (device, pool) = (DeviceId(next(devices)), PoolId(next(pools)));
+                match next(4) {
+                    0 => stats.record(Event::Hashes { device, count: 1 << 20 }),
+                    1 if !open.is_empty() => {
+                        let (device, pool) = open.swap_remove(next(open.len()));
+                        stats.record(Event::Share { device, pool, event: ends[next(ends.len())] });
+                    }
+                    _ => {
+                        stats.record(Event::Share { device, pool, event: ShareEvent::Found });
+                        open.push((device, pool));
+                    }
+                }
+            }
+            assert_eq!(stats.counts().found - stats.counts().ended(), open.len() as u64, "in flight");
+            for (device, pool) in open.drain(..) {
+                stats.record(Event::Share { device, pool, event: ShareEvent::Journaled });
+            }
+            let total = stats.counts();
+            assert_eq!(total.found, total.ended());
+            let by_device: Vec<Counts> = stats.devices().iter().map(|d| d.counts()).collect();
+            let by_pool: Vec<Counts> = stats.pools.snapshot().0.iter().map(|p| p.shares).collect();
+            for scope in [&by_device, &by_pool] {
+                assert!(scope.iter().all(|c| c.found == c.ended()), "{scope:?}");
+                let sum = |f: fn(&Counts) -> u64| scope.iter().map(f).sum::<u64>();
+                assert_eq!(sum(|c| c.found), total.found);
+                assert_eq!(sum(|c| c.accepted), total.accepted);
+                assert_eq!(sum(|c| c.rejected), total.rejected);
+                assert_eq!(sum(|c| c.stale), total.stale);
+                assert_eq!(sum(|c| c.journaled), total.journaled);
+                assert_eq!(sum(|c| c.unjournaled), total.unjournaled);
+            }
         }
-        let (pools, _) = stats.pools.snapshot();
-        let devices = stats.devices();
-        let total = |f: fn(&PoolEntry) -> u64| pools.iter().map(f).sum::<u64>();
-        assert_eq!(stats.accepted.load(Relaxed), total(|p| p.accepted));
-        assert_eq!(stats.rejected.load(Relaxed), total(|p| p.rejected));
-        assert_eq!(stats.stale.load(Relaxed), total(|p| p.stale));
-        let by_device: u64 = devices.iter().map(|d| d.accepted.load(Relaxed) + d.rejected.load(Relaxed)).sum();
-        assert_eq!(by_device, 4);
-        assert_eq!(devices.iter().map(|d| d.accepted.load(Relaxed)).sum::<u64>(), stats.accepted.load(Relaxed));
+    }
+
+    /// Subscribers see the events the counters were moved by.
+    #[test]
+    fn subscribers_see_each_event() {
+        let stats = Stats::new();
+        let device = stats.device("d");
+        let mut events = stats.subscribe();
+        let found = Event::Share { device, pool: PoolId(0), event: ShareEvent::Found };
+        stats.record(found.clone());
+        stats.record(Event::Hashes { device, count: 7 });
+        assert_eq!(events.try_recv().unwrap(), found);
+        assert_eq!(events.try_recv().unwrap(), Event::Hashes { device, count: 7 });
+        assert_eq!((stats.hashes(), stats.devices()[0].hashes()), (7, 7));
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn a_journal_that_fails_at_the_write_is_not_counted_and_fails_the_run() {
 #[test]
 fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
     use std::sync::Arc;
-    use wgminer::source::stratum::session::{MAX_IN_FLIGHT, MAX_UNSENT};
+    use wgminer::source::stratum::core::{MAX_IN_FLIGHT, MAX_UNSENT};
     let journal = std::env::temp_dir().join(format!("wgminer-faults-deaf-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
@@ -211,7 +211,7 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let client = tokio::spawn(wgminer::source::stratum::client::run(
+        let client = tokio::spawn(wgminer::source::stratum::driver::run(
             vec![config],
             work_tx,
             share_rx,
@@ -224,7 +224,7 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
         let device = scheduler.spawn(Box::new(CpuSweeper::new()));
         let (submits, _open) =
             never_answering_pool(&listener, usize::MAX, Instant::now() + Duration::from_secs(8)).await;
-        let found = stats.found.load(Relaxed) as usize;
+        let found = stats.counts().found as usize;
         assert!(found > MAX_IN_FLIGHT * 4, "the device found {found}");
         assert_eq!(submits, MAX_IN_FLIGHT, "the pool was sent exactly the window");
         stop_devices.store(true, Relaxed);
@@ -233,10 +233,61 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
         tokio::time::timeout(Duration::from_secs(30), client).await.unwrap().unwrap();
         // Everything found is in the journal (those past MAX_UNSENT as soon as they came).
         let lines = journal_lines(&journal);
-        assert_eq!(lines.len(), stats.found.load(Relaxed) as usize);
+        assert_eq!(lines.len(), stats.counts().found as usize);
         assert!(
-            stats.found.load(Relaxed) as usize <= MAX_UNSENT + MAX_IN_FLIGHT
+            stats.counts().found as usize <= MAX_UNSENT + MAX_IN_FLIGHT
                 || lines.iter().any(|l| l["reason"] == "the pool is not keeping up with the shares found")
         );
+    });
+}
+
+/// A peer that accepts TCP and never says a word: a stop during the Stratum V2 Noise
+/// handshake (or v1's TLS handshake) ends the driver at once, not when the handshake's 10 s
+/// run out (`mine --seconds 15` against such a peer once took 21 s).
+#[test]
+fn a_stop_during_a_handshake_is_honoured_at_once() {
+    use std::sync::Arc;
+    // The authority key of SRI's example configs: any valid key will do, nobody proves it.
+    const KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+    runtime().block_on(async {
+        for scheme in ["stratum2+tcp", "stratum+ssl"] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let url = match scheme {
+                "stratum2+tcp" => format!("{scheme}://{address}/{KEY}"),
+                _ => format!("{scheme}://{address}"),
+            };
+            let (work_tx, _work_rx) = tokio::sync::watch::channel(None);
+            let (_share_tx, share_rx) = tokio::sync::mpsc::channel(8);
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let config = PoolConfig {
+                url,
+                user: "w".into(),
+                pass: "x".into(),
+                journal: std::env::temp_dir().join("wgminer-faults-handshake.jsonl"),
+                trust: Default::default(),
+                suggest_difficulty: None,
+                channel: Default::default(),
+            };
+            let stats = Arc::new(wgminer::stats::Stats::new());
+            let driver = tokio::spawn(wgminer::source::stratum::driver::run(
+                vec![config],
+                work_tx,
+                share_rx,
+                stats,
+                None,
+                stop_rx,
+            ));
+            // The outcome waited for: the driver connected and is in its handshake.
+            let (_silent, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await; // into the handshake's read
+            let stopped = Instant::now();
+            let _ = stop.send(true);
+            tokio::time::timeout(Duration::from_secs(9), driver)
+                .await
+                .unwrap_or_else(|_| panic!("{scheme}: the stop waited for the handshake timeout"))
+                .unwrap();
+            assert!(stopped.elapsed() < Duration::from_secs(2), "{scheme}: {:?}", stopped.elapsed());
+        }
     });
 }

@@ -17,7 +17,7 @@ use wgminer::device::DeviceSelector;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::Share;
-use wgminer::source::stratum::{PoolConfig, ShareOutcome, client};
+use wgminer::source::stratum::{PoolConfig, ShareOutcome, driver};
 use wgminer::stats::Stats;
 use wgminer::work::job::Job;
 use wgminer::work::{Difficulty, hex_decode};
@@ -186,7 +186,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             channel: Default::default(),
         })
         .collect();
-    let client = tokio::spawn(client::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+    let client = tokio::spawn(driver::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
     let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
     let stop_devices = scheduler.stop_flag();
     scheduler.spawn(Box::new(CpuSweeper::new()));
@@ -254,7 +254,7 @@ fn scripted_pool_session_wire_bytes_errors_and_resume() {
         pool.send(&json!({"id": first["id"], "result": null, "error": [23, "Low difficulty share", null]}).to_string())
             .await;
         let (_, outcome) = miner.outcome().await;
-        assert!(matches!(outcome, ShareOutcome::Rejected(ref e) if e.code == 23), "{outcome:?}");
+        assert!(matches!(outcome, ShareOutcome::Rejected(ref e) if e.code == "23"), "{outcome:?}");
         let second = pool.submit().await;
         assert_valid_slush_share(&second, 0.0002);
         pool.send(&json!({"id": second["id"], "result": true, "error": null}).to_string()).await;
@@ -279,7 +279,7 @@ fn scripted_pool_session_wire_bytes_errors_and_resume() {
         let again = pool.submit().await;
         assert_eq!(again["params"], unanswered["params"], "the unanswered share comes first after the resume");
         assert_eq!(assert_valid_slush_share(&again, 0.0002), nonce);
-        assert!(miner.stats.accepted.load(Relaxed) == 1 && miner.stats.rejected.load(Relaxed) == 1);
+        assert!(miner.stats.counts().accepted == 1 && miner.stats.counts().rejected == 1);
         miner.stop().await;
     });
 }
@@ -381,7 +381,7 @@ fn failover_to_the_second_pool_and_back_to_the_first() {
         // The first comes back on the same address: the miner returns within a probe or two.
         let back = EmbeddedPool::start(&addr.to_string(), options).await.unwrap();
         wait_for("a share on the first pool again", 1, || back.stats.accepted.load(Relaxed)).await;
-        assert_eq!(miner.stats.rejected.load(Relaxed), 0);
+        assert_eq!(miner.stats.counts().rejected, 0);
         miner.stop().await;
     });
 }
@@ -500,7 +500,7 @@ fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
         let mut miner = start_miner(pool.addr, journal_path("rotate"));
         miner.accepted_across(3, |share| share.extranonce1.clone()).await;
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
-        assert_eq!(miner.stats.journaled.load(Relaxed), 0);
+        assert_eq!(miner.stats.counts().journaled, 0);
         miner.stop().await;
     });
 }
@@ -530,7 +530,7 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             channel: Default::default(),
         };
         let client =
-            tokio::spawn(client::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
+            tokio::spawn(driver::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
         let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
         scheduler.spawn(Box::new(CpuSweeper::new()));
         let mut later_jobs = 0;

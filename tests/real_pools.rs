@@ -15,7 +15,7 @@ use wgminer::commands::mine::{MineOptions, Source, Summary, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::stratum::tls::{Trust, parse_fingerprint};
-use wgminer::source::stratum::{PoolConfig, client};
+use wgminer::source::stratum::{PoolConfig, driver};
 use wgminer::stats::Stats;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -239,7 +239,7 @@ fn client_reconnect_from_a_tls_pool_stays_tls() {
         let (stop, stop_rx) = watch::channel(false);
         let trust = Trust { ca_file: Some(pem("pool-cert.pem")), cert_sha256: None };
         let pool = pool_config(format!("stratum+ssl://localhost:{tls_port}"), trust, "reconnect");
-        let client = tokio::spawn(client::run(vec![pool], work_tx, share_rx, stats, None, stop_rx));
+        let client = tokio::spawn(driver::run(vec![pool], work_tx, share_rx, stats, None, stop_rx));
         let (mut stream, _) = tokio::time::timeout(Duration::from_secs(20), redirected.accept())
             .await
             .expect("the miner follows")

@@ -93,7 +93,7 @@ fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
     let unit = Work::new(header, work.target);
     let nonce = (0..).find(|&n| unit.target.is_met_by(unit.hash(n))).unwrap();
     let share = Share {
-        source: 0,
+        source: wgminer::work::PoolId(0),
         job_id: work.job.id.clone(),
         extranonce1: vec![],
         extranonce2: extranonce,
@@ -101,7 +101,7 @@ fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
         nonce,
         version_bits: None,
         hash: unit.hash(nonce),
-        device: 0,
+        device: wgminer::work::DeviceId(0),
     };
     (share, nonce)
 }
@@ -201,7 +201,7 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
 
     // Journaled at once; accepted on the retry, five seconds later.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while stats.accepted.load(Relaxed) == 0 {
+    while stats.counts().accepted == 0 {
         assert!(tokio::time::Instant::now() < deadline, "the block was never resubmitted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -258,7 +258,7 @@ async fn a_block_is_retried_until_the_tip_moves_on() {
     assert!(after_tip >= 1);
     tokio::time::sleep(Duration::from_secs(7)).await; // more than a retry interval
     assert_eq!(submits.load(Relaxed), after_tip, "retried after the tip moved on");
-    assert_eq!(stats.accepted.load(Relaxed), 0);
+    assert_eq!(stats.counts().accepted, 0);
     let kept = std::fs::read_to_string(&journal).unwrap();
     assert_eq!(kept.lines().count(), 1, "the block stays in the journal");
     let _ = stop_tx.send(true);

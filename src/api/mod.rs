@@ -11,7 +11,6 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -366,17 +365,17 @@ fn run(command: &str, parameter: &str, access: Access, stats: &Stats, context: &
 
 fn summary(stats: &Stats) -> Row {
     let elapsed = stats.uptime().as_secs_f64();
-    let (accepted, rejected, stale) =
-        (stats.accepted.load(Relaxed), stats.rejected.load(Relaxed), stats.stale.load(Relaxed));
-    let hw = stats.hw_errors.load(Relaxed);
-    let hashes = stats.hashes.load(Relaxed);
+    let counts = stats.counts();
+    let (accepted, rejected, stale) = (counts.accepted, counts.rejected, counts.stale);
+    let hw = stats.hw_errors();
+    let hashes = stats.hashes();
     let (pools, _) = stats.pools.snapshot();
     let submitted = accepted + rejected + stale;
     row(vec![
         ("Elapsed", json!(elapsed as u64)),
         ("MHS av", json!(round(stats.average_mhs(), 2))),
         ("MHS 5s", json!(round(stats.mhs_5s().0, 2))),
-        ("Found Blocks", json!(stats.blocks.load(Relaxed))),
+        ("Found Blocks", json!(stats.blocks())),
         ("Getworks", json!(pools.iter().map(|p| p.jobs).sum::<u64>())),
         ("Accepted", json!(accepted)),
         ("Rejected", json!(rejected)),
@@ -387,14 +386,14 @@ fn summary(stats: &Stats) -> Row {
         ("Get Failures", json!(0)),
         ("Local Work", json!(0)),
         ("Remote Failures", json!(0)),
-        ("Network Blocks", json!(stats.templates.load(Relaxed))),
+        ("Network Blocks", json!(stats.templates())),
         ("Total MH", json!(round(hashes as f64 / 1e6, 4))),
         ("Best Share", json!(stats.best_share())),
         ("Device Hardware%", json!(round(percent(hw, hw + submitted), 4))),
         ("Device Rejected%", json!(round(percent(rejected, submitted), 4))),
         ("Pool Rejected%", json!(round(percent(rejected, submitted), 4))),
         ("Pool Stale%", json!(round(percent(stale, submitted), 4))),
-        ("Journaled", json!(stats.journaled.load(Relaxed))),
+        ("Journaled", json!(counts.journaled)),
     ])
 }
 
@@ -406,9 +405,9 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let hashes = d.hashes.load(Relaxed);
-            let (accepted, rejected, hw) =
-                (d.accepted.load(Relaxed), d.rejected.load(Relaxed), d.hw_errors.load(Relaxed));
+            let hashes = d.hashes();
+            let counts = d.counts();
+            let (accepted, rejected, hw) = (counts.accepted, counts.rejected, d.hw_errors());
             let info = context.devices.get(i);
             row(vec![
                 ("GPU", json!(i)),
@@ -440,7 +439,7 @@ fn pools(stats: &Stats) -> Vec<Row> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let submitted = p.accepted + p.rejected + p.stale;
+            let submitted = p.shares.accepted + p.shares.rejected + p.shares.stale;
             let status = if !p.enabled {
                 "Disabled"
             } else if p.alive {
@@ -459,11 +458,11 @@ fn pools(stats: &Stats) -> Vec<Row> {
                 ("Quota", json!(1)),
                 ("Long Poll", json!("N")),
                 ("Getworks", json!(p.jobs)),
-                ("Accepted", json!(p.accepted)),
-                ("Rejected", json!(p.rejected)),
+                ("Accepted", json!(p.shares.accepted)),
+                ("Rejected", json!(p.shares.rejected)),
                 ("Works", json!(p.jobs)),
                 ("Discarded", json!(0)),
-                ("Stale", json!(p.stale)),
+                ("Stale", json!(p.shares.stale)),
                 ("Get Failures", json!(0)),
                 ("Remote Failures", json!(0)),
                 ("User", json!(p.user)),
@@ -472,8 +471,8 @@ fn pools(stats: &Stats) -> Vec<Row> {
                 ("Has Stratum", json!(!p.url.starts_with("http"))),
                 ("Stratum Active", json!(i == active && p.alive)),
                 ("Stratum URL", json!(p.url)),
-                ("Pool Rejected%", json!(round(percent(p.rejected, submitted), 4))),
-                ("Pool Stale%", json!(round(percent(p.stale, submitted), 4))),
+                ("Pool Rejected%", json!(round(percent(p.shares.rejected, submitted), 4))),
+                ("Pool Stale%", json!(round(percent(p.shares.stale, submitted), 4))),
             ])
         })
         .collect()

@@ -12,7 +12,7 @@ use crate::api::{ApiContext, ApiOptions};
 use crate::device::Sweeper;
 use crate::scheduler::Scheduler;
 use crate::source::gbt::client::SoloConfig;
-use crate::source::stratum::{PoolConfig, ShareOutcome, client};
+use crate::source::stratum::{PoolConfig, ShareOutcome, driver};
 use crate::stats::Stats;
 use crate::work::{Difficulty, Target};
 
@@ -108,7 +108,7 @@ pub async fn mine(
     crate::logging::end_status();
     // The rate counts the mining window only, not start-up and shutdown.
     let mining_time = started.elapsed().as_secs_f64();
-    let hashes = stats.hashes.load(Relaxed);
+    let hashes = stats.hashes();
     // Devices first, so that their last shares reach the client before it stops.
     let stop_flag = scheduler.stop_flag();
     stop_flag.store(true, Relaxed);
@@ -185,7 +185,7 @@ fn spawn_source(
             for (i, pool) in pools.iter().enumerate() {
                 tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
             }
-            tokio::spawn(client::run(pools, work_tx, share_rx, stats, Some(outcome_tx), stop_rx))
+            tokio::spawn(driver::run(pools, work_tx, share_rx, stats, Some(outcome_tx), stop_rx))
         }
         Source::Node(config) => {
             tracing::info!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
@@ -208,19 +208,20 @@ fn log_outcome(share: &crate::source::Share, outcome: ShareOutcome) {
 }
 
 fn summarize(stats: &Stats, mining_time: f64, hashes: u64, switches: &[f64]) -> Summary {
+    let counts = stats.counts();
     Summary {
         seconds: mining_time,
         hashes,
         mhs: hashes as f64 / mining_time / 1e6,
-        accepted: stats.accepted.load(Relaxed),
-        rejected: stats.rejected.load(Relaxed),
-        stale: stats.stale.load(Relaxed),
-        hw_errors: stats.hw_errors.load(Relaxed),
-        journaled: stats.journaled.load(Relaxed),
-        unjournaled: stats.unjournaled.load(Relaxed),
+        accepted: counts.accepted,
+        rejected: counts.rejected,
+        stale: counts.stale,
+        hw_errors: stats.hw_errors(),
+        journaled: counts.journaled,
+        unjournaled: counts.unjournaled,
         best_share: stats.best_share(),
-        templates: stats.templates.load(Relaxed),
-        blocks: stats.blocks.load(Relaxed),
+        templates: stats.templates(),
+        blocks: stats.blocks(),
         job_switch_p50_ms: quantile(switches, 0.5),
         job_switch_p99_ms: quantile(switches, 0.99),
     }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
-use crate::source::stratum::codec::{
+use crate::source::stratum::v1::codec::{
     self, ClientMessage, Extranonce, Id, Reply, RpcError, ServerMessage, Submission, VersionMask, code,
 };
 use crate::work::job::Job;
@@ -31,7 +31,6 @@ type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// The version bits the pool lets miners roll (BIP320's general-purpose bits).
-pub const VERSION_MASK: u32 = 0x1fff_e000;
 
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -205,7 +204,7 @@ pub(crate) struct Session {
     subscribed: bool,
     authorized: bool,
     /// Version-rolling mask agreed through mining.configure; 0 without.
-    version_mask: u32,
+    version_mask: VersionMask,
     extranonce_subscribed: bool,
     /// Jobs this connection was sent, with the difficulty each carries.
     jobs: HashMap<String, (Arc<Job>, Difficulty)>,
@@ -224,7 +223,7 @@ impl Session {
             stats,
             subscribed: false,
             authorized: false,
-            version_mask: 0,
+            version_mask: VersionMask::NONE,
             extranonce_subscribed: false,
             jobs: HashMap::new(),
             seen: HashSet::new(),
@@ -326,8 +325,8 @@ impl Session {
                 vec![reply(Some(id), Reply::Result(true))]
             }
             ClientMessage::Configure { id, version_rolling } => {
-                self.version_mask = version_rolling.map_or(0, |r| r.mask.0 & VERSION_MASK);
-                let granted = version_rolling.map(|_| VersionMask(self.version_mask));
+                self.version_mask = version_rolling.map_or(VersionMask::NONE, |r| r.mask.and(VersionMask::BIP320));
+                let granted = version_rolling.map(|_| self.version_mask);
                 vec![reply(Some(id), Reply::Configured { version_rolling: granted })]
             }
             ClientMessage::SuggestDifficulty { id, difficulty } => {
@@ -373,10 +372,10 @@ impl Session {
         }
         let version = match s.version_bits {
             None => job.version,
-            Some(bits) if bits & !self.version_mask != 0 => {
+            Some(bits) if bits & !self.version_mask.0 != 0 => {
                 return Err(bad("version bits outside the negotiated mask"));
             }
-            Some(bits) => (job.version & !self.version_mask) | bits,
+            Some(bits) => self.version_mask.apply(job.version, bits),
         };
         if !self.seen.insert((s.job_id.clone(), s.extranonce2.clone(), s.time, s.nonce, version)) {
             return Err(RpcError::new(code::DUPLICATE, "Duplicate share"));

@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, watch};
 use crate::cpu;
 use crate::device::Sweeper;
 use crate::source::{Share, SourceWork};
-use crate::stats::Stats;
+use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::target::candidate_mask;
-use crate::work::{Difficulty, NonceRange, Target, Work};
+use crate::work::{DeviceId, Difficulty, NonceRange, Target, Work};
 
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
@@ -78,10 +78,10 @@ impl Extranonces {
         if state.0 != work.extranonce1 {
             *state = (work.extranonce1.clone(), 0);
         }
-        let roll_bits = work.version_mask.count_ones().min(16);
+        let roll_bits = work.version_mask.0.count_ones().min(16);
         let unit = state.1;
         let roll = (unit & ((1 << roll_bits) - 1)) as u32;
-        let version = (work.job.version & !work.version_mask) | deposit(roll, work.version_mask);
+        let version = work.version_mask.apply(work.job.version, deposit(roll, work.version_mask.0));
         let value = unit >> roll_bits;
         let size = work.extranonce2_size.min(8);
         let (value, seconds) =
@@ -129,7 +129,7 @@ impl Scheduler {
     /// device back.
     pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<Box<dyn Sweeper>> {
         let mut miner = DeviceLoop {
-            counters: self.stats.device(&device.info().to_string()),
+            id: self.stats.device(&device.info().to_string()),
             device,
             work: self.work.clone(),
             shares: self.shares.clone(),
@@ -162,7 +162,8 @@ struct Unit {
 
 struct DeviceLoop {
     device: Box<dyn Sweeper>,
-    counters: Arc<crate::stats::DeviceStats>,
+    /// The id this device's events carry.
+    id: DeviceId,
     work: watch::Receiver<Option<Arc<SourceWork>>>,
     shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
@@ -212,7 +213,7 @@ impl DeviceLoop {
             if let Some(received) = self.queued.front_mut().and_then(|(_, r)| r.take()) {
                 self.record_switch(received);
             }
-            self.stats.add_hashes(&self.counters, range.count);
+            self.stats.record(Event::Hashes { device: self.id, count: range.count });
             self.report(&unit, range, &candidates);
         }
         Ok(())
@@ -250,7 +251,7 @@ impl DeviceLoop {
     fn report(&self, unit: &Unit, range: NonceRange, candidates: &[u32]) {
         let verified = cpu::verify(&unit.work, range, candidates);
         for error in &verified.hw_errors {
-            self.stats.add_hw_error(&self.counters);
+            self.stats.record(Event::HardwareError { device: self.id });
             tracing::warn!(
                 "hardware error on {}: nonce {:08x} hashes to {}",
                 self.device.info().name,
@@ -261,7 +262,7 @@ impl DeviceLoop {
         let source_work = &unit.source_work;
         for hit in verified.hits {
             let hash_as_target = crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&hit.hash));
-            self.stats.record_share_difficulty(Difficulty::from_target(&hash_as_target).value());
+            self.stats.record(Event::Hit { difficulty: Difficulty::from_target(&hash_as_target) });
             let share = Share {
                 source: source_work.source,
                 job_id: source_work.job.id.clone(),
@@ -269,20 +270,20 @@ impl DeviceLoop {
                 extranonce2: unit.roll.extranonce2.clone(),
                 time: unit.roll.time,
                 nonce: hit.nonce,
-                version_bits: (source_work.version_mask != 0).then_some(unit.roll.version & source_work.version_mask),
+                version_bits: (!source_work.version_mask.is_none())
+                    .then_some(unit.roll.version & source_work.version_mask.0),
                 hash: hit.hash,
-                device: self.counters.index,
+                device: self.id,
             };
             // The channel is bounded: a pool that cannot take shares as fast as they are found
             // (an absurdly low difficulty, a pool that stops reading) slows the device down
             // instead of filling memory. A closed channel means the miner is stopping.
-            match self.shares.blocking_send(share) {
-                Ok(()) => self.stats.found.fetch_add(1, Relaxed),
-                Err(lost) => {
-                    tracing::error!("share found after the source stopped, not sent: {:?}", lost.0);
-                    self.stats.unjournaled.fetch_add(1, Relaxed)
-                }
-            };
+            let (device, pool) = (self.id, source_work.source);
+            self.stats.record(Event::Share { device, pool, event: ShareEvent::Found });
+            if let Err(lost) = self.shares.blocking_send(share) {
+                tracing::error!("share found after the source stopped, not sent: {:?}", lost.0);
+                self.stats.record(Event::Share { device, pool, event: ShareEvent::Unjournaled });
+            }
         }
     }
 }
@@ -291,18 +292,19 @@ impl DeviceLoop {
 mod tests {
     use super::*;
     use crate::work::job::Job;
+    use crate::work::{PoolId, VersionMask};
 
     fn work(extranonce1: u8, size: usize) -> SourceWork {
         let job =
             Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
         SourceWork {
-            source: 0,
+            source: PoolId(0),
             generation: 1,
             job,
             extranonce1: vec![extranonce1],
             extranonce2_size: size,
             target: Difficulty::ONE.to_target(),
-            version_mask: 0,
+            version_mask: VersionMask::NONE,
             nonces: NonceRange::FULL_RANGE,
             time_roll: 0,
             received: std::time::Instant::now(),
@@ -401,7 +403,7 @@ mod tests {
         assert_eq!(deposit(0xffff, 0x1fff_e000), 0x1fff_e000);
         let e = Extranonces::default();
         let mut w = work(1, 4);
-        w.version_mask = 0x1fff_e000;
+        w.version_mask = VersionMask::BIP320;
         let units: Vec<_> = (0..65537).map(|_| e.next(&w).map(|r| (r.extranonce2, r.version)).unwrap()).collect();
         assert_eq!(units[0], (vec![0, 0, 0, 0], 0x2000_0000));
         assert_eq!(units[1], (vec![0, 0, 0, 0], 0x2000_2000));
@@ -416,7 +418,7 @@ mod tests {
         let e = Extranonces::default();
         let mut w = work(1, 0);
         w.job.time = 1_700_000_000;
-        w.version_mask = 0x0000_6000; // two bits: four versions a second
+        w.version_mask = VersionMask(0x0000_6000); // two bits: four versions a second
         w.time_roll = 2;
         let units: Vec<_> = std::iter::from_fn(|| e.next(&w)).map(|r| (r.version, r.time)).collect();
         let t = 1_700_000_000;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::work::job::Job;
-use crate::work::{BlockHash, NonceRange, Target};
+use crate::work::{BlockHash, DeviceId, NonceRange, PoolId, Target, VersionMask};
 
 pub mod gbt;
 pub mod stratum;
@@ -15,8 +15,8 @@ pub mod stratum;
 /// What the scheduler mines: the latest job, with the extranonce space and target that go with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceWork {
-    /// Index of the pool (in priority order) the work came from; 0 for a node.
-    pub source: usize,
+    /// The pool the work came from; 0 for a node.
+    pub source: PoolId,
     /// Increases with every new job; a device whose work is of an older generation moves on.
     pub generation: u64,
     pub job: Job,
@@ -24,8 +24,8 @@ pub struct SourceWork {
     pub extranonce2_size: usize,
     /// What a hit must meet: the pool's share target, or the block target when solo.
     pub target: Target,
-    /// Version bits the pool lets the miner roll (BIP310); 0 when it does not.
-    pub version_mask: u32,
+    /// Version bits the pool lets the miner roll (BIP310); none when it does not.
+    pub version_mask: VersionMask,
     /// The nonces each work unit may take: all of them, unless a node's `noncerange` says less.
     pub nonces: NonceRange,
     /// Seconds the miner may add to the job's ntime once its extranonce2 and version space is
@@ -65,8 +65,8 @@ pub fn check_journal(path: &Path) -> Result<(), String> {
 /// A hit the CPU has verified, on its way back to its source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Share {
-    /// Index of the pool whose job this is; 0 for a node.
-    pub source: usize,
+    /// The pool whose job this is; 0 for a node.
+    pub source: PoolId,
     pub job_id: String,
     pub extranonce1: Vec<u8>,
     pub extranonce2: Vec<u8>,
@@ -76,6 +76,6 @@ pub struct Share {
     /// parameter; `None` without version rolling.
     pub version_bits: Option<u32>,
     pub hash: BlockHash,
-    /// Index of the device that found it (`Stats::devices`), which its outcome is counted to.
-    pub device: usize,
+    /// The device that found it, which its outcome is counted to.
+    pub device: DeviceId,
 }

@@ -2,6 +2,7 @@
 //! Nothing here does I/O; byte order is decided here, once, and tested against real blocks.
 
 pub mod block;
+pub mod ids;
 pub mod job;
 pub mod sha256;
 pub mod target;
@@ -12,6 +13,7 @@ pub use bitcoin::BlockHash;
 pub use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
 
+pub use ids::{DeviceId, HashRate, PoolId, VersionMask};
 pub use target::{CompactTarget, Difficulty, Target};
 
 /// A header that could not be read.

@@ -6,7 +6,6 @@
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
@@ -16,11 +15,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::rpc::{Node, RpcError};
 use super::template::{self, Template};
-use crate::pools::Verdict;
 use crate::source::{Share, SourceWork};
-use crate::stats::Stats;
-use crate::work::Difficulty;
+use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
+use crate::work::{DeviceId, Difficulty, PoolId, VersionMask};
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -131,7 +129,9 @@ pub async fn connect(node: &Node, asked: Option<Network>, address: &str) -> Resu
 /// A block found: kept until the node has it, or until the tip has moved past its parent.
 #[derive(Debug, Clone)]
 struct Found {
-    device: usize,
+    device: DeviceId,
+    /// Whether the block is in the journal (it ends journaled if it cannot be sent).
+    journaled: bool,
     height: u64,
     hash: BlockHash,
     prev: BlockHash,
@@ -231,7 +231,12 @@ pub async fn run(
             }
         }
     }
+    // Hits still queued may be blocks: each is built, journaled and sent like the others.
+    while let Ok(share) = shares.try_recv() {
+        session.found(share).await;
+    }
     for found in &session.pending {
+        session.end(found, if found.journaled { ShareEvent::Journaled } else { ShareEvent::Unjournaled });
         tracing::warn!(
             "block {} {} was not sent; it is in {}",
             found.height,
@@ -298,20 +303,18 @@ impl Session {
             }
             self.tip = Some(prev);
             self.plans.clear();
+            let stats = self.stats.clone();
             self.pending.retain(|f| {
                 let keep = f.prev == prev;
                 if !keep {
+                    let event = if f.journaled { ShareEvent::Journaled } else { ShareEvent::Unjournaled };
+                    stats.record(Event::Share { device: f.device, pool: PoolId(0), event });
                     tracing::warn!("block {} {} dropped: the tip moved on (it stays in the journal)", f.height, f.hash);
                 }
                 keep
             });
         }
-        self.stats.templates.fetch_add(1, Relaxed);
-        self.stats.pools.update(0, |p| {
-            p.alive = true;
-            p.jobs += 1;
-        });
-        self.stats.set_network_difficulty(Difficulty::from_target(&target).value());
+        self.stats.record(Event::Template { network_difficulty: Difficulty::from_target(&target) });
         // The node's clock at fetch time; a fresh template every `poll` keeps it current.
         let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
         self.generation += 1;
@@ -322,13 +325,13 @@ impl Session {
             self.plans.pop_front();
         }
         let work = SourceWork {
-            source: 0,
+            source: PoolId(0),
             generation: self.generation,
             job: plan.job(&id, time),
             extranonce1: Vec::new(),
             extranonce2_size: EXTRANONCE_SIZE,
             target,
-            version_mask: 0,
+            version_mask: VersionMask::NONE,
             nonces,
             time_roll: 0,
             received: Instant::now(),
@@ -342,39 +345,58 @@ impl Session {
         // Hits of a retired template are stale: counted, not printed (on regtest, where every
         // other hash is a block, there are thousands of them per block).
         let Some(plan) = self.plans.iter().find(|(id, _)| *id == share.job_id).map(|(_, p)| p.clone()) else {
-            self.stats.count_answer(share.device, 0, Verdict::Stale);
+            self.end_share(&share, ShareEvent::Stale);
             return;
         };
         let prev = plan.template.prev_hash;
         if self.solved.contains(&prev) {
             // A sibling of our own accepted block cannot extend the chain past it.
-            self.stats.stale.fetch_add(1, Relaxed);
+            self.end_share(&share, ShareEvent::Stale);
             return;
         }
         if self.pending.iter().any(|f| f.prev == prev) {
-            return; // one block per parent is waiting already
+            // One block per parent is waiting already: a sibling could not extend the chain
+            // past it either.
+            self.end_share(&share, ShareEvent::Stale);
+            return;
         }
         let block = match plan.block(&share.extranonce2, share.time, share.nonce) {
             Ok(block) => block,
             Err(e) => {
-                self.stats.rejected.fetch_add(1, Relaxed);
+                self.end_share(&share, ShareEvent::Rejected);
                 tracing::error!("found a hash below target but cannot build its block: {e}");
                 return;
             }
         };
-        let found = Found {
+        let mut found = Found {
             device: share.device,
+            journaled: false,
             height: plan.template.height,
             hash: block.block_hash(),
             prev,
             hex: serialize_hex(&block),
         };
-        self.stats.blocks.fetch_add(1, Relaxed);
+        self.stats.record(Event::Block);
         tracing::info!("found block {} {}", found.height, found.hash);
-        if let Err(e) = self.journal(&found) {
-            tracing::error!("cannot write the found-blocks journal {}: {e}", self.config.journal.display());
+        match self.journal(&found) {
+            Ok(()) => found.journaled = true,
+            Err(e) => tracing::error!(
+                "cannot write the found-blocks journal {}: {e}; the block was: {}",
+                self.config.journal.display(),
+                found.hex
+            ),
         }
         self.submit(found).await;
+    }
+
+    /// A hit's one end, counted to its device and the node.
+    fn end_share(&self, share: &Share, event: ShareEvent) {
+        self.stats.record(Event::Share { device: share.device, pool: PoolId(0), event });
+    }
+
+    /// A block's one end.
+    fn end(&self, found: &Found, event: ShareEvent) {
+        self.stats.record(Event::Share { device: found.device, pool: PoolId(0), event });
     }
 
     fn journal(&self, found: &Found) -> std::io::Result<()> {
@@ -404,17 +426,17 @@ impl Session {
                 return;
             }
         };
-        self.stats.record_latency(started.elapsed());
+        self.stats.record(Event::Answer { pool: PoolId(0), latency: started.elapsed() });
         match submit_answer(&answer) {
             Ok(None) => tracing::info!("block {height} {hash} accepted"),
             Ok(Some(word)) => tracing::info!("block {height} {hash} accepted ({word})"),
             Err(reason) => {
-                self.stats.count_answer(found.device, 0, Verdict::Rejected);
+                self.end(&found, ShareEvent::Rejected);
                 tracing::warn!("block {height} {hash} rejected: {reason}");
                 return;
             }
         }
-        self.stats.count_answer(found.device, 0, Verdict::Accepted);
+        self.end(&found, ShareEvent::Accepted);
         self.solved.insert(found.prev);
         self.refresh = true;
     }
@@ -454,7 +476,7 @@ mod tests {
         assert_eq!(session.plans.len(), MAX_PLANS);
         assert_eq!(session.plans.front().unwrap().0, format!("{:x}", 100 - MAX_PLANS + 1));
         let old = Share {
-            source: 0,
+            source: PoolId(0),
             job_id: "1".into(),
             extranonce1: vec![],
             extranonce2: vec![0; 8],
@@ -465,10 +487,10 @@ mod tests {
                 use bitcoin::hashes::Hash;
                 BlockHash::from_byte_array([0; 32])
             },
-            device: 0,
+            device: DeviceId(0),
         };
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(session.found(old));
-        assert_eq!(stats.stale.load(Relaxed), 1);
+        assert_eq!(stats.counts().stale, 1);
     }
 
     #[test]

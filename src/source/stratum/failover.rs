@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::codec::Redirect;
+use super::core::Redirect;
 use super::tls::Trust;
 use super::v2::AuthorityKey;
 use super::v2::session::ChannelKind;

@@ -1,14 +1,15 @@
-//! Pool protocols. Stratum v1: the wire format (`codec`) and the protocol as a state machine
-//! without I/O (`session`); Stratum V2 beside it (`v2`: the same shape over SRI's crates).
-//! Shared by both: the pool list and the choice of the next connection (`failover`), TLS as
-//! pool users expect it (`tls`, v1), and the driver that does the I/O (`client`).
+//! Pool protocols, laid out as the architecture: `core` (what every protocol shares: the
+//! `Protocol` trait, actions, close reasons, share outcomes), one folder a protocol (`v1`,
+//! `v2`: wire format, transport, session as a state machine without I/O), the pool list and
+//! the choice of the next connection (`failover`), TLS as pool users expect it (`tls`), and
+//! the one driver that does the I/O for every protocol (`driver`).
 
-pub mod client;
-pub mod codec;
+pub mod core;
+pub mod driver;
 pub mod failover;
-pub mod session;
 pub mod tls;
+pub mod v1;
 pub mod v2;
 
+pub use core::{Rejection, ShareOutcome};
 pub use failover::PoolConfig;
-pub use session::ShareOutcome;

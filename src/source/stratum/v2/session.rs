@@ -25,7 +25,7 @@ use stratum_apps::stratum_core::channels_sv2::client::extended::ExtendedChannel;
 use stratum_apps::stratum_core::channels_sv2::client::share_accounting::ShareValidationError;
 use stratum_apps::stratum_core::channels_sv2::client::standard::StandardChannel;
 use stratum_apps::stratum_core::channels_sv2::extranonce_manager::ExtranoncePrefix;
-use stratum_apps::stratum_core::common_messages_sv2::{Protocol, SetupConnectionOwned};
+use stratum_apps::stratum_core::common_messages_sv2::{Protocol as Sv2Protocol, SetupConnectionOwned};
 use stratum_apps::stratum_core::mining_sv2::{
     OpenExtendedMiningChannelOwned, OpenStandardMiningChannelOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
     SubmitSharesStandardOwned, UpdateChannelOwned,
@@ -33,13 +33,14 @@ use stratum_apps::stratum_core::mining_sv2::{
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
 
 use super::{Message, str255, target};
-use crate::source::stratum::codec::{RpcError, code};
-use crate::source::stratum::session::{
-    Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, SILENCE, ShareOutcome, Then, USER_AGENT, VERSION_MASK,
+use crate::source::stratum::core::{
+    Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Rejection, SILENCE, ShareOutcome, Then, USER_AGENT,
+    fail,
 };
+use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::work::job::Job;
-use crate::work::{BlockHash, CompactTarget, Difficulty, NonceRange, Target};
+use crate::work::{BlockHash, CompactTarget, Difficulty, HashRate, NonceRange, PoolId, Target, VersionMask};
 
 /// `SetupConnection` flags of the mining protocol (SV2 specification, 3.1.1): the pool must
 /// let us roll version bits; a header-only client also requires standard jobs.
@@ -49,6 +50,10 @@ const REQUIRES_VERSION_ROLLING: u32 = 0b100;
 /// The smallest rollable extranonce an extended channel asks for: with 16 version bits and
 /// 2^32 nonces a unit, four bytes last a 10 TH/s device about 80 years of one job.
 const MIN_EXTRANONCE_SIZE: u16 = 4;
+
+/// The hash rate a channel is opened with before the devices have been measured (100 MH/s:
+/// a laptop GPU's order); `UpdateChannel` corrects it within seconds.
+const NOMINAL_HASH_RATE: f64 = 1e8;
 
 /// How far ntime may be rolled ahead of the job's, once header-only work has used every
 /// version (seconds). Consensus allows two hours (`channels_sv2::MAX_FUTURE_BLOCK_TIME`); a
@@ -156,7 +161,7 @@ struct Pending {
 }
 
 struct Connection {
-    pool: usize,
+    pool: PoolId,
     login: Login,
     opened: Instant,
     last_message: Instant,
@@ -182,10 +187,6 @@ impl Default for Session {
 
 type Actions = Vec<Action<Message>>;
 
-fn fail(reason: String) -> Actions {
-    vec![Action::Close(Close { reason, then: Then::Fail })]
-}
-
 fn send(message: MiningOwned) -> Action<Message> {
     Action::Send(AnyMessageOwned::Mining(message))
 }
@@ -205,53 +206,8 @@ impl Session {
         Session { generation: 1 << 62, unsent: VecDeque::new(), in_flight: BTreeMap::new(), conn: None }
     }
 
-    /// Shares the session still holds: unsent and unanswered.
-    pub fn held(&self) -> usize {
-        self.unsent.len() + self.in_flight.len()
-    }
-
-    /// A Noise connection to pool `pool` is open: the first message.
-    pub fn connected(&mut self, pool: usize, login: Login, now: Instant) -> Actions {
-        let flags = match login.channel {
-            ChannelKind::Extended => REQUIRES_VERSION_ROLLING,
-            ChannelKind::Standard => REQUIRES_VERSION_ROLLING | REQUIRES_STANDARD_JOBS,
-        };
-        let setup = SetupConnectionOwned {
-            protocol: Protocol::MiningProtocol,
-            min_version: 2,
-            max_version: 2,
-            flags,
-            endpoint_host: str255(&login.host),
-            endpoint_port: login.port,
-            vendor: str255("wgminer"),
-            hardware_version: str255("GPU"),
-            firmware: str255(USER_AGENT),
-            device_id: str255(""),
-        };
-        self.conn =
-            Some(Connection { pool, login, opened: now, last_message: now, stage: Stage::Setup, next_sequence: 0 });
-        vec![Action::Send(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnection(setup)))]
-    }
-
     fn conn(&mut self) -> &mut Connection {
         self.conn.as_mut().expect("a connection is open")
-    }
-
-    /// A message from the pool.
-    pub fn received(&mut self, message: Message, now: Instant) -> Actions {
-        let Some(conn) = self.conn.as_mut() else { return vec![] };
-        conn.last_message = now;
-        match message {
-            AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(_)) => self.open_channel(),
-            AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionError(e)) => {
-                fail(format!("the pool refused the connection: {}", text(e.error_code.as_bytes())))
-            }
-            AnyMessageOwned::Common(CommonMessagesOwned::Reconnect(_)) => {
-                vec![Action::Close(Close { reason: "the pool asked to reconnect".into(), then: Then::Retry })]
-            }
-            AnyMessageOwned::Mining(message) => self.mining(message, now),
-            _ => vec![],
-        }
     }
 
     fn open_channel(&mut self) -> Actions {
@@ -382,7 +338,7 @@ impl Session {
                 let Some(pending) = self.in_flight.remove(&m.sequence_number) else { return vec![] };
                 let mut out = vec![Action::Answered {
                     share: pending.share,
-                    outcome: ShareOutcome::Rejected(RpcError::new(code::OTHER, reason)),
+                    outcome: ShareOutcome::Rejected(Rejection::new(reason.clone(), reason)),
                     latency: Some(now.saturating_duration_since(pending.sent)),
                 }];
                 out.extend(self.flush(now));
@@ -435,7 +391,7 @@ impl Session {
                     merkle_branch: m.merkle_path.clone().into_inner().iter().map(U256Owned::to_array).collect(),
                     ..header_job(m.job_id, m.version, m.min_ntime.clone().into_inner(), c.get_chain_tip()?)
                 };
-                let mask = if m.version_rolling_allowed { VERSION_MASK.0 } else { 0 };
+                let mask = if m.version_rolling_allowed { VersionMask::BIP320 } else { VersionMask::NONE };
                 (
                     job,
                     active.extranonce_prefix.clone(),
@@ -452,7 +408,7 @@ impl Session {
                     ..header_job(m.job_id, m.version, m.min_ntime.clone().into_inner(), c.get_chain_tip()?)
                 };
                 // Standard jobs always allow BIP320's general-purpose bits (NewMiningJob.version).
-                (job, Vec::new(), 0, active.target, VERSION_MASK.0)
+                (job, Vec::new(), 0, active.target, VersionMask::BIP320)
             }
         };
         Some(SourceWork {
@@ -485,22 +441,6 @@ impl Session {
         out
     }
 
-    /// A share a device found and the CPU verified.
-    pub fn share(&mut self, share: Share, now: Instant) -> Actions {
-        match &self.conn {
-            Some(conn) if conn.pool == share.source => {}
-            _ => return vec![Action::Journal { share, reason: "its pool connection is gone".into() }],
-        }
-        self.unsent.push_back(share);
-        let mut out = Vec::new();
-        while self.unsent.len() > MAX_UNSENT {
-            let share = self.unsent.pop_front().expect("over the limit");
-            out.push(Action::Journal { share, reason: "too many shares waiting for the pool".into() });
-        }
-        out.extend(self.flush(now));
-        out
-    }
-
     /// Sends what waits, while the channel is open and the pool keeps up.
     fn flush(&mut self, now: Instant) -> Actions {
         let mut out = Vec::new();
@@ -522,7 +462,7 @@ impl Session {
         let Some(job_version) = channel.job_version(job_id) else {
             return stale(share, "its job is no longer open");
         };
-        let version = (job_version & !VERSION_MASK.0) | (share.version_bits.unwrap_or(0) & VERSION_MASK.0);
+        let version = VersionMask::BIP320.apply(job_version, share.version_bits.unwrap_or(0));
         let (message, checked) = match channel {
             Channel::Extended(c) => {
                 let Ok(extranonce) = share.extranonce2.clone().try_into() else {
@@ -563,7 +503,7 @@ impl Session {
             }
             Err(ShareValidationError::DuplicateShare(_)) => vec![Action::Answered {
                 share,
-                outcome: ShareOutcome::Rejected(RpcError::new(code::DUPLICATE, "duplicate share, not sent")),
+                outcome: ShareOutcome::Rejected(Rejection::new("duplicate-share", "duplicate share, not sent")),
                 latency: None,
             }],
             // The CPU verified the hash against the work's target: a share the channel refuses
@@ -572,10 +512,97 @@ impl Session {
         }
     }
 
+    fn release(&mut self, reason: &str) -> Actions {
+        let in_flight = std::mem::take(&mut self.in_flight).into_values().map(|p| p.share);
+        in_flight.chain(self.unsent.drain(..)).map(|share| Action::Journal { share, reason: reason.into() }).collect()
+    }
+}
+
+impl Protocol for Session {
+    type Out = Message;
+    type In = Message;
+    type Login = Login;
+
+    fn login(config: &PoolConfig, endpoint: &Endpoint, hash_rate: HashRate) -> Login {
+        Login {
+            user: config.user.clone(),
+            channel: config.channel,
+            nominal_hash_rate: hash_rate.per_second().max(NOMINAL_HASH_RATE) as f32,
+            max_target: config.suggest_difficulty.map(|d| d.to_target()),
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+        }
+    }
+
+    /// A Noise connection to pool `pool` is open: the first message.
+    fn connected(&mut self, pool: PoolId, login: Login, now: Instant) -> Actions {
+        let flags = match login.channel {
+            ChannelKind::Extended => REQUIRES_VERSION_ROLLING,
+            ChannelKind::Standard => REQUIRES_VERSION_ROLLING | REQUIRES_STANDARD_JOBS,
+        };
+        let setup = SetupConnectionOwned {
+            protocol: Sv2Protocol::MiningProtocol,
+            min_version: 2,
+            max_version: 2,
+            flags,
+            endpoint_host: str255(&login.host),
+            endpoint_port: login.port,
+            vendor: str255("wgminer"),
+            hardware_version: str255("GPU"),
+            firmware: str255(USER_AGENT),
+            device_id: str255(""),
+        };
+        self.conn =
+            Some(Connection { pool, login, opened: now, last_message: now, stage: Stage::Setup, next_sequence: 0 });
+        vec![Action::Send(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnection(setup)))]
+    }
+
+    /// A message from the pool.
+    fn received(&mut self, message: Message, now: Instant) -> Actions {
+        let Some(conn) = self.conn.as_mut() else { return vec![] };
+        conn.last_message = now;
+        match message {
+            AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(_)) => self.open_channel(),
+            AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionError(e)) => {
+                fail(format!("the pool refused the connection: {}", text(e.error_code.as_bytes())))
+            }
+            AnyMessageOwned::Common(CommonMessagesOwned::Reconnect(_)) => {
+                vec![Action::Close(Close { reason: "the pool asked to reconnect".into(), then: Then::Retry })]
+            }
+            AnyMessageOwned::Mining(message) => self.mining(message, now),
+            _ => vec![],
+        }
+    }
+
+    /// The transport ended: SV2 has no session to resume, so the pool failed.
+    fn closed(&mut self, error: Option<String>, _: Instant) -> Actions {
+        match error {
+            Some(e) => fail(format!("the pool connection ended: {e}")),
+            None => fail("the pool connection ended"),
+        }
+    }
+
+    /// A share a device found and the CPU verified.
+    fn share(&mut self, share: Share, now: Instant) -> Actions {
+        match &self.conn {
+            Some(conn) if conn.pool == share.source => {}
+            _ => return vec![Action::Journal { share, reason: "its pool connection is gone".into() }],
+        }
+        self.unsent.push_back(share);
+        let mut out = Vec::new();
+        while self.unsent.len() > MAX_UNSENT {
+            let share = self.unsent.pop_front().expect("over the limit");
+            out.push(Action::Journal { share, reason: "too many shares waiting for the pool".into() });
+        }
+        out.extend(self.flush(now));
+        out
+    }
+
     /// The clock, with the devices' measured rate (hashes a second, 0 before any): a pool
     /// silent for too long, or slow to open the channel, is left; a rate far from the one the
     /// channel was opened with is sent as `UpdateChannel`, so that the pool's target follows.
-    pub fn tick(&mut self, now: Instant, hash_rate: f64) -> Actions {
+    fn tick(&mut self, now: Instant, hash_rate: HashRate) -> Actions {
+        let hash_rate = hash_rate.per_second();
         let Some(conn) = &self.conn else { return vec![] };
         let nominal = f64::from(conn.login.nominal_hash_rate);
         if hash_rate > 0.0 && (hash_rate / nominal - 1.0).abs() > 0.5 {
@@ -608,20 +635,20 @@ impl Session {
     }
 
     /// The connection ended: what it still held is journaled (its ids mean nothing elsewhere).
-    pub fn disconnected(&mut self) -> Actions {
+    fn disconnected(&mut self) -> Actions {
         self.conn = None;
         self.release("the pool connection closed before it was answered")
     }
 
     /// The miner stops: whatever was not answered is written down.
-    pub fn stop(&mut self) -> Actions {
+    fn stop(&mut self) -> Actions {
         self.conn = None;
         self.release("the miner stopped before the pool answered")
     }
 
-    fn release(&mut self, reason: &str) -> Actions {
-        let in_flight = std::mem::take(&mut self.in_flight).into_values().map(|p| p.share);
-        in_flight.chain(self.unsent.drain(..)).map(|share| Action::Journal { share, reason: reason.into() }).collect()
+    /// Shares the session still holds: unsent and unanswered.
+    fn held(&self) -> usize {
+        self.unsent.len() + self.in_flight.len()
     }
 }
 

@@ -12,6 +12,7 @@ use stratum_apps::stratum_core::mining_sv2::{
 
 use super::*;
 use crate::source::stratum::v2::transport::{decode_frame, encode_frame};
+use crate::work::DeviceId;
 
 fn login(channel: ChannelKind) -> Login {
     Login {
@@ -56,7 +57,7 @@ fn success() -> Message {
 /// `channels_sv2` test `test_share_validation_block_found`).
 fn standard_session(now: Instant) -> Session {
     let mut s = Session::new();
-    s.connected(0, login(ChannelKind::Standard), now);
+    s.connected(PoolId(0), login(ChannelKind::Standard), now);
     s.received(success(), now);
     let prefix = b"Stratum V2 SRI Pool\0\0\0\0\0\0\0\x01".to_vec();
     let open = OpenStandardMiningChannelSuccessOwned {
@@ -93,7 +94,7 @@ fn sri_frames_for_a_standard_job_give_the_header_of_its_block() {
     assert!(s.received(job, now).is_empty(), "a future job waits for its prev hash");
     let actions = s.received(decode_frame(&mut set_new_prev_hash).unwrap(), now);
     let work = published(&actions).pop().expect("the activated job is published");
-    assert_eq!((work.extranonce2_size, work.version_mask, work.time_roll), (0, VERSION_MASK.0, MAX_TIME_ROLL));
+    assert_eq!((work.extranonce2_size, work.version_mask, work.time_roll), (0, VersionMask::BIP320, MAX_TIME_ROLL));
     assert_eq!(work.job.time, 1_745_596_930);
 
     let mut header = work.job.header(&work.extranonce1, &[], 1_745_596_932, 0x2000_0000);
@@ -103,7 +104,7 @@ fn sri_frames_for_a_standard_job_give_the_header_of_its_block() {
 
     // The share goes out as SubmitSharesStandard (0x1a), sequence number 0, byte for byte.
     let share = Share {
-        source: 0,
+        source: PoolId(0),
         job_id: work.job.id.clone(),
         extranonce1: vec![],
         extranonce2: vec![],
@@ -111,7 +112,7 @@ fn sri_frames_for_a_standard_job_give_the_header_of_its_block() {
         nonce: 3,
         version_bits: Some(0),
         hash: header.block_hash(),
-        device: 0,
+        device: DeviceId(0),
     };
     let actions = s.share(share, now);
     assert_eq!(sent(&actions), vec![hex("0080 1a 180000  01000000 00000000 01000000 03000000 04b20b68 00000020")]);
@@ -133,7 +134,7 @@ fn sri_frames_for_a_standard_job_give_the_header_of_its_block() {
 
 fn extended_session(now: Instant) -> (Session, SourceWork) {
     let mut s = Session::new();
-    let first = s.connected(3, login(ChannelKind::Extended), now);
+    let first = s.connected(PoolId(3), login(ChannelKind::Extended), now);
     assert!(matches!(
         first.as_slice(),
         [Action::Send(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnection(m)))] if m.flags == REQUIRES_VERSION_ROLLING
@@ -183,11 +184,11 @@ fn extended_session(now: Instant) -> (Session, SourceWork) {
 #[test]
 fn an_extended_job_becomes_v1_shaped_work() {
     let (_, work) = extended_session(Instant::now());
-    assert_eq!(work.source, 3);
+    assert_eq!(work.source, PoolId(3));
     assert_eq!(work.job.id, "42");
     assert_eq!(work.extranonce1, vec![0xaa, 0xbb]);
     assert_eq!(work.extranonce2_size, 8);
-    assert_eq!(work.version_mask, VERSION_MASK.0);
+    assert_eq!(work.version_mask, VersionMask::BIP320);
     assert_eq!(work.job.prev_hash.to_byte_array(), [0x22; 32]);
     assert_eq!(work.job.bits.to_consensus(), 0x1d00_ffff);
     assert_eq!(work.job.merkle_branch, vec![[0x11; 32]]);
@@ -205,7 +206,7 @@ fn share_of(work: &SourceWork, nonce: u32) -> Share {
         nonce,
         version_bits: Some(0x0000_2000),
         hash: crate::work::BlockHash::all_zeros(),
-        device: 0,
+        device: DeviceId(0),
     }
 }
 
@@ -235,7 +236,7 @@ fn submit_errors_and_batched_successes_answer_by_sequence_number() {
     assert!(
         matches!(
             out.as_slice(),
-            [Action::Answered { share, outcome: ShareOutcome::Rejected(e), .. }] if share.nonce == 1 && e.message == "invalid-job-id"
+            [Action::Answered { share, outcome: ShareOutcome::Rejected(e), .. }] if share.nonce == 1 && e.code == "invalid-job-id"
         ),
         "{out:?}"
     );
@@ -263,7 +264,7 @@ fn submit_errors_and_batched_successes_answer_by_sequence_number() {
 fn a_refused_channel_fails_the_pool_with_its_code() {
     let now = Instant::now();
     let mut s = Session::new();
-    s.connected(0, login(ChannelKind::Extended), now);
+    s.connected(PoolId(0), login(ChannelKind::Extended), now);
     s.received(success(), now);
     let error = OpenMiningChannelErrorOwned { request_id: 1, error_code: str255("unknown-user") };
     let out = s.received(AnyMessageOwned::Mining(MiningOwned::OpenMiningChannelError(error)), now);
@@ -294,12 +295,18 @@ fn shares_held_at_a_disconnect_are_journaled() {
 fn a_pool_that_never_opens_a_channel_or_falls_silent_is_left() {
     let now = Instant::now();
     let mut s = Session::new();
-    s.connected(0, login(ChannelKind::Extended), now);
-    assert!(s.tick(now + HANDSHAKE / 2, 0.0).is_empty());
-    assert!(matches!(s.tick(now + HANDSHAKE * 2, 0.0).as_slice(), [Action::Close(Close { then: Then::Fail, .. })]));
+    s.connected(PoolId(0), login(ChannelKind::Extended), now);
+    assert!(s.tick(now + HANDSHAKE / 2, HashRate::new(0.0)).is_empty());
+    assert!(matches!(
+        s.tick(now + HANDSHAKE * 2, HashRate::new(0.0)).as_slice(),
+        [Action::Close(Close { then: Then::Fail, .. })]
+    ));
     let (mut s, _) = extended_session(now);
-    assert!(s.tick(now + SILENCE / 2, 0.0).is_empty());
-    assert!(matches!(s.tick(now + SILENCE * 2, 0.0).as_slice(), [Action::Close(Close { then: Then::Fail, .. })]));
+    assert!(s.tick(now + SILENCE / 2, HashRate::new(0.0)).is_empty());
+    assert!(matches!(
+        s.tick(now + SILENCE * 2, HashRate::new(0.0)).as_slice(),
+        [Action::Close(Close { then: Then::Fail, .. })]
+    ));
 }
 
 /// The channel is opened at a guessed rate; the measured one goes to the pool as
@@ -308,12 +315,12 @@ fn a_pool_that_never_opens_a_channel_or_falls_silent_is_left() {
 fn the_measured_rate_updates_the_channel() {
     let now = Instant::now();
     let (mut s, _) = extended_session(now);
-    assert!(s.tick(now, 1.2e8).is_empty(), "within half of the nominal rate");
-    let out = s.tick(now, 1.5e7);
+    assert!(s.tick(now, HashRate::new(1.2e8)).is_empty(), "within half of the nominal rate");
+    let out = s.tick(now, HashRate::new(1.5e7));
     assert_eq!(sent(&out).len(), 1);
     assert!(matches!(
         out.as_slice(),
         [Action::Send(AnyMessageOwned::Mining(MiningOwned::UpdateChannel(m)))] if m.channel_id == 7 && m.nominal_hash_rate == 1.5e7
     ));
-    assert!(s.tick(now, 1.6e7).is_empty());
+    assert!(s.tick(now, HashRate::new(1.6e7)).is_empty());
 }

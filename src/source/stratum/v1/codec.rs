@@ -10,6 +10,8 @@ use bitcoin::hex::DisplayHex;
 use serde_json::{Map, Value, json};
 
 use crate::logging::printable;
+pub use crate::source::stratum::core::Redirect;
+pub use crate::work::VersionMask;
 use crate::work::job::Job;
 use crate::work::{Difficulty, hex_decode, hex_u32};
 
@@ -54,14 +56,6 @@ impl Id {
 
 fn id_value(id: &Option<Id>) -> Value {
     id.as_ref().map_or(Value::Null, Id::to_value)
-}
-
-/// The block-version bits a miner may roll (BIP310).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct VersionMask(pub u32);
-
-impl VersionMask {
-    pub const NONE: VersionMask = VersionMask(0);
 }
 
 /// The extranonce space a pool gives a connection: its extranonce1, and extranonce2's size.
@@ -216,15 +210,6 @@ pub enum ClientMessage {
         method: String,
         reason: String,
     },
-}
-
-/// Where `client.reconnect` sends the miner: the same pool when host and port are absent.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Redirect {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    /// Seconds to wait before connecting.
-    pub wait: u64,
 }
 
 /// What a pool's response says, read by the method it answers.

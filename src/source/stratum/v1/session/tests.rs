@@ -2,7 +2,7 @@
 //! socket, no sleep: time is an argument.
 
 use super::*;
-use crate::work::hex_decode;
+use crate::work::{DeviceId, hex_decode};
 
 const SLUSH_SUBSCRIBED: &str = r#"{"id": 2, "result": [[["mining.set_difficulty", "b4b6693b72a50c7116db18d6497cac52"], ["mining.notify", "ae6812eb4cd7735a302a8a9dd95cf71f"]], "08000002", 4], "error": null}"#;
 const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
@@ -48,13 +48,13 @@ impl Script {
 
     fn connect_as(&mut self, login: Login, secs: u64) -> Vec<Action> {
         self.session.disconnected();
-        self.session.connected(0, login, self.at(secs))
+        self.session.connected(PoolId(0), login, self.at(secs))
     }
 
     /// A line from the pool, read as the driver reads it.
     fn pool(&mut self, line: &str, secs: u64) -> Vec<Action> {
         let message = ServerMessage::parse(line, |id| self.session.expected(id)).unwrap();
-        self.session.received(message, self.at(secs))
+        self.session.message(message, self.at(secs))
     }
 
     /// Subscribed (slush's answer) and authorized.
@@ -76,7 +76,7 @@ fn share_of(work: &SourceWork, nonce: u32) -> Share {
         nonce,
         version_bits: None,
         hash: bitcoin::BlockHash::from_byte_array([0; 32]),
-        device: 0,
+        device: DeviceId(0),
     }
 }
 
@@ -117,13 +117,13 @@ fn a_pool_that_drops_the_miner_at_mining_configure_gets_a_connection_without_it(
         matches!(&out[0], Action::Notice(n) if n.contains("mining.configure") && n.contains("without version rolling")),
         "{out:?}"
     );
-    assert!(s.session.quirks(0).no_configure);
+    assert!(s.session.quirks(PoolId(0)).no_configure);
     // Remembered for this pool: the next connection opens with subscribe, and mines.
     assert_eq!(sent(&s.connect(1)), [r#"{"id":1,"method":"mining.subscribe","params":["wgminer/0.1.0"]}"#]);
     let subscribed = SLUSH_SUBSCRIBED.replace(r#""id": 2"#, r#""id": 1"#);
     assert_eq!(sent(&s.pool(&subscribed, 1)).len(), 1);
     let work = published(&s.pool(SLUSH_NOTIFY, 1));
-    assert_eq!(work[0].version_mask, 0);
+    assert_eq!(work[0].version_mask, VersionMask::NONE);
     // A later close is the pool's failure, not the method's.
     assert_eq!(closes(&s.session.closed(None, s.at(100))).unwrap().then, Then::Fail);
 }
@@ -136,9 +136,9 @@ fn a_configure_error_is_remembered_without_closing() {
     s.connect(0);
     let out = s.pool(r#"{"id":1,"result":null,"error":[20,"Method 'mining.configure' not found",null]}"#, 0);
     assert!(matches!(&out[..], [Action::Notice(n)] if n.contains("does not take mining.configure")), "{out:?}");
-    assert!(s.session.quirks(0).no_configure);
+    assert!(s.session.quirks(PoolId(0)).no_configure);
     s.pool(SLUSH_SUBSCRIBED, 0);
-    assert_eq!(published(&s.pool(SLUSH_NOTIFY, 0))[0].version_mask, 0);
+    assert_eq!(published(&s.pool(SLUSH_NOTIFY, 0))[0].version_mask, VersionMask::NONE);
     assert_eq!(sent(&s.connect(1)).len(), 1);
 }
 
@@ -149,15 +149,15 @@ fn a_pool_that_never_answers_configure() {
     let mut s = Script::new();
     s.connect(0);
     s.pool(SLUSH_SUBSCRIBED, 1);
-    assert!(s.session.tick(s.at(20)).is_empty());
-    assert!(!s.session.quirks(0).no_configure);
+    assert!(s.session.tick(s.at(20), HashRate::ZERO).is_empty());
+    assert!(!s.session.quirks(PoolId(0)).no_configure);
 
     let mut s = Script::new();
     s.connect(0);
-    assert!(s.session.tick(s.at(9)).is_empty());
-    let out = s.session.tick(s.at(10));
+    assert!(s.session.tick(s.at(9), HashRate::ZERO).is_empty());
+    let out = s.session.tick(s.at(10), HashRate::ZERO);
     assert_eq!(closes(&out).unwrap().then, Then::Retry);
-    assert!(s.session.quirks(0).no_configure);
+    assert!(s.session.quirks(PoolId(0)).no_configure);
 }
 
 /// The grant is intersected with our mask; BIP310's `mining.set_version_mask` example
@@ -169,9 +169,9 @@ fn version_mask_granted_then_changed_by_the_pool() {
     s.pool(r#"{"id":1,"result":{"version-rolling":true,"version-rolling.mask":"ffffffff"},"error":null}"#, 0);
     s.pool(SLUSH_SUBSCRIBED, 0);
     let first = published(&s.pool(SLUSH_NOTIFY, 0));
-    assert_eq!(first[0].version_mask, 0x1fff_e000);
+    assert_eq!(first[0].version_mask, VersionMask::BIP320);
     let again = published(&s.pool(r#"{"params":["00003000"], "id":null, "method": "mining.set_version_mask"}"#, 1));
-    assert_eq!((again[0].version_mask, again[0].job.id.as_str()), (0x2000, "bf"));
+    assert_eq!((again[0].version_mask, again[0].job.id.as_str()), (VersionMask(0x2000), "bf"));
     assert!(again[0].generation > first[0].generation);
 }
 
@@ -194,7 +194,7 @@ fn optional_requests_unanswered_refused_or_fatal() {
         ]
     );
     s.pool(SLUSH_NOTIFY, 0);
-    assert!(s.session.tick(s.at(60)).is_empty(), "silence on optional requests is fine");
+    assert!(s.session.tick(s.at(60), HashRate::ZERO).is_empty(), "silence on optional requests is fine");
 
     // Refused with an error: not asked again.
     let out = s.pool(r#"{"id":4,"result":null,"error":[20,"Not supported",null]}"#, 60);
@@ -210,7 +210,7 @@ fn optional_requests_unanswered_refused_or_fatal() {
     s.mining();
     let out = s.session.closed(None, s.at(1));
     assert_eq!(closes(&out).unwrap().then, Then::Retry);
-    assert!(s.session.quirks(0).no_extranonce_subscribe);
+    assert!(s.session.quirks(PoolId(0)).no_extranonce_subscribe);
     s.connect(2);
     s.pool(SLUSH_SUBSCRIBED, 2);
     assert!(sent(&s.pool(r#"{"id":3,"result":true,"error":null}"#, 2)).is_empty());
@@ -345,8 +345,8 @@ fn submits_answers_and_timeouts() {
     // The third is never answered: journaled when its time is up, and the connection, whose
     // pool stopped answering, is left.
     s.pool(SLUSH_NOTIFY, 20);
-    assert!(s.session.tick(s.at(30)).is_empty());
-    let out = s.session.tick(s.at(31));
+    assert!(s.session.tick(s.at(30), HashRate::ZERO).is_empty());
+    let out = s.session.tick(s.at(31), HashRate::ZERO);
     assert!(
         matches!(&out[0], Action::Journal { share, reason } if share.nonce == 3 && reason.contains("did not answer")),
         "{out:?}"
@@ -423,12 +423,12 @@ fn silence_and_a_subscribe_that_never_comes() {
     let mut s = Script::new();
     s.mining();
     s.pool(SLUSH_NOTIFY, 0);
-    assert!(s.session.tick(s.at(89)).is_empty());
-    assert_eq!(closes(&s.session.tick(s.at(90))).unwrap().reason, "no job for 90 s");
+    assert!(s.session.tick(s.at(89), HashRate::ZERO).is_empty());
+    assert_eq!(closes(&s.session.tick(s.at(90), HashRate::ZERO)).unwrap().reason, "no job for 90 s");
     let mut s = Script::new();
-    s.session.quirks.insert(0, Quirks { no_configure: true, ..Quirks::default() });
+    s.session.quirks.insert(PoolId(0), Quirks { no_configure: true, ..Quirks::default() });
     s.connect(0);
-    let out = s.session.tick(s.at(10));
+    let out = s.session.tick(s.at(10), HashRate::ZERO);
     assert_eq!(
         closes(&out).unwrap(),
         &Close { reason: "no answer to mining.subscribe in 10 s".into(), then: Then::Fail }

@@ -13,35 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{
-    Answer, ClientMessage, Extranonce, Id, Method, Redirect, Reply, RpcError, ServerMessage, Submission, VersionMask,
-    VersionRolling, code,
+    Answer, ClientMessage, Extranonce, Id, Method, Reply, RpcError, ServerMessage, Submission, VersionRolling, code,
 };
+use crate::source::stratum::core::{
+    self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Redirect, Rejection, SILENCE, ShareOutcome, Then,
+    USER_AGENT, fail,
+};
+use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::work::job::Job;
-use crate::work::{Difficulty, NonceRange};
-
-/// The version bits wgminer asks to roll: BIP320's general-purpose bits 13-28.
-pub const VERSION_MASK: VersionMask = VersionMask(0x1fff_e000);
-
-pub const USER_AGENT: &str = concat!("wgminer/", env!("CARGO_PKG_VERSION"));
-
-/// A pool with no notify for this long is taken as silent and left.
-pub const SILENCE: Duration = Duration::from_secs(90);
-
-/// How long a pool has to answer `mining.subscribe`, and how soon after an unanswered optional
-/// request a closed connection is blamed on it.
-pub const HANDSHAKE: Duration = Duration::from_secs(10);
+use crate::work::{Difficulty, HashRate, NonceRange, PoolId, VersionMask};
 
 /// A share the pool has not answered in this long is written to the journal (it may have
 /// been lost on the way; a user can still claim it from there) and the connection, whose
 /// pool no longer answers, is replaced.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Shares sent and unanswered at most; more wait until the pool catches up.
-pub const MAX_IN_FLIGHT: usize = 256;
-
-/// Shares waiting to be sent at most; past this the oldest go to the journal.
-pub const MAX_UNSENT: usize = 4096;
 
 /// Job ids remembered per connection for shares still to be sent (a pool that never sends
 /// clean_jobs would otherwise grow the set without end).
@@ -75,59 +61,8 @@ pub struct Login {
     pub suggest_difficulty: Option<Difficulty>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShareOutcome {
-    Accepted,
-    Rejected(RpcError),
-    Stale(String),
-    Journaled(String),
-}
-
-/// What the driver should do next; `M` is what goes on the wire (a v1 line or an SV2
-/// message), the rest is the same for both protocols.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action<M = ClientMessage> {
-    Send(M),
-    /// New work for the scheduler, and the share difficulty it carries.
-    Publish {
-        work: Arc<SourceWork>,
-        difficulty: Difficulty,
-    },
-    /// A share's fate is known; `latency` is its submit's round trip when the pool answered.
-    Answered {
-        share: Share,
-        outcome: ShareOutcome,
-        latency: Option<Duration>,
-    },
-    /// Write the share to the journal: it cannot be sent.
-    Journal {
-        share: Share,
-        reason: String,
-    },
-    /// Something the user should read once, in words a user understands.
-    Notice(String),
-    /// Text the pool sent (`client.show_message`), its control characters escaped by the codec.
-    PoolMessage(String),
-    /// End this connection.
-    Close(Close),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Close {
-    pub reason: String,
-    pub then: Then,
-}
-
-/// What follows a closed connection.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Then {
-    /// The pool failed: fail over, or back off before trying it again.
-    Fail,
-    /// Connect to the same pool again at once (it taught us something about itself).
-    Retry,
-    /// `client.reconnect`: the pool asked for a new connection, perhaps elsewhere on its host.
-    Redirect(Redirect),
-}
+/// What this protocol's driver does: the actions of every protocol, with v1 lines to send.
+pub type Action = core::Action<ClientMessage>;
 
 struct Pending {
     share: Share,
@@ -136,7 +71,7 @@ struct Pending {
 
 /// One connection's state.
 struct Connection {
-    pool: usize,
+    pool: PoolId,
     login: Login,
     next_id: u64,
     opened: Instant,
@@ -167,9 +102,9 @@ impl Connection {
 /// The client's state across connections and pools: the shares it still owes a pool, what
 /// it learned of each pool, and the connection in hand.
 pub struct Session {
-    quirks: HashMap<usize, Quirks>,
+    quirks: HashMap<PoolId, Quirks>,
     /// The pool and subscription id to resume on the next connection to the same pool.
-    resume: Option<(usize, String)>,
+    resume: Option<(PoolId, String)>,
     generation: u64,
     /// Verified shares waiting for a job to check them against.
     unsent: VecDeque<Share>,
@@ -199,13 +134,8 @@ impl Session {
         }
     }
 
-    pub fn quirks(&self, pool: usize) -> Quirks {
+    pub fn quirks(&self, pool: PoolId) -> Quirks {
         self.quirks.get(&pool).copied().unwrap_or_default()
-    }
-
-    /// Shares the session still holds: unsent, carried and unanswered.
-    pub fn held(&self) -> usize {
-        self.unsent.len() + self.carried.len() + self.in_flight.len()
     }
 
     /// The method of the request `id` answers, for the codec to read a response by.
@@ -213,51 +143,6 @@ impl Session {
         let Id::Num(n) = id else { return None };
         let conn = self.conn.as_ref()?;
         conn.requests.get(n).map(|(m, _)| *m).or_else(|| self.in_flight.contains_key(n).then_some(Method::Submit))
-    }
-
-    /// A new connection to pool `pool` is open: the opening lines. BIP310 asks for
-    /// `mining.configure` before `mining.subscribe`, unless this pool is known to refuse it.
-    pub fn connected(&mut self, pool: usize, login: Login, now: Instant) -> Vec<Action> {
-        // Shares from before this connection go out again once a job arrives, or to the journal.
-        let unanswered = std::mem::take(&mut self.in_flight);
-        self.carried.extend(unanswered.into_values().map(|p| p.share));
-        self.carried.extend(self.unsent.drain(..));
-        if self.resume.as_ref().is_some_and(|(p, _)| *p != pool) {
-            self.resume = None;
-        }
-        self.conn = Some(Connection {
-            pool,
-            login,
-            next_id: 1,
-            opened: now,
-            requests: HashMap::new(),
-            last_answered: 0,
-            extranonce: None,
-            pending_difficulty: Difficulty::ONE,
-            version_mask: VersionMask::NONE,
-            jobs: VecDeque::new(),
-            open_jobs: HashSet::new(),
-            early_job: None,
-            current: None,
-            last_notify: now,
-        });
-        let mut out = Vec::new();
-        if !self.quirks(pool).no_configure {
-            let rolling = VersionRolling { mask: VERSION_MASK, min_bit_count: 2 };
-            out.push(
-                self.request(now, Method::Configure, |id| ClientMessage::Configure {
-                    id,
-                    version_rolling: Some(rolling),
-                }),
-            );
-        }
-        let session = self.resume.as_ref().map(|(_, id)| id.clone());
-        out.push(self.request(now, Method::Subscribe, |id| ClientMessage::Subscribe {
-            id,
-            agent: USER_AGENT.into(),
-            session,
-        }));
-        out
     }
 
     fn conn(&mut self) -> &mut Connection {
@@ -271,8 +156,8 @@ impl Session {
         Action::Send(make(Id::Num(id)))
     }
 
-    /// A line from the pool, read by the codec.
-    pub fn received(&mut self, message: ServerMessage, now: Instant) -> Vec<Action> {
+    /// A message from the pool, read by the codec.
+    pub fn message(&mut self, message: ServerMessage, now: Instant) -> Vec<Action> {
         if self.conn.is_none() {
             return vec![];
         }
@@ -330,7 +215,7 @@ impl Session {
                 fail(format!("the pool refused worker {user}: {}", reply_text(&reply)))
             }
             (Method::Configure, Reply::Configured { version_rolling }) => {
-                let mask = VersionMask(version_rolling.unwrap_or_default().0 & VERSION_MASK.0);
+                let mask = version_rolling.unwrap_or_default().and(VersionMask::BIP320);
                 self.conn().version_mask = mask;
                 vec![]
             }
@@ -415,7 +300,7 @@ impl Session {
             extranonce1: extranonce.extranonce1,
             extranonce2_size: extranonce.extranonce2_size,
             target: difficulty.to_target(),
-            version_mask: conn.version_mask.0,
+            version_mask: conn.version_mask,
             nonces: NonceRange::FULL_RANGE,
             time_roll: 0,
             received: now,
@@ -429,30 +314,18 @@ impl Session {
     /// BIP310: a new mask is valid at once, so the current job goes out again under it.
     fn set_version_mask(&mut self, mask: VersionMask, now: Instant) -> Vec<Action> {
         let conn = self.conn();
-        conn.version_mask = VersionMask(mask.0 & VERSION_MASK.0);
+        conn.version_mask = mask.and(VersionMask::BIP320);
         let Some(current) = conn.current.clone() else { return vec![] };
         let difficulty = Difficulty::from_target(&current.target);
         self.generation += 1;
         let work = Arc::new(SourceWork {
             generation: self.generation,
-            version_mask: self.conn().version_mask.0,
+            version_mask: self.conn().version_mask,
             received: now,
             ..(*current).clone()
         });
         self.conn().current = Some(work.clone());
         vec![Action::Publish { work, difficulty }]
-    }
-
-    /// A share a device found and the CPU verified.
-    pub fn share(&mut self, share: Share, now: Instant) -> Vec<Action> {
-        self.unsent.push_back(share);
-        let mut out = Vec::new();
-        while self.unsent.len() > MAX_UNSENT {
-            let share = self.unsent.pop_front().expect("over the limit");
-            out.push(Action::Journal { share, reason: "the pool is not keeping up with the shares found".into() });
-        }
-        out.extend(self.flush(now));
-        out
     }
 
     /// Sends held shares whose job is open on this connection with the same extranonce1;
@@ -507,8 +380,117 @@ impl Session {
         Action::Send(ClientMessage::Submit { id: Id::Num(id), submission })
     }
 
+    fn blame(&mut self, method: Method, what: &str) -> Vec<Action> {
+        let pool = self.conn().pool;
+        self.quirks.entry(pool).or_default().learn(method);
+        let reason = format!("pool {pool} {what} after {}; reconnecting without it", method.name());
+        vec![
+            Action::Notice(format!("{reason}: {}", consequence(method))),
+            Action::Close(Close { reason, then: Then::Retry }),
+        ]
+    }
+}
+
+impl Protocol for Session {
+    type Out = ClientMessage;
+    type In = String;
+    type Login = Login;
+
+    fn login(config: &PoolConfig, _: &Endpoint, _: HashRate) -> Login {
+        Login { user: config.user.clone(), pass: config.pass.clone(), suggest_difficulty: config.suggest_difficulty }
+    }
+
+    /// A new connection to pool `pool` is open: the opening lines. BIP310 asks for
+    /// `mining.configure` before `mining.subscribe`, unless this pool is known to refuse it.
+    fn connected(&mut self, pool: PoolId, login: Login, now: Instant) -> Vec<Action> {
+        // Shares from before this connection go out again once a job arrives, or to the journal.
+        let unanswered = std::mem::take(&mut self.in_flight);
+        self.carried.extend(unanswered.into_values().map(|p| p.share));
+        self.carried.extend(self.unsent.drain(..));
+        if self.resume.as_ref().is_some_and(|(p, _)| *p != pool) {
+            self.resume = None;
+        }
+        self.conn = Some(Connection {
+            pool,
+            login,
+            next_id: 1,
+            opened: now,
+            requests: HashMap::new(),
+            last_answered: 0,
+            extranonce: None,
+            pending_difficulty: Difficulty::ONE,
+            version_mask: VersionMask::NONE,
+            jobs: VecDeque::new(),
+            open_jobs: HashSet::new(),
+            early_job: None,
+            current: None,
+            last_notify: now,
+        });
+        let mut out = Vec::new();
+        if !self.quirks(pool).no_configure {
+            let rolling = VersionRolling { mask: VersionMask::BIP320, min_bit_count: 2 };
+            out.push(
+                self.request(now, Method::Configure, |id| ClientMessage::Configure {
+                    id,
+                    version_rolling: Some(rolling),
+                }),
+            );
+        }
+        let session = self.resume.as_ref().map(|(_, id)| id.clone());
+        out.push(self.request(now, Method::Subscribe, |id| ClientMessage::Subscribe {
+            id,
+            agent: USER_AGENT.into(),
+            session,
+        }));
+        out
+    }
+
+    /// A line from the pool: read by the codec (by the method of the request a response
+    /// answers), then taken as a message; a line that cannot be read ends the connection.
+    fn received(&mut self, line: String, now: Instant) -> Vec<Action> {
+        match ServerMessage::parse(&line, |id| self.expected(id)) {
+            Ok(message) => self.message(message, now),
+            Err(e) => fail(format!("bad line from the pool: {e}")),
+        }
+    }
+
+    /// The pool closed the connection (or reading failed with `error`). A close soon after an
+    /// optional request the pool never answered is blamed on that request: the next
+    /// connection goes without it, at once.
+    fn closed(&mut self, error: Option<String>, now: Instant) -> Vec<Action> {
+        let Some(conn) = &self.conn else { return vec![] };
+        // Pools read lines in order: a request followed by an answered one was read and
+        // survived, so the suspect is the first unanswered optional request after those.
+        let suspect = conn
+            .requests
+            .iter()
+            .filter(|(id, (m, sent))| {
+                **id > conn.last_answered
+                    && matches!(m, Method::Configure | Method::ExtranonceSubscribe | Method::SuggestDifficulty)
+                    && now < *sent + HANDSHAKE
+            })
+            .min_by_key(|(id, _)| **id)
+            .map(|(_, (m, _))| *m);
+        match suspect {
+            Some(method) => self.blame(method, "closed the connection"),
+            None => fail(error.unwrap_or_else(|| "connection closed by the pool".into())),
+        }
+    }
+
+    /// A share a device found and the CPU verified.
+    fn share(&mut self, share: Share, now: Instant) -> Vec<Action> {
+        self.unsent.push_back(share);
+        let mut out = Vec::new();
+        while self.unsent.len() > MAX_UNSENT {
+            let share = self.unsent.pop_front().expect("over the limit");
+            out.push(Action::Journal { share, reason: "the pool is not keeping up with the shares found".into() });
+        }
+        out.extend(self.flush(now));
+        out
+    }
+
     /// The clock moved on: handshake, silence and answer deadlines.
-    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+    fn tick(&mut self, now: Instant, _: HashRate) -> Vec<Action> {
         let mut out = Vec::new();
         let expired: Vec<u64> =
             self.in_flight.iter().filter(|(_, p)| now >= p.sent + ANSWER_TIMEOUT).map(|(id, _)| *id).collect();
@@ -535,46 +517,14 @@ impl Session {
         out
     }
 
-    /// The pool closed the connection (or reading failed with `error`). A close soon after an
-    /// optional request the pool never answered is blamed on that request: the next
-    /// connection goes without it, at once.
-    pub fn closed(&mut self, error: Option<String>, now: Instant) -> Vec<Action> {
-        let Some(conn) = &self.conn else { return vec![] };
-        // Pools read lines in order: a request followed by an answered one was read and
-        // survived, so the suspect is the first unanswered optional request after those.
-        let suspect = conn
-            .requests
-            .iter()
-            .filter(|(id, (m, sent))| {
-                **id > conn.last_answered
-                    && matches!(m, Method::Configure | Method::ExtranonceSubscribe | Method::SuggestDifficulty)
-                    && now < *sent + HANDSHAKE
-            })
-            .min_by_key(|(id, _)| **id)
-            .map(|(_, (m, _))| *m);
-        match suspect {
-            Some(method) => self.blame(method, "closed the connection"),
-            None => fail(error.unwrap_or_else(|| "connection closed by the pool".into())),
-        }
-    }
-
-    fn blame(&mut self, method: Method, what: &str) -> Vec<Action> {
-        let pool = self.conn().pool;
-        self.quirks.entry(pool).or_default().learn(method);
-        let reason = format!("pool {pool} {what} after {}; reconnecting without it", method.name());
-        vec![
-            Action::Notice(format!("{reason}: {}", consequence(method))),
-            Action::Close(Close { reason, then: Then::Retry }),
-        ]
-    }
-
     /// The connection is gone (closed by either side): its jobs go with it.
-    pub fn disconnected(&mut self) {
+    fn disconnected(&mut self) -> Vec<Action> {
         self.conn = None;
+        vec![]
     }
 
     /// The miner stops: every share still held goes to the journal.
-    pub fn stop(&mut self) -> Vec<Action> {
+    fn stop(&mut self) -> Vec<Action> {
         let unanswered = std::mem::take(&mut self.in_flight)
             .into_values()
             .map(|p| Action::Journal { share: p.share, reason: "miner stopped before the pool answered".into() });
@@ -585,22 +535,23 @@ impl Session {
             .map(|share| Action::Journal { share, reason: "miner stopped before the share could be sent".into() });
         unanswered.chain(unsent).collect()
     }
+
+    /// Shares the session still holds: unsent, carried and unanswered.
+    fn held(&self) -> usize {
+        self.unsent.len() + self.carried.len() + self.in_flight.len()
+    }
 }
 
 fn answer(id: Id, answer: Answer) -> Action {
     Action::Send(ClientMessage::Answer { id: Some(id), answer })
 }
 
-fn fail(reason: String) -> Vec<Action> {
-    vec![Action::Close(Close { reason, then: Then::Fail })]
-}
-
 fn answered(pending: Pending, reply: Reply, now: Instant) -> Action {
     let outcome = match reply {
         Reply::Result(true) => ShareOutcome::Accepted,
         Reply::Error(e) if e.code == code::JOB_NOT_FOUND => ShareOutcome::Stale(e.message),
-        Reply::Error(e) => ShareOutcome::Rejected(e),
-        other => ShareOutcome::Rejected(RpcError::new(code::OTHER, reply_text(&other))),
+        Reply::Error(e) => ShareOutcome::Rejected(Rejection::new(e.code.to_string(), e.message)),
+        other => ShareOutcome::Rejected(Rejection::new(code::OTHER.to_string(), reply_text(&other))),
     };
     Action::Answered { share: pending.share, outcome, latency: Some(now.saturating_duration_since(pending.sent)) }
 }

@@ -1,0 +1,493 @@
+//! The one driver of every pool protocol: sockets, TLS or Noise, timers, the journal and the
+//! counters. Every protocol decision is its session's (`core::Protocol`) and every choice of
+//! pool is `failover::Failover`'s; this file only carries out what they return, in one loop
+//! for every protocol.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::core::{Action, Close, ConnectError, Protocol, ShareOutcome, Then};
+use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolConfig};
+use super::{v1, v2};
+use crate::source::{Share, SourceWork};
+use crate::stats::{Event, ShareEvent, Stats};
+use crate::work::{HashRate, PoolId};
+use bitcoin::hex::DisplayHex;
+
+/// How long a TCP connect may take, and a write to a pool that stopped reading.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn fail(reason: impl ToString) -> Ended {
+    Ended::Closed(Close::fail(reason.to_string()))
+}
+
+/// The TCP connection to a pool, for every protocol.
+async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, ConnectError> {
+    let address = endpoint.address();
+    let tcp = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&address)).await {
+        Err(_) => return Err(ConnectError::TimedOut { address }),
+        Ok(Err(e)) => return Err(ConnectError::io(address, &e)),
+        Ok(Ok(tcp)) => tcp,
+    };
+    tcp.set_nodelay(true).map_err(|e| ConnectError::io(address, &e))?;
+    Ok(tcp)
+}
+
+/// What arrives from a pool, read on a task of the transport's own; `Err` ends it.
+type Incoming<T> = mpsc::Receiver<Result<T, String>>;
+
+/// A protocol's I/O: how the driver opens its transport over TCP and finds its session.
+trait Wire: Protocol + Sized {
+    type Writer: Outbox<Self::Out> + Send;
+
+    fn open(
+        tcp: TcpStream,
+        endpoint: &Endpoint,
+        config: &PoolConfig,
+    ) -> impl Future<Output = Result<(Incoming<Self::In>, Self::Writer), ConnectError>> + Send;
+
+    fn of(sessions: &mut Sessions) -> &mut Self;
+}
+
+impl Wire for v1::session::Session {
+    type Writer = v1::transport::Writer;
+
+    async fn open(
+        tcp: TcpStream,
+        endpoint: &Endpoint,
+        config: &PoolConfig,
+    ) -> Result<(Incoming<String>, Self::Writer), ConnectError> {
+        v1::transport::connect(tcp, endpoint, &config.trust).await
+    }
+
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v1
+    }
+}
+
+impl Wire for v2::session::Session {
+    type Writer = v2::transport::Writer;
+
+    async fn open(
+        tcp: TcpStream,
+        endpoint: &Endpoint,
+        _: &PoolConfig,
+    ) -> Result<(Incoming<v2::Message>, Self::Writer), ConnectError> {
+        let authority = endpoint.authority.as_ref().expect("a V2 endpoint has its key");
+        let (read, write) = v2::transport::connect(tcp, authority).await?;
+        Ok((v2::transport::spawn_reader(read), write))
+    }
+
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v2
+    }
+}
+
+/// The session of each protocol: a share goes to its pool's.
+#[derive(Default)]
+struct Sessions {
+    v1: v1::session::Session,
+    v2: v2::session::Session,
+}
+
+/// How a connection ended.
+enum Ended {
+    Closed(Close),
+    /// A pool of higher priority answers again, or the API asked for another.
+    Switch(PoolId),
+    Stop,
+}
+
+/// The I/O around the sessions.
+struct Driver {
+    pools: Vec<PoolConfig>,
+    sessions: Sessions,
+    failover: Failover,
+    work: watch::Sender<Option<Arc<SourceWork>>>,
+    shares: mpsc::Receiver<Share>,
+    devices_gone: bool,
+    stats: Arc<Stats>,
+    outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs sessions until `stop` turns true, on `pools` in priority order. Outcomes of shares go
+/// to `outcomes`, if given; whatever cannot be sent is journaled at the end.
+pub async fn run(
+    pools: Vec<PoolConfig>,
+    work: watch::Sender<Option<Arc<SourceWork>>>,
+    shares: mpsc::Receiver<Share>,
+    stats: Arc<Stats>,
+    outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+    stop: watch::Receiver<bool>,
+) {
+    for pool in &pools {
+        stats.pools.register(&pool.url, &pool.user);
+    }
+    let mut driver = Driver {
+        pools,
+        sessions: Sessions::default(),
+        failover: Failover::new(),
+        work,
+        shares,
+        devices_gone: false,
+        stats,
+        outcomes,
+        stop,
+    };
+    let mut next = Attempt { pool: 0, after: Duration::ZERO };
+    while !*driver.stop.borrow() {
+        if !driver.wait(next.after).await {
+            break;
+        }
+        driver.stats.pools.set_active(next.pool);
+        let pool = PoolId(next.pool);
+        let ended = if driver.is_v2(pool) {
+            driver.connection::<v2::session::Session>(pool).await
+        } else {
+            driver.connection::<v1::session::Session>(pool).await
+        };
+        next = match ended {
+            Ended::Stop => break,
+            Ended::Switch(pool) => {
+                tracing::info!("switching to pool {}", driver.pools[pool.0].url);
+                Attempt { pool: pool.0, after: Duration::ZERO }
+            }
+            Ended::Closed(close) => driver.after_close(pool, close),
+        };
+    }
+    // Whatever could not be sent is written down, never dropped.
+    while let Ok(share) = driver.shares.try_recv() {
+        driver.route(share);
+    }
+    let actions = driver.sessions.v1.stop();
+    driver.perform(PoolId(0), actions);
+    let actions = driver.sessions.v2.stop();
+    driver.perform(PoolId(0), actions);
+}
+
+impl Driver {
+    /// Waits `delay` while taking shares in (so that devices never block on a full queue);
+    /// false when the miner stops.
+    async fn wait(&mut self, delay: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return true,
+                _ = self.stop.changed() => return false,
+                share = self.shares.recv(), if !self.devices_gone => match share {
+                    Some(share) => self.route(share),
+                    None => self.devices_gone = true,
+                },
+            }
+        }
+    }
+
+    /// Whether pool `pool` speaks Stratum V2.
+    fn is_v2(&self, pool: PoolId) -> bool {
+        self.pools.get(pool.0).is_some_and(PoolConfig::is_v2)
+    }
+
+    /// Hands a share to the session of its pool's protocol, outside that protocol's loop.
+    fn route(&mut self, share: Share) {
+        let pool = share.source;
+        if self.is_v2(pool) {
+            let actions = self.sessions.v2.share(share, Instant::now());
+            self.perform(pool, actions);
+        } else {
+            let actions = self.sessions.v1.share(share, Instant::now());
+            self.perform(pool, actions);
+        }
+    }
+
+    /// What follows a closed connection to `pool`.
+    fn after_close(&mut self, pool: PoolId, close: Close) -> Attempt {
+        let url = &self.pools[pool.0].url;
+        match close.then {
+            Then::Retry => {
+                tracing::info!("pool {url}: {}", close.reason);
+                Attempt { pool: pool.0, after: Duration::ZERO }
+            }
+            Then::Redirect(redirect) => {
+                let current = self.pools[pool.0].endpoint().expect("checked at start");
+                let (attempt, notice) = self.failover.redirected(&self.stats.pools, pool.0, &current, &redirect);
+                tracing::info!("pool {url}: {}", close.reason);
+                if let Some(notice) = notice {
+                    tracing::warn!("{notice}");
+                }
+                attempt
+            }
+            Then::Fail => {
+                self.stats.record(Event::PoolDown { pool });
+                let jitter = f64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos()
+                        % 1000,
+                ) / 1000.0;
+                let attempt = self.failover.failed(&self.stats.pools, pool.0, jitter);
+                if attempt.pool != pool.0 {
+                    tracing::warn!("pool {url}: {}; failing over to {}", close.reason, self.pools[attempt.pool].url);
+                } else {
+                    tracing::warn!(
+                        "pool {url}: {}; reconnecting in {:.0} s",
+                        close.reason,
+                        attempt.after.as_secs_f64()
+                    );
+                }
+                attempt
+            }
+        }
+    }
+
+    /// One connection to `pool` in protocol `P`, from connect to close; whatever way it ends,
+    /// the session hears that it is gone.
+    async fn connection<P: Wire>(&mut self, pool: PoolId) -> Ended {
+        // Shares queued now belong to the last connection: its session carries or journals them.
+        for _ in 0..self.shares.len() {
+            let Ok(share) = self.shares.try_recv() else { break };
+            self.route(share);
+        }
+        let ended = self.session::<P>(pool).await;
+        let released = P::of(&mut self.sessions).disconnected();
+        self.perform(pool, released);
+        ended
+    }
+
+    /// Connects (a stop is honoured during the connect and the handshake), then carries
+    /// messages, shares and ticks through the session until the connection ends.
+    async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended {
+        let config = self.pools[pool.0].clone();
+        let endpoint = match self.failover.endpoint(pool.0, &config) {
+            Ok(e) => e,
+            Err(reason) => return fail(reason),
+        };
+        let open = async {
+            let tcp = tcp(&endpoint).await?;
+            P::open(tcp, &endpoint, &config).await
+        };
+        let (mut incoming, mut write) = tokio::select! {
+            _ = self.stop.changed() => return Ended::Stop,
+            opened = open => match opened {
+                Ok(io) => io,
+                Err(e) => return fail(e),
+            },
+        };
+        let login = P::login(&config, &endpoint, self.hash_rate());
+        let mut actions = P::of(&mut self.sessions).connected(pool, login, Instant::now());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut probe = tokio::time::interval(FAILBACK_PROBE);
+        probe.tick().await;
+        loop {
+            if let Some(ended) = self.carry_out(pool, actions, &mut write).await {
+                return ended;
+            }
+            let preferred = PoolId(self.stats.pools.preferred());
+            actions = tokio::select! {
+                _ = self.stop.changed() => return Ended::Stop,
+                _ = tick.tick() => {
+                    let rate = self.hash_rate();
+                    P::of(&mut self.sessions).tick(Instant::now(), rate)
+                }
+                _ = probe.tick(), if pool != preferred => {
+                    if self.answers(preferred).await {
+                        return Ended::Switch(preferred);
+                    }
+                    vec![]
+                }
+                _ = self.stats.pools.changed.notified() => match self.stats.pools.wanted(pool.0) {
+                    Some(other) => return Ended::Switch(PoolId(other)),
+                    None => vec![],
+                },
+                message = incoming.recv() => match message {
+                    Some(Ok(message)) => P::of(&mut self.sessions).received(message, Instant::now()),
+                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e), Instant::now()),
+                    None => P::of(&mut self.sessions).closed(None, Instant::now()),
+                },
+                share = self.shares.recv(), if !self.devices_gone => match share {
+                    // Shares of this protocol go to this session, whichever of its pools
+                    // found them: it knows whether they can still be sent.
+                    Some(share) if self.is_v2(share.source) == self.is_v2(pool) => {
+                        P::of(&mut self.sessions).share(share, Instant::now())
+                    }
+                    Some(share) => {
+                        self.route(share);
+                        vec![]
+                    }
+                    // Devices gone (the miner is stopping): keep the connection for the
+                    // answers to what was sent, until stop.
+                    None => {
+                        self.devices_gone = true;
+                        vec![]
+                    }
+                },
+            };
+        }
+    }
+
+    /// The devices' rate now (none before the first measurement).
+    fn hash_rate(&self) -> HashRate {
+        HashRate::from_mhs(self.stats.mhs_5s().0)
+    }
+
+    /// Whether `pool` accepts a TCP connection now.
+    async fn answers(&self, pool: PoolId) -> bool {
+        let Ok(endpoint) = self.pools[pool.0].endpoint() else { return false };
+        matches!(tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(endpoint.address())).await, Ok(Ok(_)))
+    }
+
+    /// Sends what the session wants sent, and does the rest; `Some` when the connection ends.
+    async fn carry_out<M>(
+        &mut self,
+        pool: PoolId,
+        actions: Vec<Action<M>>,
+        write: &mut impl Outbox<M>,
+    ) -> Option<Ended> {
+        let mut local = Vec::new();
+        for action in actions {
+            match action {
+                Action::Send(message) => {
+                    if let Err(reason) = write.put(message).await {
+                        self.perform(pool, local);
+                        return Some(fail(reason));
+                    }
+                }
+                Action::Close(close) => {
+                    self.perform(pool, local);
+                    return Some(Ended::Closed(close));
+                }
+                other => local.push(other),
+            }
+        }
+        self.perform(pool, local);
+        None
+    }
+
+    /// The actions that need no socket. Shares to journal are written in one batch.
+    fn perform<M>(&mut self, pool: PoolId, actions: Vec<Action<M>>) {
+        let url = self.pools[pool.0].url.clone();
+        let mut to_journal = Vec::new();
+        for action in actions {
+            match action {
+                Action::Publish { work, difficulty } => {
+                    self.failover.worked();
+                    self.work.send_replace(Some(work));
+                    self.stats.record(Event::Job { pool, difficulty });
+                }
+                Action::Answered { share, outcome, latency } => {
+                    if let Some(latency) = latency {
+                        self.stats.record(Event::Answer { pool: share.source, latency });
+                    }
+                    let event = match &outcome {
+                        ShareOutcome::Accepted => ShareEvent::Accepted,
+                        ShareOutcome::Rejected(_) => ShareEvent::Rejected,
+                        ShareOutcome::Stale(_) => ShareEvent::Stale,
+                        ShareOutcome::Journaled(_) => ShareEvent::Journaled,
+                    };
+                    self.stats.record(Event::Share { device: share.device, pool: share.source, event });
+                    self.report(share, outcome);
+                }
+                Action::Journal { share, reason } => to_journal.push((share, reason)),
+                Action::Notice(text) => tracing::warn!("{text}"),
+                Action::PoolMessage(text) => tracing::info!("message from pool {url}: {text}"),
+                Action::Send(_) | Action::Close(_) => unreachable!("carried out by carry_out"),
+            }
+        }
+        if !to_journal.is_empty() {
+            self.journal(to_journal);
+        }
+    }
+
+    fn count(&self, entries: &[(Share, String, serde_json::Value)], event: ShareEvent) {
+        for (share, _, _) in entries {
+            self.stats.record(Event::Share { device: share.device, pool: share.source, event });
+        }
+    }
+
+    fn report(&self, share: Share, outcome: ShareOutcome) {
+        if let Some(tx) = &self.outcomes {
+            let _ = tx.send((share, outcome));
+        }
+    }
+
+    /// Writes shares that cannot be sent to their pool's journal. A share that cannot be
+    /// written either is logged whole and counted as unjournaled, never as journaled.
+    fn journal(&mut self, shares: Vec<(Share, String)>) {
+        let mut by_file: BTreeMap<PathBuf, Vec<(Share, String, serde_json::Value)>> = BTreeMap::new();
+        for (share, reason) in shares {
+            let pool = &self.pools[share.source.0.min(self.pools.len() - 1)];
+            let line = json!({
+                "time": crate::stats::unix_time(),
+                "pool": pool.url, "user": pool.user, "reason": reason,
+                "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
+                "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
+            });
+            by_file.entry(pool.journal.clone()).or_default().push((share, reason, line));
+        }
+        for (path, entries) in by_file {
+            let lines: Vec<serde_json::Value> = entries.iter().map(|(_, _, line)| line.clone()).collect();
+            // The write and its sync block: off the runtime's workers where it has several.
+            let write = || crate::source::append_to_journal(&path, &lines);
+            let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+                _ => write(),
+            };
+            match written {
+                Ok(()) => {
+                    let (first, reason, _) = &entries[0];
+                    tracing::warn!(
+                        "{} share(s) written to {} (first {:08x} of job {}): {reason}",
+                        entries.len(),
+                        path.display(),
+                        first.nonce,
+                        first.job_id
+                    );
+                    self.count(&entries, ShareEvent::Journaled);
+                }
+                Err(e) => {
+                    for line in &lines {
+                        tracing::error!(
+                            "could not write the share journal {}: {e}; the share was: {line}",
+                            path.display()
+                        );
+                    }
+                    self.count(&entries, ShareEvent::Unjournaled);
+                }
+            }
+            for (share, reason, _) in entries {
+                self.report(share, ShareOutcome::Journaled(reason));
+            }
+        }
+    }
+}
+
+/// Where a session's messages go. Whatever the protocol, a pool that does not take a message
+/// within `IO_TIMEOUT` has stopped reading.
+trait Outbox<M> {
+    fn put(&mut self, message: M) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl Outbox<v1::codec::ClientMessage> for v1::transport::Writer {
+    async fn put(&mut self, message: v1::codec::ClientMessage) -> Result<(), String> {
+        match tokio::time::timeout(IO_TIMEOUT, self.send(message)).await {
+            Ok(sent) => sent.map_err(|e| e.to_string()),
+            Err(_) => Err("the pool stopped reading".into()),
+        }
+    }
+}
+
+impl Outbox<v2::Message> for v2::transport::Writer {
+    async fn put(&mut self, message: v2::Message) -> Result<(), String> {
+        match tokio::time::timeout(IO_TIMEOUT, self.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => Err("the pool stopped reading".into()),
+        }
+    }
+}

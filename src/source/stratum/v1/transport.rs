@@ -1,0 +1,66 @@
+//! A Stratum v1 connection over TCP, or TLS as pool users expect it: lines read on a task of
+//! their own, lines written with the same send timeout as every protocol.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::codec::{ClientMessage, spawn_line_reader};
+use crate::source::stratum::core::ConnectError;
+use crate::source::stratum::failover::Endpoint;
+use crate::source::stratum::tls::{self, Trust};
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// How long a TLS handshake may take.
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sending half: one line a message.
+pub struct Writer(Box<dyn AsyncWrite + Unpin + Send>);
+
+impl Writer {
+    pub async fn send(&mut self, message: ClientMessage) -> std::io::Result<()> {
+        let line = format!("{}\n", message.to_line());
+        self.0.write_all(line.as_bytes()).await?;
+        self.0.flush().await // TLS holds data back until flushed
+    }
+}
+
+/// Opens the connection over `tcp`, with TLS when the endpoint asks for it: the pool's lines
+/// and the writer.
+pub async fn connect(
+    tcp: TcpStream,
+    endpoint: &Endpoint,
+    trust: &Trust,
+) -> Result<(mpsc::Receiver<Result<String, String>>, Writer), ConnectError> {
+    let (read, write): (Reader, Writer) = if endpoint.tls {
+        let config = tls::client_config(trust).map_err(ConnectError::TlsConfig)?;
+        let name = pki_types::ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| ConnectError::TlsConfig(format!("{}: {e}", endpoint.host)))?;
+        let address = endpoint.address();
+        let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+        let stream = match tokio::time::timeout(TLS_TIMEOUT, handshake).await {
+            Err(_) => return Err(ConnectError::TimedOut { address }),
+            Ok(Err(e)) => return Err(tls_error(address, &e)),
+            Ok(Ok(stream)) => stream,
+        };
+        let (read, write) = tokio::io::split(stream);
+        (Box::new(read), Writer(Box::new(write)))
+    } else {
+        let (read, write) = tcp.into_split();
+        (Box::new(read), Writer(Box::new(write)))
+    };
+    Ok((spawn_line_reader(read), write))
+}
+
+/// A failed handshake: a certificate nobody trusts is told apart from the rest.
+fn tls_error(address: String, error: &std::io::Error) -> ConnectError {
+    let rustls = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    match rustls {
+        Some(e @ rustls::Error::InvalidCertificate(_)) => ConnectError::TlsTrust { address, reason: e.to_string() },
+        _ => ConnectError::Tls { address, reason: error.to_string() },
+    }
+}
