@@ -291,3 +291,99 @@ fn a_stop_during_a_handshake_is_honoured_at_once() {
         }
     });
 }
+
+/// Waits until `done` holds, polling; panics with `what` after a generous ceiling.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the pool closed `stream` (end of file or reset) within a generous ceiling, after
+/// reading and dropping whatever it had sent.
+async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// `wgminer pool` on a hostile LAN (it once held 1,500 idle or half-sent connections for
+/// ever, and 1.57 GB for 1,500 unfinished 1 MiB lines): connections past the cap are closed
+/// as they come, a connection that does not log in is closed at its deadline, and a line
+/// past `MAX_MINER_LINE` ends its connection, while a miner already mining goes on having
+/// shares accepted.
+#[test]
+fn the_embedded_pool_bounds_what_hostile_clients_hold() {
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    use wgminer::pool::MAX_MINER_LINE;
+    runtime().block_on(async {
+        let options = PoolOptions {
+            difficulty: 1e-5,
+            share_interval: None,
+            max_connections: 16,
+            login_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+        let stats = Arc::new(wgminer::stats::Stats::new());
+        let (work_tx, work_rx) = tokio::sync::watch::channel(None);
+        let (share_tx, share_rx) = tokio::sync::mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", pool.addr),
+            user: "w".into(),
+            pass: "x".into(),
+            journal: std::env::temp_dir().join(format!("wgminer-faults-hostile-{}.jsonl", std::process::id())),
+            trust: Default::default(),
+            suggest_difficulty: None,
+            channel: Default::default(),
+        };
+        let client =
+            tokio::spawn(wgminer::source::stratum::driver::run(vec![config], work_tx, share_rx, stats.clone(), None, stop_rx));
+        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
+        let stop_devices = scheduler.stop_flag();
+        let device = scheduler.spawn(Box::new(CpuSweeper::new()));
+        until("the miner's first accepted share", || pool.stats.accepted.load(Relaxed) > 0).await;
+
+        // The miner holds one slot; 15 silent clients take the rest, 5 more are turned away.
+        let mut silent = Vec::new();
+        for _ in 0..15 {
+            silent.push(tokio::net::TcpStream::connect(pool.addr).await.unwrap());
+        }
+        until("the silent clients taken", || pool.stats.connections.load(Relaxed) == 16).await;
+        for _ in 0..5 {
+            let mut extra = tokio::net::TcpStream::connect(pool.addr).await.unwrap();
+            assert!(closed_by_peer(&mut extra).await, "a connection past the cap is closed");
+        }
+        assert_eq!(pool.stats.connections.load(Relaxed), 16, "none past the cap was served");
+        let before = pool.stats.accepted.load(Relaxed);
+        for client in &mut silent {
+            assert!(closed_by_peer(client).await, "a client that never logs in is closed");
+        }
+        drop(silent);
+
+        // A logged-in client that sends a line longer than any miner's is dropped at the limit.
+        let mut long = tokio::net::TcpStream::connect(pool.addr).await.unwrap();
+        let login = "{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"x\",\"x\"]}\n";
+        long.write_all(login.as_bytes()).await.unwrap();
+        let _ = long.write_all(&vec![b'x'; MAX_MINER_LINE + 1]).await;
+        assert!(closed_by_peer(&mut long).await, "a line past MAX_MINER_LINE ends the connection");
+
+        until("shares accepted during the attack", || pool.stats.accepted.load(Relaxed) > before).await;
+        assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+        stop_devices.store(true, Relaxed);
+        let _ = tokio::task::spawn_blocking(move || device.join()).await;
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), client).await.unwrap().unwrap();
+    });
+}

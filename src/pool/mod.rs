@@ -45,7 +45,16 @@ pub struct PoolOptions {
     /// Give each miner that sent `mining.extranonce.subscribe` a new extranonce1 with every new
     /// chain tip (`mining.set_extranonce`), as proxies and rental services do.
     pub rotate_extranonce: bool,
+    /// Connections served at once; more are closed as they come.
+    pub max_connections: usize,
+    /// A connection not logged in by then (v1: authorized; SV2: a channel open, the Noise
+    /// handshake included) is closed.
+    pub login_timeout: Duration,
 }
+
+/// The longest line a miner sends is a submit of a few hundred bytes: a connection whose line
+/// passes this is dropped. With `max_connections` it bounds what unfinished lines hold.
+pub const MAX_MINER_LINE: usize = 16 << 10;
 
 impl Default for PoolOptions {
     fn default() -> Self {
@@ -55,6 +64,8 @@ impl Default for PoolOptions {
             share_interval: Some(Duration::from_secs(2)),
             tls: None,
             rotate_extranonce: false,
+            max_connections: 256,
+            login_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -88,12 +99,13 @@ impl EmbeddedPool {
         }));
         let en1_counter = Arc::new(AtomicU32::new(1));
         let session_stats = stats.clone();
-        accept_until_stopped(listener, stats.clone(), stop_rx.clone(), move |stream| {
+        let limits = Limits::of(&options);
+        accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |stream, login_by| {
             let session = Session::new(en1_counter.fetch_add(1, Relaxed), &options, session_stats.clone());
             let current = tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let (jobs, stop) = (jobs.subscribe(), stop_rx.clone());
             let tls = options.tls.clone();
-            tokio::spawn(async move {
+            async move {
                 let (read, write): (Reader, Writer) = match tls {
                     None => {
                         let (r, w) = stream.into_split();
@@ -101,13 +113,13 @@ impl EmbeddedPool {
                     }
                     Some(config) => {
                         let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-                        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), accept).await else { return };
+                        let Ok(Ok(tls)) = tokio::time::timeout_at(login_by, accept).await else { return };
                         let (r, w) = tokio::io::split(tls);
                         (Box::new(r), Box::new(w))
                     }
                 };
-                session.run(read, write, jobs, current, stop).await;
-            });
+                session.run(read, write, jobs, current, login_by, stop).await;
+            }
         });
         Ok(EmbeddedPool { addr, stats, stop })
     }
@@ -124,23 +136,51 @@ impl Drop for EmbeddedPool {
     }
 }
 
-/// Accepts connections until `stop`, each counted and handed to `serve`, which starts its
-/// task: the listener of both protocols' pools.
-pub(crate) fn accept_until_stopped(
+/// What one pool lets its connections hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_connections: usize,
+    pub login_timeout: Duration,
+}
+
+impl Limits {
+    pub(crate) fn of(options: &PoolOptions) -> Limits {
+        Limits { max_connections: options.max_connections.max(1), login_timeout: options.login_timeout }
+    }
+}
+
+/// Accepts connections until `stop`, the listener of both protocols' pools: each is counted
+/// and served on a task of its own by the future `serve` makes of it, with the instant by
+/// which it must have logged in. Past `max_connections` at once, a connection is closed as it
+/// comes (the miners already mining keep mining).
+pub(crate) fn accept_until_stopped<F>(
     listener: TcpListener,
     stats: Arc<PoolStats>,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
-    mut serve: impl FnMut(TcpStream) + Send + 'static,
-) {
+    mut serve: impl FnMut(TcpStream, tokio::time::Instant) -> F + Send + 'static,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 conn = listener.accept() => {
-                    let Ok((tcp, _)) = conn else { continue };
+                    let Ok((tcp, _)) = conn else {
+                        // Out of file descriptors, say: no busy loop while it lasts.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
                     stats.connections.fetch_add(1, Relaxed);
                     let _ = tcp.set_nodelay(true);
-                    serve(tcp);
+                    let served = serve(tcp, tokio::time::Instant::now() + limits.login_timeout);
+                    tokio::spawn(async move {
+                        served.await;
+                        drop(slot);
+                    });
                 }
             }
         }
@@ -239,13 +279,15 @@ impl Session {
         mut write: Writer,
         mut jobs: broadcast::Receiver<Arc<Job>>,
         tip: Arc<Job>,
+        login_by: tokio::time::Instant,
         mut stop: watch::Receiver<bool>,
     ) {
         self.current = tip;
-        let mut lines = codec::spawn_line_reader(read);
+        let mut lines = codec::spawn_line_reader(read, MAX_MINER_LINE);
         loop {
             let out: Vec<String> = tokio::select! {
                 _ = stop.changed() => return,
+                _ = tokio::time::sleep_until(login_by), if !self.authorized => return,
                 job = jobs.recv() => match job {
                     Ok(job) => { self.current = job; if self.authorized { self.new_tip() } else { vec![] } }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,

@@ -67,19 +67,19 @@ impl Sv2Pool {
         }));
         let allocator = allocator();
         let session_stats = stats.clone();
-        super::accept_until_stopped(listener, stats.clone(), stop_rx.clone(), move |tcp| {
-            let Ok(responder) =
-                Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY)
-            else {
-                return;
-            };
+        let limits = super::Limits::of(&options);
+        super::accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |tcp, login_by| {
+            let responder =
+                Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY);
             let height = *height.lock().unwrap_or_else(|p| p.into_inner());
             let connection = Connection::new(session_stats.clone(), allocator.clone(), height);
             let (tips, stop) = (tips.subscribe(), stop_rx.clone());
-            tokio::spawn(async move {
-                let Ok(stream) = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10)).await else { return };
-                connection.run(stream, tips, stop).await;
-            });
+            async move {
+                let Ok(responder) = responder else { return };
+                let handshake = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10));
+                let Ok(Ok(stream)) = tokio::time::timeout_at(login_by, handshake).await else { return };
+                connection.run(stream, tips, login_by, stop).await;
+            }
         });
         Ok(Sv2Pool { addr, authority: keys.public, stats, stop })
     }
@@ -134,6 +134,7 @@ impl Connection {
         mut self,
         stream: NoiseTcpStream,
         mut tips: broadcast::Receiver<u32>,
+        login_by: tokio::time::Instant,
         mut stop: watch::Receiver<bool>,
     ) {
         let (read, write) = stream.into_split();
@@ -142,6 +143,7 @@ impl Connection {
         loop {
             let out = tokio::select! {
                 _ = stop.changed() => return,
+                _ = tokio::time::sleep_until(login_by), if self.channel.is_none() => return,
                 tip = tips.recv() => match tip {
                     Ok(height) => self.tip(height),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,

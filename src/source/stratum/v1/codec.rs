@@ -617,9 +617,10 @@ fn read_submission(params: &Value) -> Result<Submission, CodecError> {
 }
 
 /// Reads lines in a task of its own (reading is not cancel-safe inside `select!`). A line over
-/// 1 MiB or a read error ends the stream with an error.
+/// `max_line` bytes or a read error ends the stream with an error.
 pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     read: R,
+    max_line: usize,
 ) -> tokio::sync::mpsc::Receiver<Result<String, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
@@ -628,7 +629,7 @@ pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let n = match (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await {
+            let n = match (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut buf).await {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = tx.send(Err(e.to_string())).await;
@@ -638,8 +639,8 @@ pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
             if n == 0 {
                 return;
             }
-            if buf.last() != Some(&b'\n') && n > MAX_LINE {
-                let _ = tx.send(Err("a line from the peer is over 1 MiB".into())).await;
+            if buf.last() != Some(&b'\n') && n > max_line {
+                let _ = tx.send(Err(format!("a line from the peer is over {max_line} bytes"))).await;
                 return;
             }
             let line = String::from_utf8_lossy(&buf).trim().to_string();

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::codec::{ClientMessage, spawn_line_reader};
+use super::codec::{ClientMessage, MAX_LINE, spawn_line_reader};
 use crate::source::stratum::core::ConnectError;
 use crate::source::stratum::failover::Endpoint;
 use crate::source::stratum::tls::{self, Trust};
@@ -53,7 +53,7 @@ pub async fn connect(
         let (read, write) = tcp.into_split();
         (Box::new(read), Writer(Box::new(write)))
     };
-    Ok((spawn_line_reader(read), write))
+    Ok((spawn_line_reader(read, MAX_LINE), write))
 }
 
 /// A failed handshake: a certificate nobody trusts is told apart from the rest.
