@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::work::{NonceRange, Work};
 
@@ -29,6 +29,48 @@ impl fmt::Display for DeviceInfo {
     }
 }
 
+/// A GPU kernel's shape: invocations per workgroup × nonces per invocation (tuned per device
+/// by `gpu::shape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub workgroup_size: u32,
+    pub nonces_per_invocation: u32,
+}
+
+impl Shape {
+    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64 };
+
+    /// Nonces one workgroup sweeps.
+    pub fn per_group(&self) -> u32 {
+        self.workgroup_size * self.nonces_per_invocation
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}", self.workgroup_size, self.nonces_per_invocation)
+    }
+}
+
+/// Where a device's shape came from, for the log and `bench --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum Origin {
+    CommandLine,
+    Cache,
+    Measured { shapes: usize, seconds: f64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => write!(f, "from the command line"),
+            Origin::Cache => write!(f, "remembered"),
+            Origin::Measured { shapes, seconds } => write!(f, "best of {shapes} measured in {seconds:.1} s"),
+        }
+    }
+}
+
 /// A device failed while sweeping: lost, out of memory, or a driver error.
 #[derive(Debug, thiserror::Error)]
 #[error("{device}: {message}")]
@@ -45,7 +87,7 @@ pub trait Sweeper: Send {
     fn info(&self) -> &DeviceInfo;
 
     /// A GPU's kernel shape and where it came from; `None` for the CPU.
-    fn kernel_shape(&self) -> Option<(crate::gpu::shape::Shape, crate::gpu::shape::Origin)> {
+    fn kernel_shape(&self) -> Option<(Shape, Origin)> {
         None
     }
 

@@ -10,26 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    pub workgroup_size: u32,
-    pub nonces_per_invocation: u32,
-}
-
-impl Shape {
-    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64 };
-
-    /// Nonces one workgroup sweeps.
-    pub fn per_group(&self) -> u32 {
-        self.workgroup_size * self.nonces_per_invocation
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}×{}", self.workgroup_size, self.nonces_per_invocation)
-    }
-}
+// The shape is how a device sweeps, so its type is the device trait's; tuning it is ours.
+pub use crate::device::{Origin, Shape};
 
 /// What the user asked for: a dimension given is fixed, the others are tuned (or read from the
 /// cache, unless `retune`).
@@ -55,25 +37,6 @@ impl ShapeRequest {
     /// Both dimensions given: nothing to measure.
     pub fn explicit(&self) -> Option<Shape> {
         Some(Shape { workgroup_size: self.workgroup_size?, nonces_per_invocation: self.nonces_per_invocation? })
-    }
-}
-
-/// Where a device's shape came from, for the log and `bench --json`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "from")]
-pub enum Origin {
-    CommandLine,
-    Cache,
-    Measured { shapes: usize, seconds: f64 },
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Origin::CommandLine => write!(f, "from the command line"),
-            Origin::Cache => write!(f, "remembered"),
-            Origin::Measured { shapes, seconds } => write!(f, "best of {shapes} measured in {seconds:.1} s"),
-        }
     }
 }
 
