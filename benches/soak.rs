@@ -16,14 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::Sweeper;
+use wgminer::miner::{Miner, Source};
 use wgminer::pool::{EmbeddedPool, PoolOptions};
-use wgminer::scheduler::Scheduler;
-use wgminer::source::stratum::{PoolConfig, ShareOutcome, driver};
-use wgminer::stats::Stats;
+use wgminer::source::stratum::{PoolConfig, ShareOutcome};
 use wgminer::work::Difficulty;
 
 const UP: Duration = Duration::from_secs(30);
@@ -145,11 +144,6 @@ async fn soak(
     let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let flaps = Arc::new(AtomicU64::new(0));
     let proxy = flapping_proxy(pool.addr, flaps.clone()).await;
-    let stats = Arc::new(Stats::new());
-    let (work_tx, work_rx) = watch::channel(None);
-    let (share_tx, share_rx) = mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
-    let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
-    let (stop, stop_rx) = watch::channel(false);
     let config = PoolConfig {
         url: format!("stratum+tcp://{proxy}"),
         user: "soak".into(),
@@ -159,10 +153,8 @@ async fn soak(
         suggest_difficulty: None,
         channel: Default::default(),
     };
-    let client = tokio::spawn(driver::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
-    let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
-    let stop_devices = scheduler.stop_flag();
-    let thread = scheduler.spawn(Box::new(device) as Box<dyn Sweeper>);
+    let mut miner = Miner::start(Source::Pools(vec![config]), vec![Box::new(device) as Box<dyn Sweeper>]);
+    let stats = miner.stats.clone();
 
     let started = Instant::now();
     let mut tally = Tally::new((length.as_secs_f64() * per_second * 2.0) as usize);
@@ -171,7 +163,7 @@ async fn soak(
     minute.tick().await;
     while started.elapsed() < length {
         tokio::select! {
-            Some((share, outcome)) = outcomes.recv() => tally.count(&share, &outcome),
+            Some((share, outcome)) = miner.outcomes.recv() => tally.count(&share, &outcome),
             _ = minute.tick() => {
                 rss.push(rss_kib());
                 println!(
@@ -182,12 +174,8 @@ async fn soak(
             }
         }
     }
-    stop_devices.store(true, Relaxed);
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = stop.send(true);
-    let _ = client.await;
-    while let Ok((share, outcome)) = outcomes.try_recv() {
+    let mut stopped = miner.stop().await;
+    while let Ok((share, outcome)) = stopped.outcomes.try_recv() {
         tally.count(&share, &outcome);
     }
     let found = stats.counts().found;

@@ -193,9 +193,11 @@ pub fn config_file(data: &[u8]) {
 /// A request to the monitoring API, with write access (the commands that change things too).
 pub fn api_request(data: &[u8]) {
     let stats = Stats::new();
-    stats.pools.register("stratum+tcp://a:1", "u");
-    stats.pools.register("stratum+tcp://b:1", "u");
+    stats.register_pool("stratum+tcp://a:1", "u");
+    stats.register_pool("stratum+tcp://b:1", "u");
     let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
-    let context = crate::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit };
-    let _ = crate::api::respond(&String::from_utf8_lossy(data), crate::api::Access::Write, &stats, &context);
+    let context =
+        crate::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+    let request = String::from_utf8_lossy(data);
+    let _ = pollster::block_on(crate::api::respond(&request, crate::api::Access::Write, &stats, &context));
 }

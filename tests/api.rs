@@ -182,7 +182,8 @@ fn slow_clients_are_capped_and_timed_out() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
-        let context = wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit };
+        let context =
+            wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
         let stats = std::sync::Arc::new(wgminer::stats::Stats::new());
         let api = ApiOptions::new("127.0.0.1:0", vec![]).unwrap();
         let addr = wgminer::api::start(api, stats, context).await.unwrap();

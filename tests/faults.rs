@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
+use wgminer::miner::Miner;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::stratum::PoolConfig;
 
@@ -192,16 +193,11 @@ fn a_journal_that_fails_at_the_write_is_not_counted_and_fails_the_run() {
 /// oldest journaled past `MAX_UNSENT`), instead of growing without end (926 MB in 20 s once).
 #[test]
 fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
-    use std::sync::Arc;
     use wgminer::source::stratum::core::{MAX_IN_FLIGHT, MAX_UNSENT};
     let journal = std::env::temp_dir().join(format!("wgminer-faults-deaf-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stats = Arc::new(wgminer::stats::Stats::new());
-        let (work_tx, work_rx) = tokio::sync::watch::channel(None);
-        let (share_tx, share_rx) = tokio::sync::mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let config = PoolConfig {
             url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
             user: "w".into(),
@@ -211,26 +207,14 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let client = tokio::spawn(wgminer::source::stratum::driver::run(
-            vec![config],
-            work_tx,
-            share_rx,
-            stats.clone(),
-            None,
-            stop_rx,
-        ));
-        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
-        let stop_devices = scheduler.stop_flag();
-        let device = scheduler.spawn(Box::new(CpuSweeper::new()));
+        let miner = Miner::start(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())]);
+        let stats = miner.stats.clone();
         let (submits, _open) =
             never_answering_pool(&listener, usize::MAX, Instant::now() + Duration::from_secs(8)).await;
         let found = stats.counts().found as usize;
         assert!(found > MAX_IN_FLIGHT * 4, "the device found {found}");
         assert_eq!(submits, MAX_IN_FLIGHT, "the pool was sent exactly the window");
-        stop_devices.store(true, Relaxed);
-        let _ = tokio::task::spawn_blocking(move || device.join()).await;
-        let _ = stop.send(true);
-        tokio::time::timeout(Duration::from_secs(30), client).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), miner.stop()).await.unwrap();
         // Everything found is in the journal (those past MAX_UNSENT as soon as they came).
         let lines = journal_lines(&journal);
         assert_eq!(lines.len(), stats.counts().found as usize);
@@ -246,7 +230,6 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
 /// run out (`mine --seconds 15` against such a peer once took 21 s).
 #[test]
 fn a_stop_during_a_handshake_is_honoured_at_once() {
-    use std::sync::Arc;
     // The authority key of SRI's example configs: any valid key will do, nobody proves it.
     const KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
     runtime().block_on(async {
@@ -257,9 +240,6 @@ fn a_stop_during_a_handshake_is_honoured_at_once() {
                 "stratum2+tcp" => format!("{scheme}://{address}/{KEY}"),
                 _ => format!("{scheme}://{address}"),
             };
-            let (work_tx, _work_rx) = tokio::sync::watch::channel(None);
-            let (_share_tx, share_rx) = tokio::sync::mpsc::channel(8);
-            let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let config = PoolConfig {
                 url,
                 user: "w".into(),
@@ -269,24 +249,14 @@ fn a_stop_during_a_handshake_is_honoured_at_once() {
                 suggest_difficulty: None,
                 channel: Default::default(),
             };
-            let stats = Arc::new(wgminer::stats::Stats::new());
-            let driver = tokio::spawn(wgminer::source::stratum::driver::run(
-                vec![config],
-                work_tx,
-                share_rx,
-                stats,
-                None,
-                stop_rx,
-            ));
+            let miner = Miner::start(Source::Pools(vec![config]), vec![]);
             // The outcome waited for: the driver connected and is in its handshake.
             let (_silent, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.unwrap().unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await; // into the handshake's read
             let stopped = Instant::now();
-            let _ = stop.send(true);
-            tokio::time::timeout(Duration::from_secs(9), driver)
+            tokio::time::timeout(Duration::from_secs(9), miner.stop())
                 .await
-                .unwrap_or_else(|_| panic!("{scheme}: the stop waited for the handshake timeout"))
-                .unwrap();
+                .unwrap_or_else(|_| panic!("{scheme}: the stop waited for the handshake timeout"));
             assert!(stopped.elapsed() < Duration::from_secs(2), "{scheme}: {:?}", stopped.elapsed());
         }
     });
@@ -323,7 +293,6 @@ async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
 /// shares accepted.
 #[test]
 fn the_embedded_pool_bounds_what_hostile_clients_hold() {
-    use std::sync::Arc;
     use tokio::io::AsyncWriteExt;
     use wgminer::pool::MAX_MINER_LINE;
     runtime().block_on(async {
@@ -335,10 +304,6 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
             ..Default::default()
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
-        let stats = Arc::new(wgminer::stats::Stats::new());
-        let (work_tx, work_rx) = tokio::sync::watch::channel(None);
-        let (share_tx, share_rx) = tokio::sync::mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let config = PoolConfig {
             url: format!("stratum+tcp://{}", pool.addr),
             user: "w".into(),
@@ -348,11 +313,7 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let client =
-            tokio::spawn(wgminer::source::stratum::driver::run(vec![config], work_tx, share_rx, stats.clone(), None, stop_rx));
-        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
-        let stop_devices = scheduler.stop_flag();
-        let device = scheduler.spawn(Box::new(CpuSweeper::new()));
+        let miner = Miner::start(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())]);
         until("the miner's first accepted share", || pool.stats.accepted.load(Relaxed) > 0).await;
 
         // The miner holds one slot; 15 silent clients take the rest, 5 more are turned away.
@@ -381,9 +342,6 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
 
         until("shares accepted during the attack", || pool.stats.accepted.load(Relaxed) > before).await;
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
-        stop_devices.store(true, Relaxed);
-        let _ = tokio::task::spawn_blocking(move || device.join()).await;
-        let _ = stop.send(true);
-        tokio::time::timeout(Duration::from_secs(30), client).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), miner.stop()).await.unwrap();
     });
 }

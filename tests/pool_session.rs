@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 
 use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
@@ -17,8 +16,7 @@ use wgminer::device::DeviceSelector;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::Share;
-use wgminer::source::stratum::{PoolConfig, ShareOutcome, driver};
-use wgminer::stats::Stats;
+use wgminer::source::stratum::{PoolConfig, ShareOutcome};
 use wgminer::work::job::Job;
 use wgminer::work::{Difficulty, hex_decode};
 
@@ -156,12 +154,20 @@ fn slush_share(submit: &Value, difficulty: f64, extranonce1: &[u8]) -> (u32, boo
     (nonce, Difficulty::new(difficulty).unwrap().to_target().is_met_by(header.block_hash()))
 }
 
-struct Miner {
-    outcomes: mpsc::UnboundedReceiver<(Share, ShareOutcome)>,
-    stop: watch::Sender<bool>,
-    stop_devices: Arc<std::sync::atomic::AtomicBool>,
-    client: tokio::task::JoinHandle<()>,
-    stats: Arc<Stats>,
+/// wgminer's own miner on the CPU, with what these tests ask of it.
+struct Miner(wgminer::miner::Miner);
+
+impl std::ops::Deref for Miner {
+    type Target = wgminer::miner::Miner;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Miner {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 fn start_miner(addr: std::net::SocketAddr, journal: std::path::PathBuf) -> Miner {
@@ -169,11 +175,6 @@ fn start_miner(addr: std::net::SocketAddr, journal: std::path::PathBuf) -> Miner
 }
 
 fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -> Miner {
-    let stats = Arc::new(Stats::new());
-    let (work_tx, work_rx) = watch::channel(None);
-    let (share_tx, share_rx) = mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
-    let (outcome_tx, outcomes) = mpsc::unbounded_channel();
-    let (stop, stop_rx) = watch::channel(false);
     let pools = addrs
         .iter()
         .map(|addr| PoolConfig {
@@ -186,11 +187,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             channel: Default::default(),
         })
         .collect();
-    let client = tokio::spawn(driver::run(pools, work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
-    let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
-    let stop_devices = scheduler.stop_flag();
-    scheduler.spawn(Box::new(CpuSweeper::new()));
-    Miner { outcomes, stop, stop_devices, client, stats }
+    Miner(wgminer::miner::Miner::start(Source::Pools(pools), vec![Box::new(CpuSweeper::new())]))
 }
 
 impl Miner {
@@ -212,9 +209,7 @@ impl Miner {
     }
 
     async fn stop(self) {
-        self.stop_devices.store(true, Relaxed);
-        let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(20), self.client).await.expect("client stops").unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.0.stop()).await.expect("the miner stops");
     }
 }
 
@@ -515,11 +510,6 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             ..Default::default()
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
-        let (work_tx, work_rx) = watch::channel(None);
-        let (share_tx, share_rx) = mpsc::channel(wgminer::scheduler::SHARE_QUEUE);
-        let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
-        let (stop, stop_rx) = watch::channel(false);
-        let stats = Arc::new(Stats::new());
         let config = PoolConfig {
             url: format!("stratum+tcp://{}", pool.addr),
             user: "suggest".into(),
@@ -529,14 +519,11 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             suggest_difficulty: Some(wgminer::work::Difficulty::new(0.002).unwrap()),
             channel: Default::default(),
         };
-        let client =
-            tokio::spawn(driver::run(vec![config], work_tx, share_rx, stats.clone(), Some(outcome_tx), stop_rx));
-        let scheduler = wgminer::scheduler::Scheduler::new(work_rx, share_tx, stats.clone());
-        scheduler.spawn(Box::new(CpuSweeper::new()));
+        let mut miner = wgminer::miner::Miner::start(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())]);
         let mut later_jobs = 0;
         while later_jobs < 3 {
             let (share, outcome) =
-                tokio::time::timeout(Duration::from_secs(30), outcomes.recv()).await.expect("a share").unwrap();
+                tokio::time::timeout(Duration::from_secs(30), miner.outcomes.recv()).await.expect("a share").unwrap();
             if outcome != ShareOutcome::Accepted || share.job_id.starts_with("1.") {
                 continue; // the first job went out at the starting difficulty
             }
@@ -544,9 +531,7 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             assert!(Difficulty::from_target(&hash).value() >= 0.002, "{share:?}");
             later_jobs += 1;
         }
-        scheduler.stop_flag().store(true, Relaxed);
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(20), client).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), miner.stop()).await;
     });
 }
 

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use wgminer::commands::mine::{MineOptions, Source, Summary, mine};
 use wgminer::cpu::CpuSweeper;
+use wgminer::miner::Miner;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::tls::{Trust, parse_fingerprint};
-use wgminer::source::stratum::{PoolConfig, driver};
-use wgminer::stats::Stats;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -233,13 +233,10 @@ fn client_reconnect_from_a_tls_pool_stays_tls() {
                 }
             }
         });
-        let stats = Arc::new(Stats::new());
-        let (work_tx, _work_rx) = watch::channel(None);
-        let (_share_tx, share_rx) = mpsc::channel(16);
-        let (stop, stop_rx) = watch::channel(false);
         let trust = Trust { ca_file: Some(pem("pool-cert.pem")), cert_sha256: None };
         let pool = pool_config(format!("stratum+ssl://localhost:{tls_port}"), trust, "reconnect");
-        let client = tokio::spawn(driver::run(vec![pool], work_tx, share_rx, stats, None, stop_rx));
+        // No device: only the connections are watched.
+        let miner = Miner::start(Source::Pools(vec![pool]), vec![]);
         let (mut stream, _) = tokio::time::timeout(Duration::from_secs(20), redirected.accept())
             .await
             .expect("the miner follows")
@@ -248,7 +245,6 @@ fn client_reconnect_from_a_tls_pool_stays_tls() {
         tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut first)).await.unwrap().unwrap();
         assert_eq!(first[0], 0x16, "a TLS handshake record, not {:?}", String::from_utf8_lossy(&first));
         assert_eq!(first[1], 0x03, "TLS record version");
-        let _ = stop.send(true);
-        tokio::time::timeout(Duration::from_secs(20), client).await.expect("client stops").unwrap();
+        tokio::time::timeout(Duration::from_secs(20), miner.stop()).await.expect("the miner stops");
     });
 }

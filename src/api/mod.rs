@@ -19,7 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::device::DeviceInfo;
+use crate::source::stratum::driver::PoolControl;
+use crate::source::stratum::failover::{PoolCommand, PoolControlError};
 use crate::stats::Stats;
+use crate::work::PoolId;
 
 /// cgminer's API version, which dashboards check.
 pub const API_VERSION: &str = "3.7";
@@ -135,6 +138,9 @@ pub struct ApiContext {
     pub strategy: &'static str,
     /// Asked for by `quit`.
     pub quit: mpsc::UnboundedSender<()>,
+    /// Where switchpool / enablepool / disablepool go: the failover policy of the Stratum
+    /// driver; `None` when mining solo on a node.
+    pub control: Option<mpsc::UnboundedSender<PoolControl>>,
 }
 
 /// Starts serving; returns the address it listens on.
@@ -175,7 +181,7 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn serve(mut stream: TcpStream, access: Access, stats: &Stats, context: &ApiContext) -> std::io::Result<()> {
     let request = read_request(&mut stream).await?;
-    let reply = respond(&request, access, stats, context);
+    let reply = respond(&request, access, stats, context).await;
     stream.write_all(reply.as_bytes()).await?;
     stream.write_all(b"\0").await?;
     stream.shutdown().await
@@ -232,7 +238,7 @@ fn row(fields: Vec<(&str, Value)>) -> Row {
 }
 
 /// The reply to one request, JSON or plain as it came.
-pub fn respond(request: &str, access: Access, stats: &Stats, context: &ApiContext) -> String {
+pub async fn respond(request: &str, access: Access, stats: &Stats, context: &ApiContext) -> String {
     let json_request: Option<Value> = request.starts_with('{').then(|| serde_json::from_str(request).ok()).flatten();
     if request.starts_with('{') {
         let Some(object) = json_request else {
@@ -249,27 +255,35 @@ pub fn respond(request: &str, access: Access, stats: &Stats, context: &ApiContex
         }
         // cgminer's joined commands: "summary+devs" answers each under its own name.
         if command.contains('+') {
-            let parts: Vec<String> = command
-                .split('+')
-                .map(|c| {
-                    let reply = run(c, &parameter, access, stats, context);
-                    format!("{}:[{}]", serde_json::to_string(c).unwrap_or_default(), json_reply(&reply))
-                })
-                .collect();
+            let mut parts = Vec::new();
+            for c in command.split('+') {
+                let reply = answer(c, &parameter, access, stats, context).await;
+                parts.push(format!("{}:[{}]", serde_json::to_string(c).unwrap_or_default(), json_reply(&reply)));
+            }
             return format!("{{{}}}", parts.join(","));
         }
         if command == "quit" && access == Access::Write {
             let _ = context.quit.send(());
             return r#"{"STATUS":"BYE"}"#.into();
         }
-        return json_reply(&run(&command, &parameter, access, stats, context));
+        return json_reply(&answer(&command, &parameter, access, stats, context).await);
     }
     let (command, parameter) = request.split_once('|').unwrap_or((request, ""));
     if command == "quit" && access == Access::Write {
         let _ = context.quit.send(());
         return "BYE".into();
     }
-    plain_reply(&run(command, parameter, access, stats, context))
+    plain_reply(&answer(command, parameter, access, stats, context).await)
+}
+
+/// One command's reply: the pool commands go to the failover policy and wait for its word.
+async fn answer(command: &str, parameter: &str, access: Access, stats: &Stats, context: &ApiContext) -> Reply {
+    match command {
+        "switchpool" | "enablepool" | "disablepool" if access == Access::Write => {
+            pool_control(command, parameter, stats, context).await
+        }
+        _ => run(command, access, stats, context),
+    }
 }
 
 fn description() -> String {
@@ -335,7 +349,7 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn run(command: &str, parameter: &str, access: Access, stats: &Stats, context: &ApiContext) -> Reply {
+fn run(command: &str, access: Access, stats: &Stats, context: &ApiContext) -> Reply {
     let privileged = matches!(command, "switchpool" | "enablepool" | "disablepool" | "quit");
     if privileged && access != Access::Write {
         return error(45, format!("Access denied to '{command}' command"));
@@ -358,7 +372,6 @@ fn run(command: &str, parameter: &str, access: Access, stats: &Stats, context: &
         }
         "config" => ok(33, "CGMiner config", "CONFIG", vec![config(stats, context)]),
         "stats" => ok(70, "CGMiner stats", "STATS", stats_rows(stats, context)),
-        "switchpool" | "enablepool" | "disablepool" => pool_control(command, parameter, stats),
         _ => error(14, "Invalid command"),
     }
 }
@@ -369,7 +382,7 @@ fn summary(stats: &Stats) -> Row {
     let (accepted, rejected, stale) = (counts.accepted, counts.rejected, counts.stale);
     let hw = stats.hw_errors();
     let hashes = stats.hashes();
-    let (pools, _) = stats.pools.snapshot();
+    let pools = stats.pools().entries;
     let submitted = accepted + rejected + stale;
     row(vec![
         ("Elapsed", json!(elapsed as u64)),
@@ -433,8 +446,8 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
 }
 
 fn pools(stats: &Stats) -> Vec<Row> {
-    let (pools, active) = stats.pools.snapshot();
-    let preferred = stats.pools.preferred();
+    let crate::stats::Pools { entries: pools, active, preferred } = stats.pools();
+    let (active, preferred) = (active.0, preferred.0);
     pools
         .iter()
         .enumerate()
@@ -483,7 +496,7 @@ fn config(stats: &Stats, context: &ApiContext) -> Row {
         ("GPU Count", json!(context.devices.len())),
         ("ASC Count", json!(0)),
         ("PGA Count", json!(0)),
-        ("Pool Count", json!(stats.pools.snapshot().0.len())),
+        ("Pool Count", json!(stats.pools().entries.len())),
         ("Strategy", json!(context.strategy)),
         ("Log Interval", json!(context.log_interval)),
         ("Device Code", json!("GPU")),
@@ -516,22 +529,40 @@ fn stats_rows(stats: &Stats, context: &ApiContext) -> Vec<Row> {
         .collect()
 }
 
-fn pool_control(command: &str, parameter: &str, stats: &Stats) -> Reply {
+async fn pool_control(command: &str, parameter: &str, stats: &Stats, context: &ApiContext) -> Reply {
     if parameter.trim().is_empty() {
         return error(25, "Missing pool id parameter");
     }
-    let count = stats.pools.snapshot().0.len();
+    let count = stats.pools().entries.len();
     let Ok(index) = parameter.trim().parse::<usize>() else {
         return error(26, format!("Invalid pool id {parameter} - range is 0 - {}", count.saturating_sub(1)));
     };
-    let result = match command {
-        "switchpool" => stats.pools.switch(index).map(|url| (27, format!("Switching to pool {index}:'{url}'"))),
-        "enablepool" => stats.pools.enable(index, true).map(|url| (47, format!("Enabling pool {index}:'{url}'"))),
-        _ => stats.pools.enable(index, false).map(|url| (48, format!("Disabling pool {index}:'{url}'"))),
+    let command = match command {
+        "switchpool" => PoolCommand::Switch(PoolId(index)),
+        "enablepool" => PoolCommand::Enable(PoolId(index)),
+        _ => PoolCommand::Disable(PoolId(index)),
+    };
+    let Some(control) = &context.control else {
+        return error(49, "mining solo on a node: there is no pool to switch");
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if control.send(PoolControl { command, reply }).is_err() {
+        return error(49, "the pool client has stopped");
+    }
+    let result = match tokio::time::timeout(Duration::from_secs(2), answer).await {
+        Ok(Ok(result)) => result,
+        _ => return error(49, "the pool client did not answer"),
+    };
+    let (code, verb) = match command {
+        PoolCommand::Switch(_) => (27, "Switching to"),
+        PoolCommand::Enable(_) => (47, "Enabling"),
+        PoolCommand::Disable(_) => (48, "Disabling"),
     };
     match result {
-        Ok((code, msg)) => Reply { status: Status { kind: "S", code, msg }, section: None },
-        Err(e @ crate::pools::PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
+        Ok(url) => {
+            Reply { status: Status { kind: "S", code, msg: format!("{verb} pool {index}:'{url}'") }, section: None }
+        }
+        Err(e @ PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
         Err(e) => error(49, e.to_string()),
     }
 }

@@ -1,18 +1,16 @@
 //! Mining, for `mine`, `solo` and `demo` alike: a source (pools, or a node), the scheduler
 //! and the devices, with a status line every few seconds and a summary at the end.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::api::{ApiContext, ApiOptions};
 use crate::device::Sweeper;
-use crate::scheduler::Scheduler;
-use crate::source::gbt::client::SoloConfig;
-use crate::source::stratum::{PoolConfig, ShareOutcome, driver};
+use crate::miner::Miner;
+pub use crate::miner::Source;
+use crate::source::stratum::ShareOutcome;
 use crate::stats::Stats;
 use crate::work::{Difficulty, Target};
 
@@ -57,14 +55,6 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Where work comes from.
-pub enum Source {
-    /// Stratum pools, in priority order.
-    Pools(Vec<PoolConfig>),
-    /// A node's getblocktemplate.
-    Node(SoloConfig),
-}
-
 /// Mines `source` on `devices` until the duration ends or Ctrl-C; returns the summary and the
 /// devices.
 pub async fn mine(
@@ -72,22 +62,34 @@ pub async fn mine(
     devices: Vec<Box<dyn Sweeper>>,
     options: &MineOptions,
 ) -> (Summary, Vec<Box<dyn Sweeper>>) {
-    let stats = Arc::new(Stats::new());
-    let (work_tx, work_rx) = watch::channel(None);
-    let (share_tx, share_rx) = mpsc::channel(crate::scheduler::SHARE_QUEUE);
-    let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let started = Instant::now();
-
     for d in &devices {
         tracing::info!("device: {}", d.info());
     }
     let infos = devices.iter().map(|d| d.info().clone()).collect();
-    let mut quit_rx = start_api(options, infos, &source, &stats).await;
-    let client = spawn_source(source, work_tx, share_rx, stats.clone(), outcome_tx, stop_rx);
-    let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
-    let threads: Vec<_> = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
+    let strategy = if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" };
+    let started = Instant::now();
+    let mut miner = Miner::start(source, devices);
+    let mut quit_rx = start_api(options, infos, strategy, &miner).await;
+    watch_until_stopped(&mut miner, &mut quit_rx, options).await;
+    // The rate counts the mining window only, not start-up and shutdown.
+    let mining_time = started.elapsed().as_secs_f64();
+    let (stats, hashes) = (miner.stats.clone(), miner.stats.hashes());
+    let mut stopped = miner.stop().await;
+    // Answers and journal entries that came while stopping are logged like the others.
+    while let Ok((share, outcome)) = stopped.outcomes.try_recv() {
+        log_outcome(&share, outcome);
+    }
+    for line in stats.device_lines() {
+        println!("{line}");
+    }
+    let switches: Vec<f64> = stopped.switches.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    (summarize(&stats, mining_time, hashes, &switches), stopped.devices)
+}
 
+/// The status line every few seconds and the outcomes as they come, until the duration ends,
+/// Ctrl-C or SIGTERM, or the API's `quit`.
+async fn watch_until_stopped(miner: &mut Miner, quit_rx: &mut mpsc::UnboundedReceiver<()>, options: &MineOptions) {
+    let stats = miner.stats.clone();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
@@ -102,37 +104,10 @@ pub async fn mine(
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
             name = &mut signal => { tracing::info!("stopping ({name})"); break }
             _ = status.tick() => crate::logging::status(&stats.status_line()),
-            Some((share, outcome)) = outcome_rx.recv() => log_outcome(&share, outcome),
+            Some((share, outcome)) = miner.outcomes.recv() => log_outcome(&share, outcome),
         }
     }
     crate::logging::end_status();
-    // The rate counts the mining window only, not start-up and shutdown.
-    let mining_time = started.elapsed().as_secs_f64();
-    let hashes = stats.hashes();
-    // Devices first, so that their last shares reach the client before it stops.
-    let stop_flag = scheduler.stop_flag();
-    stop_flag.store(true, Relaxed);
-    let switches: Vec<f64> = {
-        let latencies = scheduler.switch_latencies.lock().unwrap_or_else(|p| p.into_inner());
-        latencies.iter().skip(1).map(|d| d.as_secs_f64() * 1e3).collect()
-    };
-    drop(scheduler);
-    let devices: Vec<Box<dyn Sweeper>> =
-        tokio::task::spawn_blocking(move || threads.into_iter().filter_map(|t| t.join().ok()).collect())
-            .await
-            .unwrap_or_default();
-    tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
-    let _ = stop_tx.send(true);
-    let _ = client.await;
-    // Answers and journal entries that came while stopping are logged like the others.
-    while let Ok((share, outcome)) = outcome_rx.try_recv() {
-        log_outcome(&share, outcome);
-    }
-    for line in stats.device_lines() {
-        println!("{line}");
-    }
-    let summary = summarize(&stats, mining_time, hashes, &switches);
-    (summary, devices)
 }
 
 /// `wgminer mine`: mines on `source` until the duration ends or Ctrl-C, then prints the summary.
@@ -152,46 +127,24 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
 async fn start_api(
     options: &MineOptions,
     devices: Vec<crate::device::DeviceInfo>,
-    source: &Source,
-    stats: &Arc<Stats>,
+    strategy: &'static str,
+    miner: &Miner,
 ) -> mpsc::UnboundedReceiver<()> {
     let (quit_tx, quit_rx) = mpsc::unbounded_channel();
     if let Some(api) = options.api.clone() {
         let context = ApiContext {
             devices,
             log_interval: options.status_every.as_secs(),
-            strategy: if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" },
+            strategy,
             quit: quit_tx,
+            control: miner.control.clone(),
         };
-        match crate::api::start(api, stats.clone(), context).await {
+        match crate::api::start(api, miner.stats.clone(), context).await {
             Ok(addr) => tracing::info!("API listening on {addr}"),
             Err(e) => tracing::warn!("API: cannot listen: {e}; mining without it"),
         }
     }
     quit_rx
-}
-
-/// Starts the source's client: Stratum pools or a node.
-fn spawn_source(
-    source: Source,
-    work_tx: watch::Sender<Option<Arc<crate::source::SourceWork>>>,
-    share_rx: mpsc::Receiver<crate::source::Share>,
-    stats: Arc<Stats>,
-    outcome_tx: mpsc::UnboundedSender<(crate::source::Share, ShareOutcome)>,
-    stop_rx: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    match source {
-        Source::Pools(pools) => {
-            for (i, pool) in pools.iter().enumerate() {
-                tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
-            }
-            tokio::spawn(driver::run(pools, work_tx, share_rx, stats, Some(outcome_tx), stop_rx))
-        }
-        Source::Node(config) => {
-            tracing::info!("node: {}, found blocks journaled to {}", config.node.url, config.journal.display());
-            tokio::spawn(crate::source::gbt::client::run(config, work_tx, share_rx, stats, stop_rx))
-        }
-    }
 }
 
 fn log_outcome(share: &crate::source::Share, outcome: ShareOutcome) {

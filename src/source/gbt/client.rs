@@ -189,7 +189,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     // The node is the API's only "pool".
-    stats.pools.register(&config.node.url, "solo");
+    stats.register_pool(&config.node.url, "solo");
     let mut session = Session::new(config, work, stats);
     let (longpoll_ask, mut longpoll_rx) = spawn_longpoll(session.config.node.clone());
     let mut longpoll_waiting = false;

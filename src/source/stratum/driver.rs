@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{Action, Close, ConnectError, Protocol, ShareOutcome, Then};
-use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolConfig};
+use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolCommand, PoolConfig, PoolControlError};
 use super::{v1, v2};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
@@ -96,6 +96,14 @@ struct Sessions {
     v2: v2::session::Session,
 }
 
+/// A command for the pool choice (the API's switchpool / enablepool / disablepool), with
+/// where its answer goes: the URL of the pool it names, or why not.
+#[derive(Debug)]
+pub struct PoolControl {
+    pub command: PoolCommand,
+    pub reply: oneshot::Sender<Result<String, PoolControlError>>,
+}
+
 /// How a connection ended.
 enum Ended {
     Closed(Close),
@@ -114,40 +122,47 @@ struct Driver {
     devices_gone: bool,
     stats: Arc<Stats>,
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+    control: mpsc::UnboundedReceiver<PoolControl>,
     stop: watch::Receiver<bool>,
+}
+
+/// What the driver is connected to: the scheduler's work and shares, the counters, the
+/// outcomes of shares (for the log), the API's pool commands, and the stop.
+pub struct Links {
+    pub work: watch::Sender<Option<Arc<SourceWork>>>,
+    pub shares: mpsc::Receiver<Share>,
+    pub stats: Arc<Stats>,
+    pub outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
+    pub control: mpsc::UnboundedReceiver<PoolControl>,
+    pub stop: watch::Receiver<bool>,
 }
 
 /// Runs sessions until `stop` turns true, on `pools` in priority order. Outcomes of shares go
 /// to `outcomes`, if given; whatever cannot be sent is journaled at the end.
-pub async fn run(
-    pools: Vec<PoolConfig>,
-    work: watch::Sender<Option<Arc<SourceWork>>>,
-    shares: mpsc::Receiver<Share>,
-    stats: Arc<Stats>,
-    outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
-    stop: watch::Receiver<bool>,
-) {
+pub async fn run(pools: Vec<PoolConfig>, links: Links) {
     for pool in &pools {
-        stats.pools.register(&pool.url, &pool.user);
+        links.stats.register_pool(&pool.url, &pool.user);
     }
+    let Links { work, shares, stats, outcomes, control, stop } = links;
     let mut driver = Driver {
+        failover: Failover::new(pools.len()),
         pools,
         sessions: Sessions::default(),
-        failover: Failover::new(),
         work,
         shares,
         devices_gone: false,
         stats,
         outcomes,
+        control,
         stop,
     };
-    let mut next = Attempt { pool: 0, after: Duration::ZERO };
+    let mut next = Attempt { pool: PoolId(0), after: Duration::ZERO };
     while !*driver.stop.borrow() {
         if !driver.wait(next.after).await {
             break;
         }
-        driver.stats.pools.set_active(next.pool);
-        let pool = PoolId(next.pool);
+        let pool = driver.failover.wanted(next.pool).unwrap_or(next.pool);
+        driver.report_choice(pool);
         let ended = if driver.is_v2(pool) {
             driver.connection::<v2::session::Session>(pool).await
         } else {
@@ -157,7 +172,7 @@ pub async fn run(
             Ended::Stop => break,
             Ended::Switch(pool) => {
                 tracing::info!("switching to pool {}", driver.pools[pool.0].url);
-                Attempt { pool: pool.0, after: Duration::ZERO }
+                Attempt { pool, after: Duration::ZERO }
             }
             Ended::Closed(close) => driver.after_close(pool, close),
         };
@@ -181,12 +196,27 @@ impl Driver {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return true,
                 _ = self.stop.changed() => return false,
+                Some(control) = self.control.recv() => self.control(control),
                 share = self.shares.recv(), if !self.devices_gone => match share {
                     Some(share) => self.route(share),
                     None => self.devices_gone = true,
                 },
             }
         }
+    }
+
+    /// Carries out a pool command and answers it; the choice it changes is reported.
+    fn control(&mut self, control: PoolControl) {
+        let result = self.failover.control(control.command).map(|pool| self.pools[pool.0].url.clone());
+        let _ = control.reply.send(result);
+        let active = self.stats.pools().active;
+        self.report_choice(active);
+    }
+
+    /// Tells the counters' view what the failover policy chose.
+    fn report_choice(&self, active: PoolId) {
+        let (preferred, enabled) = (self.failover.preferred(), self.failover.enabled().to_vec());
+        self.stats.record(Event::PoolChoice { active, preferred, enabled });
     }
 
     /// Whether pool `pool` speaks Stratum V2.
@@ -212,11 +242,11 @@ impl Driver {
         match close.then {
             Then::Retry => {
                 tracing::info!("pool {url}: {}", close.reason);
-                Attempt { pool: pool.0, after: Duration::ZERO }
+                Attempt { pool, after: Duration::ZERO }
             }
             Then::Redirect(redirect) => {
                 let current = self.pools[pool.0].endpoint().expect("checked at start");
-                let (attempt, notice) = self.failover.redirected(&self.stats.pools, pool.0, &current, &redirect);
+                let (attempt, notice) = self.failover.redirected(pool, &current, &redirect);
                 tracing::info!("pool {url}: {}", close.reason);
                 if let Some(notice) = notice {
                     tracing::warn!("{notice}");
@@ -232,9 +262,9 @@ impl Driver {
                         .subsec_nanos()
                         % 1000,
                 ) / 1000.0;
-                let attempt = self.failover.failed(&self.stats.pools, pool.0, jitter);
-                if attempt.pool != pool.0 {
-                    tracing::warn!("pool {url}: {}; failing over to {}", close.reason, self.pools[attempt.pool].url);
+                let attempt = self.failover.failed(pool, jitter);
+                if attempt.pool != pool {
+                    tracing::warn!("pool {url}: {}; failing over to {}", close.reason, self.pools[attempt.pool.0].url);
                 } else {
                     tracing::warn!(
                         "pool {url}: {}; reconnecting in {:.0} s",
@@ -265,7 +295,7 @@ impl Driver {
     /// messages, shares and ticks through the session until the connection ends.
     async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended {
         let config = self.pools[pool.0].clone();
-        let endpoint = match self.failover.endpoint(pool.0, &config) {
+        let endpoint = match self.failover.endpoint(pool, &config) {
             Ok(e) => e,
             Err(reason) => return fail(reason),
         };
@@ -289,7 +319,7 @@ impl Driver {
             if let Some(ended) = self.carry_out(pool, actions, &mut write).await {
                 return ended;
             }
-            let preferred = PoolId(self.stats.pools.preferred());
+            let preferred = self.failover.preferred();
             actions = tokio::select! {
                 _ = self.stop.changed() => return Ended::Stop,
                 _ = tick.tick() => {
@@ -302,10 +332,13 @@ impl Driver {
                     }
                     vec![]
                 }
-                _ = self.stats.pools.changed.notified() => match self.stats.pools.wanted(pool.0) {
-                    Some(other) => return Ended::Switch(PoolId(other)),
-                    None => vec![],
-                },
+                Some(control) = self.control.recv() => {
+                    self.control(control);
+                    match self.failover.wanted(pool) {
+                        Some(other) => return Ended::Switch(other),
+                        None => vec![],
+                    }
+                }
                 message = incoming.recv() => match message {
                     Some(Ok(message)) => P::of(&mut self.sessions).received(message, Instant::now()),
                     Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e), Instant::now()),

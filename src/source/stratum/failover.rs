@@ -11,8 +11,7 @@ use super::core::Redirect;
 use super::tls::Trust;
 use super::v2::AuthorityKey;
 use super::v2::session::ChannelKind;
-use crate::pools::PoolTable;
-use crate::work::Difficulty;
+use crate::work::{Difficulty, PoolId};
 
 /// While mining on a backup pool, the first pool is tried this often; once it answers, the
 /// miner returns to it.
@@ -115,30 +114,103 @@ impl PoolConfig {
 /// The next connection: which pool, and after how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
-    pub pool: usize,
+    pub pool: PoolId,
     pub after: Duration,
 }
 
-#[derive(Debug)]
-pub struct Failover {
-    backoff: Duration,
-    /// Where the next connection to this pool goes instead of its URL, once.
-    redirect: Option<(usize, Endpoint)>,
+/// What the API may ask of the pool choice (cgminer's switchpool / enablepool / disablepool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolCommand {
+    Switch(PoolId),
+    Enable(PoolId),
+    Disable(PoolId),
 }
 
-impl Default for Failover {
-    fn default() -> Self {
-        Self::new()
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolControlError {
+    #[error("Invalid pool id {0} - range is 0 - {1}")]
+    NoSuchPool(usize, usize),
+    #[error("cannot disable the last enabled pool {0}")]
+    LastEnabled(usize),
+    #[error("pool {0} is disabled: enable it first")]
+    Disabled(usize),
+}
+
+/// The one place that chooses the next pool: after a failure, a redirect, or a command.
+#[derive(Debug)]
+pub struct Failover {
+    enabled: Vec<bool>,
+    /// The pool to mine on whenever it answers (the first, or the one switched to).
+    preferred: PoolId,
+    /// A switch asked for and not made yet.
+    requested: Option<PoolId>,
+    backoff: Duration,
+    /// Where the next connection to this pool goes instead of its URL, once.
+    redirect: Option<(PoolId, Endpoint)>,
 }
 
 impl Failover {
-    pub fn new() -> Failover {
-        Failover { backoff: MIN_BACKOFF, redirect: None }
+    /// The policy for `pools` pools, all enabled, the first preferred.
+    pub fn new(pools: usize) -> Failover {
+        Failover {
+            enabled: vec![true; pools.max(1)],
+            preferred: PoolId(0),
+            requested: None,
+            backoff: MIN_BACKOFF,
+            redirect: None,
+        }
+    }
+
+    pub fn preferred(&self) -> PoolId {
+        self.preferred
+    }
+
+    /// Which pools are enabled, in priority order.
+    pub fn enabled(&self) -> &[bool] {
+        &self.enabled
+    }
+
+    /// Carries out a command; the pool's index is checked here. Returns the pool it names.
+    pub fn control(&mut self, command: PoolCommand) -> Result<PoolId, PoolControlError> {
+        let (PoolCommand::Switch(pool) | PoolCommand::Enable(pool) | PoolCommand::Disable(pool)) = command;
+        if pool.0 >= self.enabled.len() {
+            return Err(PoolControlError::NoSuchPool(pool.0, self.enabled.len() - 1));
+        }
+        match command {
+            PoolCommand::Switch(_) if !self.enabled[pool.0] => return Err(PoolControlError::Disabled(pool.0)),
+            PoolCommand::Switch(_) => {
+                self.preferred = pool;
+                self.requested = Some(pool);
+            }
+            PoolCommand::Enable(_) => self.enabled[pool.0] = true,
+            PoolCommand::Disable(_) if self.enabled.iter().enumerate().all(|(i, e)| i == pool.0 || !e) => {
+                return Err(PoolControlError::LastEnabled(pool.0));
+            }
+            PoolCommand::Disable(_) => self.enabled[pool.0] = false,
+        }
+        Ok(pool)
+    }
+
+    /// Where the miner should be instead of `active`, if anywhere: the pool just switched to,
+    /// or the next enabled one when `active` was disabled.
+    pub fn wanted(&mut self, active: PoolId) -> Option<PoolId> {
+        if let Some(requested) = self.requested.take() {
+            if requested != active && self.enabled[requested.0] {
+                return Some(requested);
+            }
+        }
+        (!self.enabled.get(active.0).copied().unwrap_or(true)).then(|| self.next_enabled(active))
+    }
+
+    /// The pool after `pool`, in priority order, that is enabled (`pool` itself when it is the
+    /// only one).
+    pub fn next_enabled(&self, pool: PoolId) -> PoolId {
+        let n = self.enabled.len();
+        (1..=n).map(|k| (pool.0 + k) % n).find(|&i| self.enabled[i]).map_or(pool, PoolId)
     }
 
     /// Where the next connection to `pool` goes: a redirect once, else its URL.
-    pub fn endpoint(&mut self, pool: usize, config: &PoolConfig) -> Result<Endpoint, String> {
+    pub fn endpoint(&mut self, pool: PoolId, config: &PoolConfig) -> Result<Endpoint, String> {
         match self.redirect.take() {
             Some((p, endpoint)) if p == pool => Ok(endpoint),
             _ => config.endpoint(),
@@ -151,9 +223,9 @@ impl Failover {
     }
 
     /// `pool` failed. `jitter` in [0, 1) spreads reconnects of many miners.
-    pub fn failed(&mut self, table: &PoolTable, pool: usize, jitter: f64) -> Attempt {
-        let next = table.next_enabled(pool);
-        if next != pool && next != table.preferred() {
+    pub fn failed(&mut self, pool: PoolId, jitter: f64) -> Attempt {
+        let next = self.next_enabled(pool);
+        if next != pool && next != self.preferred {
             return Attempt { pool: next, after: Duration::ZERO }; // back off only after a whole round
         }
         let after = self.backoff.mul_f64(1.0 + jitter.clamp(0.0, 1.0) / 4.0);
@@ -165,13 +237,7 @@ impl Failover {
     /// reason to send the worker's password elsewhere); a port on the same host is, once,
     /// with the same scheme and certificate checks. A wait is spent on the next pool when
     /// there is one. Returns the attempt and what to tell the user.
-    pub fn redirected(
-        &mut self,
-        table: &PoolTable,
-        pool: usize,
-        current: &Endpoint,
-        redirect: &Redirect,
-    ) -> (Attempt, Option<String>) {
+    pub fn redirected(&mut self, pool: PoolId, current: &Endpoint, redirect: &Redirect) -> (Attempt, Option<String>) {
         if redirect.host.as_ref().is_some_and(|h| *h != current.host) {
             let host = redirect.host.as_deref().unwrap_or_default();
             let notice = format!("pool {pool} asked to reconnect to {host}; only its own host is followed");
@@ -181,7 +247,7 @@ impl Failover {
             self.redirect = Some((pool, Endpoint { port, ..current.clone() }));
         }
         let wait = Duration::from_secs(redirect.wait).min(MAX_REDIRECT_WAIT);
-        let next = table.next_enabled(pool);
+        let next = self.next_enabled(pool);
         if wait.is_zero() {
             // A second at least: a pool that redirects every connection at once gets no loop.
             (Attempt { pool, after: MIN_BACKOFF }, None)
@@ -203,14 +269,6 @@ impl Failover {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn table(n: usize) -> PoolTable {
-        let table = PoolTable::default();
-        for i in 0..n {
-            table.register(&format!("stratum+tcp://pool{i}:3333"), "u");
-        }
-        table
-    }
 
     fn config(url: &str) -> PoolConfig {
         PoolConfig {
@@ -257,44 +315,43 @@ mod tests {
 
     #[test]
     fn failover_in_order_then_backoff_doubling_to_a_minute() {
-        let table = table(2);
-        let mut f = Failover::new();
-        assert_eq!(f.failed(&table, 0, 0.0), Attempt { pool: 1, after: Duration::ZERO });
+        let (p0, p1) = (PoolId(0), PoolId(1));
+        let mut f = Failover::new(2);
+        assert_eq!(f.failed(p0, 0.0), Attempt { pool: p1, after: Duration::ZERO });
         // The round is over when the next is the preferred pool again.
-        assert_eq!(f.failed(&table, 1, 0.0), Attempt { pool: 0, after: Duration::from_secs(1) });
-        assert_eq!(f.failed(&table, 0, 0.0).pool, 1);
-        assert_eq!(f.failed(&table, 1, 0.5), Attempt { pool: 0, after: Duration::from_millis(2250) });
+        assert_eq!(f.failed(p1, 0.0), Attempt { pool: p0, after: Duration::from_secs(1) });
+        assert_eq!(f.failed(p0, 0.0).pool, p1);
+        assert_eq!(f.failed(p1, 0.5), Attempt { pool: p0, after: Duration::from_millis(2250) });
         for _ in 0..10 {
-            f.failed(&table, 1, 0.0);
+            f.failed(p1, 0.0);
         }
-        assert_eq!(f.failed(&table, 1, 0.0).after, MAX_BACKOFF);
+        assert_eq!(f.failed(p1, 0.0).after, MAX_BACKOFF);
         f.worked();
-        assert_eq!(f.failed(&table, 1, 0.0).after, MIN_BACKOFF);
+        assert_eq!(f.failed(p1, 0.0).after, MIN_BACKOFF);
         // One pool: back off on it.
-        let single = self::table(1);
-        assert_eq!(Failover::new().failed(&single, 0, 0.0), Attempt { pool: 0, after: MIN_BACKOFF });
+        assert_eq!(Failover::new(1).failed(p0, 0.0), Attempt { pool: p0, after: MIN_BACKOFF });
     }
 
     /// A TLS pool's redirect keeps TLS (the old client rewrote it to stratum+tcp://), is used
     /// once, and a redirect to another host is not followed.
     #[test]
     fn redirects_keep_tls_and_last_one_connection() {
-        let table = table(1);
+        let p0 = PoolId(0);
         let pool = config("stratum+ssl://pool.example:4443");
         let current = pool.endpoint().unwrap();
-        let mut f = Failover::new();
+        let mut f = Failover::new(1);
         let to = Redirect { host: Some("pool.example".into()), port: Some(4444), wait: 0 };
-        assert_eq!(f.redirected(&table, 0, &current, &to), (Attempt { pool: 0, after: MIN_BACKOFF }, None));
+        assert_eq!(f.redirected(p0, &current, &to), (Attempt { pool: p0, after: MIN_BACKOFF }, None));
         assert_eq!(
-            f.endpoint(0, &pool).unwrap(),
+            f.endpoint(p0, &pool).unwrap(),
             Endpoint { host: "pool.example".into(), port: 4444, tls: true, authority: None }
         );
-        assert_eq!(f.endpoint(0, &pool).unwrap(), current, "the configured URL again after one try");
+        assert_eq!(f.endpoint(p0, &pool).unwrap(), current, "the configured URL again after one try");
         let elsewhere = Redirect { host: Some("evil.example".into()), port: Some(80), wait: 0 };
-        let (attempt, notice) = f.redirected(&table, 0, &current, &elsewhere);
-        assert_eq!(attempt.pool, 0);
+        let (attempt, notice) = f.redirected(p0, &current, &elsewhere);
+        assert_eq!(attempt.pool, p0);
         assert!(notice.unwrap().contains("only its own host"));
-        assert_eq!(f.endpoint(0, &pool).unwrap(), current);
+        assert_eq!(f.endpoint(p0, &pool).unwrap(), current);
     }
 
     /// A wait is said, capped, and spent on a backup pool when there is one.
@@ -303,11 +360,30 @@ mod tests {
         let pool = config("stratum+tcp://pool0:3333");
         let current = pool.endpoint().unwrap();
         let long = Redirect { wait: 86_400, ..Redirect::default() };
-        let (attempt, notice) = Failover::new().redirected(&table(1), 0, &current, &long);
-        assert_eq!(attempt, Attempt { pool: 0, after: MAX_REDIRECT_WAIT });
+        let (attempt, notice) = Failover::new(1).redirected(PoolId(0), &current, &long);
+        assert_eq!(attempt, Attempt { pool: PoolId(0), after: MAX_REDIRECT_WAIT });
         assert!(notice.unwrap().contains("wait 300 s"));
-        let (attempt, notice) = Failover::new().redirected(&table(2), 0, &current, &long);
-        assert_eq!(attempt, Attempt { pool: 1, after: Duration::ZERO });
+        let (attempt, notice) = Failover::new(2).redirected(PoolId(0), &current, &long);
+        assert_eq!(attempt, Attempt { pool: PoolId(1), after: Duration::ZERO });
         assert!(notice.unwrap().contains("mining on pool 1 meanwhile"));
+    }
+
+    /// The API's commands, as cgminer answers them: a switch is made once and remembered as
+    /// the pool to return to; disabling the pool in use moves on; the last enabled pool stays.
+    #[test]
+    fn commands_change_the_choice_and_nothing_else_does() {
+        let (p0, p1) = (PoolId(0), PoolId(1));
+        let mut f = Failover::new(2);
+        assert_eq!(f.wanted(p0), None);
+        assert_eq!(f.control(PoolCommand::Switch(PoolId(7))), Err(PoolControlError::NoSuchPool(7, 1)));
+        assert_eq!(f.control(PoolCommand::Switch(p1)), Ok(p1));
+        assert_eq!((f.wanted(p0), f.wanted(p0), f.preferred()), (Some(p1), None, p1));
+        assert_eq!(f.control(PoolCommand::Disable(p1)), Ok(p1));
+        assert_eq!(f.wanted(p1), Some(p0));
+        assert_eq!(f.control(PoolCommand::Disable(p0)), Err(PoolControlError::LastEnabled(0)));
+        assert_eq!(f.control(PoolCommand::Switch(p1)), Err(PoolControlError::Disabled(1)));
+        assert_eq!(f.failed(p0, 0.0).pool, p0, "a disabled pool is not failed over to");
+        assert_eq!(f.control(PoolCommand::Enable(p1)), Ok(p1));
+        assert_eq!(f.enabled(), &[true, true]);
     }
 }

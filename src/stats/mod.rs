@@ -9,7 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 
-use crate::pools::PoolTable;
+mod pools;
+use pools::PoolViews;
+pub use pools::{PoolView, Pools};
+
 use crate::work::{DeviceId, Difficulty, PoolId};
 
 /// One step in a share's life: found by a device (and handed to its source), then exactly
@@ -45,6 +48,8 @@ pub enum Event {
     Job { pool: PoolId, difficulty: Difficulty },
     /// The connection to `pool` failed.
     PoolDown { pool: PoolId },
+    /// The failover policy's choice: the pool in use, the one to return to, which are enabled.
+    PoolChoice { active: PoolId, preferred: PoolId, enabled: Vec<bool> },
     /// Solo: a template, at the network's difficulty.
     Template { network_difficulty: Difficulty },
     /// Solo: a block found (then journaled and submitted; its end is a `Share` event).
@@ -113,7 +118,7 @@ pub struct Stats {
     /// Hash counts of the last 10 s, one sample a second (`tick`), for the API's "MHS 5s".
     samples: Mutex<VecDeque<(Instant, u64, Vec<u64>)>>,
     devices: Mutex<Vec<Arc<DeviceStats>>>,
-    pub pools: PoolTable,
+    pools: PoolViews,
     events: broadcast::Sender<Event>,
 }
 
@@ -164,7 +169,7 @@ impl Stats {
             last_sample: Mutex::new((now, 0)),
             samples: Mutex::new(VecDeque::from([(now, 0, Vec::new())])),
             devices: Mutex::new(Vec::new()),
-            pools: PoolTable::default(),
+            pools: PoolViews::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
         }
     }
@@ -219,6 +224,7 @@ impl Stats {
             }
             Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
             Event::PoolDown { pool } => self.pools.down(*pool),
+            Event::PoolChoice { active, preferred, enabled } => self.pools.choice(*active, *preferred, enabled),
             Event::Template { network_difficulty } => {
                 self.templates.fetch_add(1, Relaxed);
                 self.network_difficulty.store(network_difficulty.value().to_bits(), Relaxed);
@@ -231,6 +237,16 @@ impl Stats {
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(event);
         }
+    }
+
+    /// Adds a source to the view (pools in priority order, or the node): the id its events carry.
+    pub fn register_pool(&self, url: &str, user: &str) -> PoolId {
+        self.pools.register(url, user)
+    }
+
+    /// Every pool's state, as the events left it.
+    pub fn pools(&self) -> Pools {
+        self.pools.snapshot()
     }
 
     /// Every event from now on, as `record` takes it.
@@ -421,7 +437,7 @@ mod tests {
                 stats.device(&format!("d{d}"));
             }
             for p in 0..pools {
-                stats.pools.register(&format!("p{p}"), "u");
+                stats.register_pool(&format!("p{p}"), "u");
             }
             let mut open: Vec<(DeviceId, PoolId)> = Vec::new();
             for _ in 0..next(400) {
@@ -445,7 +461,7 @@ mod tests {
             let total = stats.counts();
             assert_eq!(total.found, total.ended());
             let by_device: Vec<Counts> = stats.devices().iter().map(|d| d.counts()).collect();
-            let by_pool: Vec<Counts> = stats.pools.snapshot().0.iter().map(|p| p.shares).collect();
+            let by_pool: Vec<Counts> = stats.pools().entries.iter().map(|p| p.shares).collect();
             for scope in [&by_device, &by_pool] {
                 assert!(scope.iter().all(|c| c.found == c.ended()), "{scope:?}");
                 let sum = |f: fn(&Counts) -> u64| scope.iter().map(f).sum::<u64>();
