@@ -104,7 +104,12 @@ impl RunArgs {
             None if !self.api_allow.is_empty() => anyhow::bail!("--api-allow needs --api-listen"),
             None => None,
         };
-        Ok(commands::mine::MineOptions { duration, status_every: Duration::from_secs(self.status_every), api })
+        Ok(commands::mine::MineOptions {
+            duration,
+            status_every: Duration::from_secs(self.status_every),
+            api,
+            until: None,
+        })
     }
 }
 

@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -41,29 +44,47 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
     }
 }
 
-/// Two embedded pools and one CPU device, the API on a free port with `allow`.
-async fn run_miner(allow: &str, seconds: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::commands::mine::Summary {
+/// Two embedded pools and one CPU device, the API on a free port with `allow`: once the
+/// first share is accepted the queries run, and the run ends when they are done (or at
+/// `quit`), `ceiling` seconds at most.
+async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::commands::mine::Summary {
     let options = PoolOptions { difficulty: 0.0005, ..Default::default() };
     let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
     let second = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let port = common::node::free_port();
     let allow = allow.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     let api = ApiOptions::new(&format!("127.0.0.1:{port}"), allow).unwrap();
+    let queried = Arc::new(AtomicBool::new(false));
+    let done = queried.clone();
     let run = MineOptions {
-        duration: Some(Duration::from_secs(seconds)),
+        duration: Some(Duration::from_secs(ceiling)),
         status_every: Duration::from_secs(5),
         api: Some(api),
+        until: Some(Arc::new(move |_: &wgminer::stats::Stats| done.load(Relaxed))),
     };
     let pools = Source::Pools(vec![pool_config(first.addr, "first"), pool_config(second.addr, "second")]);
     let miner = tokio::spawn(async move { mine(pools, vec![Box::new(CpuSweeper::new())], &run).await.0 });
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(ceiling);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no share accepted in {ceiling} s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            continue; // not listening yet
+        }
+        let summary = ask_json(port, "summary", "").await;
+        let s = &summary["SUMMARY"][0];
+        if s["Accepted"].as_u64() >= Some(1) && s["MHS 5s"].as_f64() > Some(0.0) {
+            break;
+        }
+    }
     queries(port).await;
-    tokio::time::timeout(Duration::from_secs(seconds + 10), miner).await.unwrap().unwrap()
+    queried.store(true, Relaxed);
+    tokio::time::timeout(Duration::from_secs(ceiling + 10), miner).await.unwrap().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_devs_and_pools_read_as_cgminer_shapes_them() {
-    run_miner("", 6, async |port| {
+    run_miner("", 60, async |port| {
         let summary = ask_json(port, "summary", "").await;
         let status = &summary["STATUS"][0];
         assert_eq!(

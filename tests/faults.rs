@@ -77,8 +77,12 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let run =
-            MineOptions { duration: Some(Duration::from_secs(8)), status_every: Duration::from_secs(60), api: None };
+        let run = MineOptions {
+            duration: Some(Duration::from_secs(8)),
+            status_every: Duration::from_secs(60),
+            api: None,
+            until: None,
+        };
         let started = Instant::now();
         let miner =
             tokio::spawn(

@@ -56,8 +56,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let run =
-            MineOptions { duration: Some(Duration::from_secs(6)), status_every: Duration::from_secs(2), api: None };
+        let run = MineOptions::until_accepted(3, Duration::from_secs(60));
         let (summary, _) = mine(Source::Pools(vec![config]), vec![Box::new(gpu)], &run).await;
         assert!(summary.accepted >= 3, "{summary:?}");
         assert_eq!((summary.rejected, summary.hw_errors, summary.journaled), (0, 0, 0), "{summary:?}");
@@ -465,14 +464,12 @@ fn tls_pool_with_its_own_ca() {
             channel: Default::default(),
         };
         // Without the CA, the self-signed certificate is refused: no session, no share.
-        let run =
-            MineOptions { duration: Some(Duration::from_secs(2)), status_every: Duration::from_secs(2), api: None };
+        let run = MineOptions::until_accepted(1, Duration::from_secs(2));
         let (summary, _) = mine(Source::Pools(vec![config(None)]), vec![Box::new(CpuSweeper::new())], &run).await;
         assert_eq!((summary.accepted, pool.stats.accepted.load(Relaxed)), (0, 0));
         assert!(pool.stats.connections.load(Relaxed) >= 1);
         // With it, shares flow over TLS.
-        let run =
-            MineOptions { duration: Some(Duration::from_secs(4)), status_every: Duration::from_secs(2), api: None };
+        let run = MineOptions::until_accepted(1, Duration::from_secs(60));
         let (summary, _) =
             mine(Source::Pools(vec![config(Some(ca_file.clone()))]), vec![Box::new(CpuSweeper::new())], &run).await;
         assert!(summary.accepted >= 1, "{summary:?}");

@@ -35,9 +35,11 @@ fn pool_config(url: String, trust: Trust, name: &str) -> PoolConfig {
     }
 }
 
-async fn mine_for(seconds: u64, pool: PoolConfig) -> Summary {
-    let run =
-        MineOptions { duration: Some(Duration::from_secs(seconds)), status_every: Duration::from_secs(60), api: None };
+/// Mines on `pool` until `accepted` shares were accepted, or `ceiling` seconds pass: a pool
+/// that must take the miner ends the run at its shares (60 s is only the ceiling), one that
+/// must refuse it is given a short time to show that nothing comes.
+async fn mine_until(accepted: u64, ceiling: u64, pool: PoolConfig) -> Summary {
+    let run = MineOptions::until_accepted(accepted, Duration::from_secs(ceiling));
     mine(Source::Pools(vec![pool]), vec![Box::new(CpuSweeper::new())], &run).await.0
 }
 
@@ -85,7 +87,8 @@ fn a_pool_that_drops_mining_configure_is_mined_on_without_it() {
             EmbeddedPool::start("127.0.0.1:0", PoolOptions { difficulty: 0.0005, ..Default::default() }).await.unwrap();
         let (tx, mut first_lines) = mpsc::unbounded_channel();
         let proxy = drop_on_configure(pool.addr, tx).await;
-        let summary = mine_for(6, pool_config(format!("stratum+tcp://{proxy}"), Trust::default(), "configure")).await;
+        let summary =
+            mine_until(2, 60, pool_config(format!("stratum+tcp://{proxy}"), Trust::default(), "configure")).await;
         // The first connection opened with configure and was dropped; the second went without.
         assert!(first_lines.recv().await.unwrap().contains("\"mining.configure\""));
         let second = first_lines.recv().await.unwrap();
@@ -132,10 +135,10 @@ fn a_self_signed_openssl_certificate_is_trusted_when_given() {
         let pool = EmbeddedPool::start("127.0.0.1:0", tls_pool_options(server_config("pool"))).await.unwrap();
         let url = |host: &str| format!("stratum+ssl://{host}:{}", pool.addr.port());
         let pinned = Trust { ca_file: Some(pem("pool-cert.pem")), cert_sha256: None };
-        let summary = mine_for(4, pool_config(url("localhost"), pinned.clone(), "ca-file")).await;
+        let summary = mine_until(1, 60, pool_config(url("localhost"), pinned.clone(), "ca-file")).await;
         assert!(summary.accepted >= 1, "{summary:?}");
         // The name is checked against the certificate, which names localhost and 127.0.0.1.
-        let summary = mine_for(2, pool_config(url("127.0.0.1"), pinned, "ca-file-ip")).await;
+        let summary = mine_until(1, 60, pool_config(url("127.0.0.1"), pinned, "ca-file-ip")).await;
         assert!(summary.accepted >= 1, "IP in the SAN: {summary:?}");
 
         let fingerprint = parse_fingerprint(
@@ -143,7 +146,7 @@ fn a_self_signed_openssl_certificate_is_trusted_when_given() {
         )
         .unwrap();
         let by_hash = Trust { ca_file: None, cert_sha256: Some(fingerprint) };
-        let summary = mine_for(3, pool_config(url("localhost"), by_hash, "sha256")).await;
+        let summary = mine_until(1, 60, pool_config(url("localhost"), by_hash, "sha256")).await;
         assert!(summary.accepted >= 1, "{summary:?}");
 
         let accepted = pool.stats.accepted.load(Relaxed);
@@ -152,7 +155,7 @@ fn a_self_signed_openssl_certificate_is_trusted_when_given() {
             ("other", Trust { ca_file: Some(pem("other-cert.pem")), cert_sha256: None }),
             ("wrong-hash", Trust { ca_file: None, cert_sha256: Some([0x11; 32]) }),
         ] {
-            let summary = mine_for(2, pool_config(url("localhost"), trust, name)).await;
+            let summary = mine_until(1, 2, pool_config(url("localhost"), trust, name)).await;
             assert_eq!(summary.accepted, 0, "{name}: {summary:?}");
         }
         assert_eq!(pool.stats.accepted.load(Relaxed), accepted, "no share reached the pool without trust");
@@ -197,13 +200,13 @@ fn a_ca_chain_is_trusted_and_an_expired_pin_is_not() {
         let chained = EmbeddedPool::start("127.0.0.1:0", tls_pool_options(server(&leaf, &leaf_key))).await.unwrap();
         let url = format!("stratum+ssl://localhost:{}", chained.addr.port());
         let trust = Trust { ca_file: Some(ca_file.clone()), cert_sha256: None };
-        let summary = mine_for(3, pool_config(url, trust, "chain")).await;
+        let summary = mine_until(1, 60, pool_config(url, trust, "chain")).await;
         assert!(summary.accepted >= 1, "{summary:?}");
 
         let stale = EmbeddedPool::start("127.0.0.1:0", tls_pool_options(server(&expired, &expired_key))).await.unwrap();
         let url = format!("stratum+ssl://localhost:{}", stale.addr.port());
         let trust = Trust { ca_file: Some(expired_file.clone()), cert_sha256: None };
-        let summary = mine_for(2, pool_config(url, trust, "expired")).await;
+        let summary = mine_until(1, 2, pool_config(url, trust, "expired")).await;
         assert_eq!((summary.accepted, stale.stats.accepted.load(Relaxed)), (0, 0));
         assert!(stale.stats.connections.load(Relaxed) >= 1, "the miner tried");
     });

@@ -45,7 +45,7 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
     let config = SoloConfig { node: a.rpc.clone(), payout, journal: journal.clone(), poll: Duration::from_secs(1) };
     let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
     let gpu = GpuSweeper::open(adapter, GpuOptions::default()).unwrap();
-    let run = MineOptions { duration: Some(Duration::from_secs(4)), status_every: Duration::from_secs(1), api: None };
+    let run = MineOptions::until_accepted(3, Duration::from_secs(60));
     let (summary, _) = runtime().block_on(mine(Source::Node(config), vec![Box::new(gpu)], &run));
 
     let end = a.height();

@@ -336,6 +336,7 @@ fn mine_once(
         duration: Some(std::time::Duration::from_secs_f64(seconds)),
         status_every: std::time::Duration::from_secs(3600),
         api: None,
+        until: None,
     };
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
     let (summary, mut back) = super::runtime()?.block_on(super::demo::demo(vec![device], &run, pool, journal, sv2))?;

@@ -1,6 +1,7 @@
 //! Mining, for `mine`, `solo` and `demo` alike: a source (pools, or a node), the scheduler
 //! and the devices, with a status line every few seconds and a summary at the end.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,6 +21,24 @@ pub struct MineOptions {
     pub status_every: Duration,
     /// The cgminer-compatible monitoring API, when asked for.
     pub api: Option<ApiOptions>,
+    /// Stop as soon as this holds of the counters (tests and benches wait for outcomes, with
+    /// `duration` as the ceiling).
+    pub until: Option<Goal>,
+}
+
+/// A condition on the counters.
+pub type Goal = Arc<dyn Fn(&Stats) -> bool + Send + Sync>;
+
+impl MineOptions {
+    /// Mines until `accepted` shares were accepted, or `ceiling` passes.
+    pub fn until_accepted(accepted: u64, ceiling: Duration) -> MineOptions {
+        MineOptions {
+            duration: Some(ceiling),
+            status_every: Duration::from_secs(5),
+            api: None,
+            until: Some(Arc::new(move |stats: &Stats| stats.counts().accepted >= accepted)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,12 +113,16 @@ async fn watch_until_stopped(miner: &mut Miner, quit_rx: &mut mpsc::UnboundedRec
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
     let mut sample = tokio::time::interval(Duration::from_secs(1));
+    let mut check = tokio::time::interval(Duration::from_millis(50));
     // One listener for the whole run: a signal between two turns of the loop is not missed.
     let signal = super::stop_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             _ = sample.tick() => stats.tick(),
+            _ = check.tick(), if options.until.is_some() => {
+                if options.until.as_ref().is_some_and(|done| done(&stats)) { break }
+            }
             Some(()) = quit_rx.recv() => { tracing::info!("stopping (API quit)"); break }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
             name = &mut signal => { tracing::info!("stopping ({name})"); break }

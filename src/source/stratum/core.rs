@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::failover::{Endpoint, PoolConfig};
+use super::failover::{Endpoint, PoolConfig, UrlError};
+use super::tls::TlsError;
 use crate::source::{Share, SourceWork};
 use crate::work::{Difficulty, HashRate, PoolId};
 
@@ -152,16 +153,16 @@ pub fn fail<M>(reason: impl Into<String>) -> Vec<Action<M>> {
 /// a caller can tell apart (a refused port from a certificate nobody trusts).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
-    #[error("{0}")]
-    BadUrl(String),
+    #[error(transparent)]
+    BadUrl(#[from] UrlError),
     #[error("connect to {address}: refused (is the pool up, and is this its port?)")]
     Refused { address: String },
     #[error("connect to {address} timed out")]
     TimedOut { address: String },
     #[error("connect to {address}: {reason}")]
     Network { address: String, reason: String },
-    #[error("TLS settings: {0}")]
-    TlsConfig(String),
+    #[error(transparent)]
+    TlsConfig(#[from] TlsError),
     #[error(
         "TLS with {address}: the pool's certificate is not trusted ({reason}); see --ca-file and --pool-cert-sha256"
     )]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::core::Redirect;
 use super::tls::Trust;
 use super::v2::AuthorityKey;
+use super::v2::key::KeyError;
 use super::v2::session::ChannelKind;
 use crate::work::{Difficulty, PoolId};
 
@@ -61,6 +62,23 @@ impl Endpoint {
     }
 }
 
+/// A pool URL that cannot be used, and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error(
+        "pool URL scheme `{0}` is not supported (use stratum+tcp://, stratum+ssl://, stratum+tls:// or stratum2+tcp://)"
+    )]
+    Scheme(String),
+    #[error("Stratum V2 pool URL `{0}` needs the pool's authority key: stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY")]
+    NoKey(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("pool URL `{url}` has a bad port `{port}`")]
+    Port { url: String, port: String },
+    #[error("pool URL `{0}` needs a host and a port, such as stratum+tcp://pool.example:3333")]
+    NoHost(String),
+}
+
 /// The URL scheme of a Stratum V2 pool, as the SV2 specification writes it.
 const V2_SCHEME: &str = "stratum2+tcp";
 
@@ -72,16 +90,12 @@ impl PoolConfig {
 
     /// The URL read: `stratum+tcp://HOST:PORT`, `stratum+ssl://…`, or, as the SV2
     /// specification writes it, `stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY`.
-    pub fn endpoint(&self) -> Result<Endpoint, String> {
+    pub fn endpoint(&self) -> Result<Endpoint, UrlError> {
         let (tls, v2, rest) = match self.url.split_once("://") {
             Some(("stratum+tcp" | "tcp", rest)) => (false, false, rest),
             Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", rest)) => (true, false, rest),
             Some((V2_SCHEME, rest)) => (false, true, rest),
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "pool URL scheme `{scheme}` is not supported (use stratum+tcp://, stratum+ssl://, stratum+tls:// or stratum2+tcp://)"
-                ));
-            }
+            Some((scheme, _)) => return Err(UrlError::Scheme(scheme.to_string())),
             None => (false, false, self.url.as_str()),
         };
         let (rest, authority) = if v2 {
@@ -89,12 +103,7 @@ impl PoolConfig {
                 Some((address, key)) if !key.trim_end_matches('/').is_empty() => {
                     (address, Some(key.trim_end_matches('/').parse::<AuthorityKey>()?))
                 }
-                _ => {
-                    return Err(format!(
-                        "Stratum V2 pool URL `{}` needs the pool's authority key: stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY",
-                        self.url
-                    ));
-                }
+                _ => return Err(UrlError::NoKey(self.url.clone())),
             }
         } else {
             (rest.trim_end_matches('/'), None)
@@ -102,11 +111,9 @@ impl PoolConfig {
         match rest.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
                 Ok(port) => Ok(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port, tls, authority }),
-                Err(_) => Err(format!("pool URL `{}` has a bad port `{port}`", self.url)),
+                Err(_) => Err(UrlError::Port { url: self.url.clone(), port: port.to_string() }),
             },
-            _ => {
-                Err(format!("pool URL `{}` needs a host and a port, such as stratum+tcp://pool.example:3333", self.url))
-            }
+            _ => Err(UrlError::NoHost(self.url.clone())),
         }
     }
 }
@@ -210,7 +217,7 @@ impl Failover {
     }
 
     /// Where the next connection to `pool` goes: a redirect once, else its URL.
-    pub fn endpoint(&mut self, pool: PoolId, config: &PoolConfig) -> Result<Endpoint, String> {
+    pub fn endpoint(&mut self, pool: PoolId, config: &PoolConfig) -> Result<Endpoint, UrlError> {
         match self.redirect.take() {
             Some((p, endpoint)) if p == pool => Ok(endpoint),
             _ => config.endpoint(),
@@ -290,10 +297,10 @@ mod tests {
         assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.tls), ("127.0.0.1", 34254, false));
         assert_eq!(endpoint.authority.unwrap().to_string(), key);
         let missing = config("stratum2+tcp://127.0.0.1:34254").endpoint().unwrap_err();
-        assert!(missing.contains("needs the pool's authority key"), "{missing}");
+        assert!(matches!(missing, UrlError::NoKey(_)), "{missing}");
         let wrong =
             config("stratum2+tcp://127.0.0.1:34254/9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH7").endpoint();
-        assert!(wrong.unwrap_err().contains("not a Stratum V2 authority public key"));
+        assert!(matches!(wrong, Err(UrlError::Key(KeyError::Public { .. }))), "{wrong:?}");
     }
 
     #[test]
@@ -308,9 +315,10 @@ mod tests {
             endpoint("127.0.0.1:3333").unwrap(),
             Endpoint { host: "127.0.0.1".into(), port: 3333, tls: false, authority: None }
         );
-        assert!(endpoint("http://pool:1").unwrap_err().contains("not supported"));
-        assert!(endpoint("stratum+tcp://pool").unwrap_err().contains("needs a host and a port"));
-        assert!(endpoint("stratum+tcp://pool:99999").unwrap_err().contains("bad port"));
+        assert_eq!(endpoint("http://pool:1"), Err(UrlError::Scheme("http".into())));
+        assert!(endpoint("http://pool:1").unwrap_err().to_string().contains("not supported"));
+        assert!(matches!(endpoint("stratum+tcp://pool"), Err(UrlError::NoHost(_))));
+        assert!(matches!(endpoint("stratum+tcp://pool:99999"), Err(UrlError::Port { .. })));
     }
 
     #[test]

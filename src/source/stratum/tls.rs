@@ -28,15 +28,28 @@ pub struct Trust {
     pub cert_sha256: Option<[u8; 32]>,
 }
 
+/// TLS settings that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    #[error("not hex: {0}")]
+    FingerprintHex(String),
+    #[error("a SHA-256 fingerprint is 32 bytes, got {0}")]
+    FingerprintLength(usize),
+    #[error("CA file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
+    #[error("TLS settings: {0}")]
+    Settings(String),
+}
+
 /// Reads `--pool-cert-sha256`: 64 hex digits, colons allowed as openssl prints them.
-pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
+pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], TlsError> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
-    let bytes = crate::work::hex_decode(&hex).map_err(|e| format!("not hex: {e}"))?;
-    bytes.try_into().map_err(|b: Vec<u8>| format!("a SHA-256 fingerprint is 32 bytes, got {}", b.len()))
+    let bytes = crate::work::hex_decode(&hex).map_err(|e| TlsError::FingerprintHex(e.to_string()))?;
+    bytes.try_into().map_err(|b: Vec<u8>| TlsError::FingerprintLength(b.len()))
 }
 
 /// The client settings for `trust`.
-pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let pinned = match &trust.ca_file {
         Some(path) => read_pem(path)?,
@@ -50,7 +63,7 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
     }
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("TLS roots: {e}"))?;
+        .map_err(|e| TlsError::Settings(format!("roots: {e}")))?;
     let verifier = PinningVerifier {
         webpki,
         pinned,
@@ -59,20 +72,21 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TlsError::Settings(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(config)
 }
 
-fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |reason: String| TlsError::CaFile { path: path.to_path_buf(), reason };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("CA file {}: {e}", path.display()))?
+        .map_err(|e| error(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        .map_err(|e| error(e.to_string()))?;
     if certs.is_empty() {
-        return Err(format!("CA file {}: no PEM certificate in it", path.display()));
+        return Err(error("no PEM certificate in it".into()));
     }
     Ok(certs)
 }
@@ -173,7 +187,7 @@ mod tests {
         let hex = "AB:CD:".to_string() + &"00".repeat(30);
         assert_eq!(parse_fingerprint(&hex).unwrap()[..2], [0xab, 0xcd]);
         assert_eq!(parse_fingerprint(&"11".repeat(32)).unwrap(), [0x11; 32]);
-        assert!(parse_fingerprint("abcd").unwrap_err().contains("32 bytes"));
+        assert_eq!(parse_fingerprint("abcd"), Err(TlsError::FingerprintLength(2)));
         assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
     }
 }

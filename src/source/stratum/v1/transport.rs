@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::codec::{ClientMessage, MAX_LINE, spawn_line_reader};
 use crate::source::stratum::core::ConnectError;
 use crate::source::stratum::failover::Endpoint;
-use crate::source::stratum::tls::{self, Trust};
+use crate::source::stratum::tls::{self, TlsError, Trust};
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
@@ -39,7 +39,7 @@ pub async fn connect(
     let (read, write): (Reader, Writer) = if endpoint.tls {
         let config = tls::client_config(trust).map_err(ConnectError::TlsConfig)?;
         let name = pki_types::ServerName::try_from(endpoint.host.clone())
-            .map_err(|e| ConnectError::TlsConfig(format!("{}: {e}", endpoint.host)))?;
+            .map_err(|e| ConnectError::TlsConfig(TlsError::Settings(format!("{}: {e}", endpoint.host))))?;
         let address = endpoint.address();
         let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
         let stream = match tokio::time::timeout(TLS_TIMEOUT, handshake).await {

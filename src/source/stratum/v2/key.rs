@@ -37,13 +37,22 @@ impl fmt::Display for AuthorityKey {
     }
 }
 
-impl FromStr for AuthorityKey {
-    type Err = String;
+/// A key that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("`{text}` is not a Stratum V2 authority public key (base58-check, as the pool publishes it): {reason}")]
+    Public { text: String, reason: String },
+    #[error("not a Stratum V2 authority secret key (base58-check): {0}")]
+    Secret(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.parse::<Secp256k1PublicKey>().map(AuthorityKey).map_err(|e| {
-            format!("`{s}` is not a Stratum V2 authority public key (base58-check, as the pool publishes it): {e}")
-        })
+impl FromStr for AuthorityKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        s.parse::<Secp256k1PublicKey>()
+            .map(AuthorityKey)
+            .map_err(|e| KeyError::Public { text: s.to_string(), reason: e.to_string() })
     }
 }
 
@@ -67,11 +76,9 @@ impl AuthorityPair {
     }
 
     /// Reads a secret key written as SRI's configs write `authority_secret_key` (base58-check).
-    pub fn parse_secret(text: &str) -> Result<AuthorityPair, String> {
+    pub fn parse_secret(text: &str) -> Result<AuthorityPair, KeyError> {
         let text = text.trim();
-        text.parse::<Secp256k1SecretKey>()
-            .map(AuthorityPair::from_secret)
-            .map_err(|e| format!("not a Stratum V2 authority secret key (base58-check): {e}"))
+        text.parse::<Secp256k1SecretKey>().map(AuthorityPair::from_secret).map_err(|e| KeyError::Secret(e.to_string()))
     }
 }
 
@@ -92,7 +99,8 @@ mod tests {
     #[test]
     fn a_mistyped_key_is_refused() {
         let e = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH73".parse::<AuthorityKey>().unwrap_err();
-        assert!(e.contains("not a Stratum V2 authority public key"), "{e}");
+        assert!(matches!(&e, KeyError::Public { .. }), "{e:?}");
+        assert!(e.to_string().contains("not a Stratum V2 authority public key"), "{e}");
         assert!("".parse::<AuthorityKey>().is_err());
     }
 }

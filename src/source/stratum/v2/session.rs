@@ -21,10 +21,11 @@ use bitcoin::TxMerkleNode;
 use bitcoin::hashes::Hash;
 use stratum_apps::stratum_core::binary_sv2::U256Owned;
 use stratum_apps::stratum_core::channels_sv2::chain_tip::ChainTip;
+use stratum_apps::stratum_core::channels_sv2::client::error::{ExtendedChannelError, StandardChannelError};
 use stratum_apps::stratum_core::channels_sv2::client::extended::ExtendedChannel;
 use stratum_apps::stratum_core::channels_sv2::client::share_accounting::ShareValidationError;
 use stratum_apps::stratum_core::channels_sv2::client::standard::StandardChannel;
-use stratum_apps::stratum_core::channels_sv2::extranonce_manager::ExtranoncePrefix;
+use stratum_apps::stratum_core::channels_sv2::extranonce_manager::{ExtranoncePrefix, ExtranoncePrefixError};
 use stratum_apps::stratum_core::common_messages_sv2::{Protocol as Sv2Protocol, SetupConnectionOwned};
 use stratum_apps::stratum_core::mining_sv2::{
     OpenExtendedMiningChannelOwned, OpenStandardMiningChannelOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
@@ -95,7 +96,19 @@ enum Channel {
     Extended(ExtendedChannel),
 }
 
-/// What both kinds of channel do alike, dispatched in one place; errors as the pool's words.
+/// What a channel refused, as SRI's `channels_sv2` says it (its errors implement `Debug`
+/// only, so that is how they are shown).
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{0:?}")]
+    Extended(ExtendedChannelError),
+    #[error("{0:?}")]
+    Standard(StandardChannelError),
+    #[error("{0:?}")]
+    Prefix(ExtranoncePrefixError),
+}
+
+/// What both kinds of channel do alike, dispatched in one place.
 impl Channel {
     fn id(&self) -> u32 {
         match self {
@@ -104,24 +117,24 @@ impl Channel {
         }
     }
 
-    fn on_set_new_prev_hash(&mut self, m: SetNewPrevHashOwned) -> Result<(), String> {
+    fn on_set_new_prev_hash(&mut self, m: SetNewPrevHashOwned) -> Result<(), ChannelError> {
         match self {
-            Channel::Extended(c) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
-            Channel::Standard(c) => c.on_set_new_prev_hash(m).map_err(|e| format!("{e:?}")),
+            Channel::Extended(c) => c.on_set_new_prev_hash(m).map_err(ChannelError::Extended),
+            Channel::Standard(c) => c.on_set_new_prev_hash(m).map_err(ChannelError::Standard),
         }
     }
 
-    fn set_target(&mut self, target: Target) -> Result<(), String> {
+    fn set_target(&mut self, target: Target) -> Result<(), ChannelError> {
         match self {
-            Channel::Extended(c) => c.set_target(target).map_err(|e| format!("{e:?}")),
-            Channel::Standard(c) => c.set_target(target).map_err(|e| format!("{e:?}")),
+            Channel::Extended(c) => c.set_target(target).map_err(ChannelError::Extended),
+            Channel::Standard(c) => c.set_target(target).map_err(ChannelError::Standard),
         }
     }
 
-    fn set_extranonce_prefix(&mut self, prefix: ExtranoncePrefix) -> Result<(), String> {
+    fn set_extranonce_prefix(&mut self, prefix: ExtranoncePrefix) -> Result<(), ChannelError> {
         match self {
-            Channel::Extended(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
-            Channel::Standard(c) => c.set_extranonce_prefix(prefix).map_err(|e| format!("{e:?}")),
+            Channel::Extended(c) => c.set_extranonce_prefix(prefix).map_err(ChannelError::Extended),
+            Channel::Standard(c) => c.set_extranonce_prefix(prefix).map_err(ChannelError::Standard),
         }
     }
 
@@ -249,7 +262,7 @@ impl Session {
         match message {
             MiningOwned::OpenExtendedMiningChannelSuccess(m) => {
                 let prefix = ExtranoncePrefix::from_wire(m.extranonce_prefix.to_owned_bytes());
-                let channel = prefix.map_err(|e| format!("{e:?}")).and_then(|prefix| {
+                let channel = prefix.map_err(ChannelError::Prefix).and_then(|prefix| {
                     ExtendedChannel::new(
                         m.channel_id,
                         user,
@@ -260,13 +273,13 @@ impl Session {
                         m.extranonce_size,
                         None,
                     )
-                    .map_err(|e| format!("{e:?}"))
+                    .map_err(ChannelError::Extended)
                 });
                 self.opened(channel.map(Channel::Extended), now)
             }
             MiningOwned::OpenStandardMiningChannelSuccess(m) => {
                 let prefix = ExtranoncePrefix::from_wire(m.extranonce_prefix.to_owned_bytes());
-                let channel = prefix.map_err(|e| format!("{e:?}")).and_then(|prefix| {
+                let channel = prefix.map_err(ChannelError::Prefix).and_then(|prefix| {
                     StandardChannel::new(
                         m.channel_id,
                         user,
@@ -275,7 +288,7 @@ impl Session {
                         self.conn().login.nominal_hash_rate,
                         None,
                     )
-                    .map_err(|e| format!("{e:?}"))
+                    .map_err(ChannelError::Standard)
                 });
                 self.opened(channel.map(Channel::Standard), now)
             }
@@ -287,7 +300,7 @@ impl Session {
                 let active = job.min_ntime.clone().into_inner().is_some();
                 let result = match self.channel() {
                     Some(Channel::Extended(c)) if c.get_channel_id() == job.channel_id || job.channel_id != 0 => {
-                        c.on_new_extended_mining_job(job).map_err(|e| format!("{e:?}"))
+                        c.on_new_extended_mining_job(job).map_err(ChannelError::Extended)
                     }
                     _ => return vec![],
                 };
@@ -296,7 +309,7 @@ impl Session {
             MiningOwned::NewMiningJob(job) => {
                 let active = job.min_ntime.clone().into_inner().is_some();
                 let result = match self.channel() {
-                    Some(Channel::Standard(c)) => c.on_new_mining_job(job).map_err(|e| format!("{e:?}")),
+                    Some(Channel::Standard(c)) => c.on_new_mining_job(job).map_err(ChannelError::Standard),
                     _ => return vec![],
                 };
                 self.job_changed(result, active, now)
@@ -351,7 +364,7 @@ impl Session {
         }
     }
 
-    fn opened(&mut self, channel: Result<Channel, String>, now: Instant) -> Actions {
+    fn opened(&mut self, channel: Result<Channel, ChannelError>, now: Instant) -> Actions {
         match channel {
             Ok(channel) => {
                 self.conn().stage = Stage::Open(Box::new(channel));
@@ -362,7 +375,7 @@ impl Session {
     }
 
     /// A job arrived or was activated: publish the active one.
-    fn job_changed(&mut self, result: Result<(), String>, active: bool, now: Instant) -> Actions {
+    fn job_changed(&mut self, result: Result<(), ChannelError>, active: bool, now: Instant) -> Actions {
         if let Err(e) = result {
             return vec![Action::Notice(format!("a job from the pool was not taken: {e}"))];
         }
