@@ -145,13 +145,18 @@ pub enum DeviceSelector {
     Name(String),
 }
 
+/// A `--device` that names nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`")]
+pub struct EmptySelector;
+
 impl FromStr for DeviceSelector {
-    type Err = String;
+    type Err = EmptySelector;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         Ok(match s {
-            "" => return Err("empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`".into()),
+            "" => return Err(EmptySelector),
             "auto" => DeviceSelector::Auto,
             "cpu" => DeviceSelector::Cpu,
             _ => match s.parse::<usize>() {

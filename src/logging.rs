@@ -74,8 +74,17 @@ impl Write for Console {
     }
 }
 
+/// Logging that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("--log-file {path}: {source}")]
+    File { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot start logging: {0}")]
+    Init(String),
+}
+
 /// Installs the subscriber; call once, at start.
-pub fn init(options: &LogOptions) -> anyhow::Result<()> {
+pub fn init(options: &LogOptions) -> Result<(), LogError> {
     let builder = tracing_subscriber::fmt().with_max_level(options.level).with_target(false);
     let result = match (&options.file, options.format) {
         (Some(path), format) => {
@@ -83,7 +92,7 @@ pub fn init(options: &LogOptions) -> anyhow::Result<()> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| anyhow::anyhow!("--log-file {}: {e}", path.display()))?;
+                .map_err(|source| LogError::File { path: path.clone(), source })?;
             let writer = Mutex::new(file);
             match format {
                 LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
@@ -95,7 +104,7 @@ pub fn init(options: &LogOptions) -> anyhow::Result<()> {
         }
         (None, LogFormat::Json) => builder.json().with_writer(|| Console).try_init(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+    result.map_err(|e| LogError::Init(e.to_string()))
 }
 
 /// A peer's text with its control characters escaped, so that a pool or a node cannot forge

@@ -423,7 +423,7 @@ fn scan_work(
 ) -> anyhow::Result<(Work, NonceRange)> {
     let header = header_from_hex(header)?;
     let start = u32::try_from(start).map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
-    let range = NonceRange::new(start, count).map_err(anyhow::Error::msg)?;
+    let range = NonceRange::new(start, count)?;
     let work = match (target, difficulty) {
         (Some(hex), _) => Work::new(
             header,
@@ -465,31 +465,46 @@ fn pool_configs(
         .collect()
 }
 
+/// A command-line value that cannot be used, in words clap prints beside the option.
+#[derive(Debug, thiserror::Error)]
+enum ValueError {
+    #[error("expected a positive number up to 1e9, got `{0}`")]
+    NotPositive(String),
+    #[error("`{text}` is not a number: {reason}")]
+    NotANumber { text: String, reason: String },
+    #[error(transparent)]
+    Difficulty(#[from] wgminer::work::target::DifficultyError),
+    #[error("unknown network `{0}`: use main, test, testnet4, signet or regtest")]
+    Network(String),
+}
+
 /// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot
 /// overflow, even counted in minutes.
-fn positive_number(s: &str) -> Result<f64, String> {
+fn positive_number(s: &str) -> Result<f64, ValueError> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1e9 => Ok(v),
-        _ => Err(format!("expected a positive number up to 1e9, got `{s}`")),
+        _ => Err(ValueError::NotPositive(s.to_string())),
     }
 }
 
-fn parse_u64(s: &str) -> Result<u64, String> {
+fn parse_u64(s: &str) -> Result<u64, ValueError> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => s.parse(),
     };
-    parsed.map_err(|e| format!("`{s}` is not a number: {e}"))
+    parsed.map_err(|e| ValueError::NotANumber { text: s.to_string(), reason: e.to_string() })
 }
 
-fn parse_difficulty(s: &str) -> Result<Difficulty, String> {
-    let value: f64 = s.parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
-    Difficulty::new(value).map_err(|e| e.to_string())
+fn parse_difficulty(s: &str) -> Result<Difficulty, ValueError> {
+    let value: f64 = s.parse().map_err(|e: std::num::ParseFloatError| ValueError::NotANumber {
+        text: s.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Difficulty::new(value)?)
 }
 
-fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
-    wgminer::source::gbt::client::network_from_chain(s)
-        .ok_or_else(|| format!("unknown network `{s}`: use main, test, testnet4, signet or regtest"))
+fn parse_network(s: &str) -> Result<bitcoin::Network, ValueError> {
+    wgminer::source::gbt::client::network_from_chain(s).ok_or_else(|| ValueError::Network(s.to_string()))
 }
 
 /// Parses `argv` with the config file merged in under the command line and environment.
@@ -564,7 +579,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = run.options(seconds)?;
             let trust = Trust { ca_file, cert_sha256: pool_cert_sha256 };
             let pools = pool_configs(&urls, &user, &pass, &trust, suggest_difficulty, sv2_channel, &run.journal)?;
-            wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
+            wgminer::source::check_journal(&run.journal)?;
             commands::mine::run(Source::Pools(pools), run.open()?, &options)?;
         }
         Command::Solo {
@@ -597,7 +612,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { seconds, difficulty, sv2, run } => {
             let options = run.options(Some(seconds))?;
             let pool = PoolOptions { difficulty: Difficulty::new(difficulty)?.value(), ..Default::default() };
-            wgminer::source::check_journal(&run.journal).map_err(anyhow::Error::msg)?;
+            wgminer::source::check_journal(&run.journal)?;
             commands::demo::run(run.open()?, &options, pool, run.journal.clone(), sv2)?;
         }
         Command::Pool { listen, difficulty, job_interval, sv2_listen, sv2_authority_secret } => {

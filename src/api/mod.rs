@@ -36,24 +36,41 @@ pub struct AllowRule {
     pub prefix: u8,
 }
 
-impl FromStr for AllowRule {
-    type Err = String;
+/// API settings that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiConfigError {
+    #[error("bad prefix length in `{0}`")]
+    Prefix(String),
+    #[error("`{0}` is not an address, W:address or address/bits")]
+    Address(String),
+    #[error("prefix length {prefix} is too long in `{rule}`")]
+    PrefixTooLong { prefix: u8, rule: String },
+    #[error("--api-listen `{0}` is not an address:port such as {DEFAULT_LISTEN}")]
+    Listen(String),
+    #[error(
+        "--api-listen {0} reaches beyond this machine: name who may connect with --api-allow (e.g. 192.168.1.0/24, W:192.168.1.5)"
+    )]
+    NoAllowList(SocketAddr),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for AllowRule {
+    type Err = ApiConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ApiConfigError> {
         let (write, rest) = match s.trim().split_once(':') {
             Some(("W" | "w", rest)) => (true, rest),
             Some(("R" | "r", rest)) => (false, rest),
             _ => (false, s.trim()),
         };
         let (ip, prefix) = match rest.split_once('/') {
-            Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| format!("bad prefix length in `{s}`"))?)),
+            Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| ApiConfigError::Prefix(s.to_string()))?)),
             None => (rest, None),
         };
-        let network: IpAddr = ip.parse().map_err(|_| format!("`{s}` is not an address, W:address or address/bits"))?;
+        let network: IpAddr = ip.parse().map_err(|_| ApiConfigError::Address(s.to_string()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
-            return Err(format!("prefix length {prefix} is too long in `{s}`"));
+            return Err(ApiConfigError::PrefixTooLong { prefix, rule: s.to_string() });
         }
         Ok(AllowRule { write, network, prefix })
     }
@@ -100,14 +117,10 @@ pub struct ApiOptions {
 
 impl ApiOptions {
     /// Checks that a non-loopback listener comes with an allow list.
-    pub fn new(listen: &str, allow: Vec<AllowRule>) -> Result<Self, String> {
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| format!("--api-listen `{listen}` is not an address:port such as {DEFAULT_LISTEN}"))?;
+    pub fn new(listen: &str, allow: Vec<AllowRule>) -> Result<Self, ApiConfigError> {
+        let listen: SocketAddr = listen.parse().map_err(|_| ApiConfigError::Listen(listen.to_string()))?;
         if !listen.ip().is_loopback() && allow.is_empty() {
-            return Err(format!(
-                "--api-listen {listen} reaches beyond this machine: name who may connect with --api-allow (e.g. 192.168.1.0/24, W:192.168.1.5)"
-            ));
+            return Err(ApiConfigError::NoAllowList(listen));
         }
         Ok(ApiOptions { listen, allow })
     }
@@ -593,7 +606,7 @@ mod tests {
         assert_eq!(options.access("127.0.0.1".parse().unwrap()), Some(Access::Write));
         assert_eq!(options.access("10.1.2.3".parse().unwrap()), Some(Access::Read));
         assert_eq!(options.access("192.168.0.1".parse().unwrap()), None);
-        assert!(ApiOptions::new("0.0.0.0:4028", vec![]).unwrap_err().contains("--api-allow"));
+        assert!(ApiOptions::new("0.0.0.0:4028", vec![]).unwrap_err().to_string().contains("--api-allow"));
         assert!(ApiOptions::new("localhost", vec![]).is_err());
     }
 }

@@ -193,7 +193,7 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
     let BenchOptions { seconds, runs, json, mining, .. } = *bench;
     let mut opened: Vec<Box<dyn Sweeper>> =
         selectors.iter().map(|selector| open_device(selector, options)).collect::<anyhow::Result<_>>()?;
-    let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep").map_err(anyhow::Error::msg)?;
+    let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep")?;
     let (cpu_reference, mut devices) = measure_all(&mut opened, seconds, runs, ops)?;
     if !json {
         print_rates(&cpu_reference, &devices, ops);

@@ -31,16 +31,27 @@ impl std::ops::AddAssign for OpCount {
     }
 }
 
+/// A kernel whose work cannot be counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpsError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("the shader has no entry point `{0}`")]
+    NoEntryPoint(String),
+    #[error("the entry point has no loop")]
+    NoLoop,
+}
+
 /// Counts one turn of the first loop of the entry point `entry` in `source` (WGSL).
-pub fn per_nonce(source: &str, entry: &str) -> Result<OpCount, String> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+pub fn per_nonce(source: &str, entry: &str) -> Result<OpCount, OpsError> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| OpsError::Parse(e.emit_to_string(source)))?;
     let entry_point = module
         .entry_points
         .iter()
         .find(|e| e.name == entry)
-        .ok_or_else(|| format!("the shader has no entry point `{entry}`"))?;
+        .ok_or_else(|| OpsError::NoEntryPoint(entry.to_string()))?;
     let function = &entry_point.function;
-    let (body, continuing, break_if) = find_loop(&function.body).ok_or("the entry point has no loop")?;
+    let (body, continuing, break_if) = find_loop(&function.body).ok_or(OpsError::NoLoop)?;
     let mut counter = Counter { module: &module, memo: HashMap::new() };
     // The loop's own variables (its counter) change every turn; everything the entry point
     // computed before the loop stays put.
@@ -273,7 +284,7 @@ mod tests {
 
     #[test]
     fn says_what_is_missing() {
-        assert!(per_nonce(TINY, "main").unwrap_err().contains("no entry point `main`"));
+        assert_eq!(per_nonce(TINY, "main"), Err(OpsError::NoEntryPoint("main".into())));
         assert!(per_nonce("fn f() {", "sweep").is_err());
     }
 }

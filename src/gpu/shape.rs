@@ -147,17 +147,25 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, String> {
 
 /// Remembers `entry` under `key`, keeping the others; written whole to a temporary file and
 /// renamed, so that two miners starting at once never leave half a file.
-pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), String> {
+pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), CacheError> {
     let mut all = load(path).unwrap_or_default();
     all.insert(key.to_string(), entry);
-    let error = |e: std::io::Error| format!("{}: {e}", path.display());
+    let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(error)?;
     }
     let temporary = path.with_extension(format!("json.{}", std::process::id()));
-    let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&all).map_err(|e| error(e.into()))?;
     std::fs::write(&temporary, text + "\n").map_err(error)?;
     std::fs::rename(&temporary, path).map_err(error)
+}
+
+/// The shape cache could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct CacheError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
 }
 
 /// A clock for `search`'s budget: asked before each shape after the first, it says whether one
@@ -176,9 +184,10 @@ pub fn budget_from_now(budget: Duration) -> impl FnMut() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::convert::Infallible;
 
     /// A made-up device whose rate peaks at 128 × 256.
-    fn rate(shape: Shape) -> Result<f64, String> {
+    fn rate(shape: Shape) -> Result<f64, Infallible> {
         let w = match shape.workgroup_size {
             128 => 10.0,
             256 => 8.0,
@@ -243,7 +252,7 @@ mod tests {
     #[test]
     fn a_shape_must_win_by_the_margin() {
         let request = ShapeRequest { nonces_per_invocation: Some(64), ..Default::default() };
-        let rates = |s: Shape| -> Result<f64, String> { Ok(if s.workgroup_size == 64 { 10.0 } else { 10.4 }) };
+        let rates = |s: Shape| -> Result<f64, Infallible> { Ok(if s.workgroup_size == 64 { 10.0 } else { 10.4 }) };
         let (best, _, _) = search(&request, 1024, || true, rates).unwrap();
         assert_eq!(best, shape(64, 64));
     }

@@ -117,7 +117,7 @@ impl GpuSweeper {
         let open_error = |message: String| GpuError::Open { name: info.name.clone(), message };
         let limits = adapter.limits();
         let max_invocations = max_invocations(&limits);
-        check_shape(options.shape, max_invocations).map_err(open_error)?;
+        check_shape(options.shape, max_invocations).map_err(|e| open_error(e.to_string()))?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgminer"),
             required_limits: limits.clone(),
@@ -297,12 +297,22 @@ pub fn max_invocations(limits: &wgpu::Limits) -> u32 {
     limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x)
 }
 
-fn check_shape(shape: Shape, max_invocations: u32) -> Result<(), String> {
+/// A kernel shape the adapter cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "workgroup size {} / {} nonces per invocation is outside the adapter's limits (at most {max_invocations} invocations)",
+    shape.workgroup_size,
+    shape.nonces_per_invocation
+)]
+pub struct ShapeError {
+    pub shape: Shape,
+    pub max_invocations: u32,
+}
+
+fn check_shape(shape: Shape, max_invocations: u32) -> Result<(), ShapeError> {
     let Shape { workgroup_size, nonces_per_invocation } = shape;
     if workgroup_size == 0 || workgroup_size > max_invocations || nonces_per_invocation == 0 {
-        return Err(format!(
-            "workgroup size {workgroup_size} / {nonces_per_invocation} nonces per invocation is outside the adapter's limits (at most {max_invocations} invocations)"
-        ));
+        return Err(ShapeError { shape, max_invocations });
     }
     Ok(())
 }

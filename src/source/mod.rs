@@ -48,18 +48,27 @@ pub fn append_to_journal(path: &Path, lines: &[serde_json::Value]) -> std::io::R
     file.sync_data()
 }
 
+/// A journal that cannot take what the miner finds.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {0} is a directory; give a file")]
+    Directory(std::path::PathBuf),
+    #[error("journal {path} cannot be written: {source}")]
+    Unwritable { path: std::path::PathBuf, source: std::io::Error },
+}
+
 /// Checks at start that the journal can be written: a directory or an unwritable path is an
 /// error now, not a lost share later.
-pub fn check_journal(path: &Path) -> Result<(), String> {
+pub fn check_journal(path: &Path) -> Result<(), JournalError> {
     if path.is_dir() {
-        return Err(format!("journal {} is a directory; give a file", path.display()));
+        return Err(JournalError::Directory(path.to_path_buf()));
     }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map(drop)
-        .map_err(|e| format!("journal {} cannot be written: {e}", path.display()))
+        .map_err(|source| JournalError::Unwritable { path: path.to_path_buf(), source })
 }
 
 /// A hit the CPU has verified, on its way back to its source.

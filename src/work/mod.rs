@@ -22,7 +22,7 @@ pub enum HeaderError {
     #[error("a block header is 80 bytes (160 hex digits), got {0} bytes")]
     Length(usize),
     #[error("header is not valid hex: {0}")]
-    Hex(String),
+    Hex(HexError),
     #[error("header does not decode: {0}")]
     Decode(String),
 }
@@ -42,18 +42,32 @@ pub fn header_bytes(header: &Header) -> [u8; 80] {
 }
 
 /// Decodes hex; the error says where it went wrong.
-pub fn hex_decode(hex: &str) -> Result<Vec<u8>, String> {
+pub fn hex_decode(hex: &str) -> Result<Vec<u8>, HexError> {
     use bitcoin::hex::FromHex;
-    Vec::<u8>::from_hex(hex).map_err(|e| e.to_string())
+    Vec::<u8>::from_hex(hex).map_err(|e| HexError::Bytes(e.to_string()))
+}
+
+/// Hex that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("{0}")]
+    Bytes(String),
+    #[error("expected 8 hex digits, got {0:?}")]
+    Word(String),
 }
 
 /// A 32-bit integer as Stratum writes it: exactly 8 hex digits, big-endian.
-pub fn hex_u32(s: &str) -> Result<u32, String> {
+pub fn hex_u32(s: &str) -> Result<u32, HexError> {
     if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("expected 8 hex digits, got {s:?}"));
+        return Err(HexError::Word(s.to_string()));
     }
-    u32::from_str_radix(s, 16).map_err(|e| e.to_string())
+    u32::from_str_radix(s, 16).map_err(|_| HexError::Word(s.to_string()))
 }
+
+/// More nonces than a header has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a nonce range holds at most 2^32 nonces, asked for {0}")]
+pub struct NonceRangeError(pub u64);
 
 /// A range of nonces, `count` of them from `start`, wrapping past 0xFFFFFFFF. `count` may be
 /// the whole space, 2^32.
@@ -68,9 +82,9 @@ impl NonceRange {
     /// Every nonce, from 0.
     pub const FULL_RANGE: NonceRange = NonceRange { start: 0, count: Self::FULL };
 
-    pub fn new(start: u32, count: u64) -> Result<Self, String> {
+    pub fn new(start: u32, count: u64) -> Result<Self, NonceRangeError> {
         if count > Self::FULL {
-            return Err(format!("a nonce range holds at most 2^32 nonces, asked for {count}"));
+            return Err(NonceRangeError(count));
         }
         Ok(NonceRange { start, count })
     }

@@ -58,7 +58,7 @@ pub async fn start(every: Duration) -> TemplateProvider {
     TemplateProvider { addr, stop }
 }
 
-async fn send_tip(write: &mut Writer, height: u32) -> Result<(), String> {
+async fn send_tip(write: &mut Writer, height: u32) -> Result<(), wgminer::source::stratum::core::TransportError> {
     let (new_template, prev) = template::at(height);
     write.send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::NewTemplate(new_template))).await?;
     write.send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::SetNewPrevHash(prev))).await

@@ -175,6 +175,37 @@ pub enum ConnectError {
     Handshake { address: String, reason: String },
 }
 
+/// Why a connection's transport ended, or a message could not go out.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("a line from the peer is over {0} bytes")]
+    LineTooLong(usize),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// SRI's Noise stream, in its own words.
+    #[error("{0}")]
+    Noise(String),
+    #[error("the pool stopped reading")]
+    StoppedReading,
+}
+
+/// A Stratum V2 frame that cannot be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("a frame of {0} bytes has no header")]
+    NoHeader(usize),
+    #[error("bad frame header: {0}")]
+    Header(String),
+    #[error("the header says {said} payload bytes, the frame has {got}")]
+    Length { said: usize, got: usize },
+    #[error("message type 0x{kind:02x} cannot be read: {reason}")]
+    Message { kind: u8, reason: String },
+    #[error("cannot encode a message: {0}")]
+    Encode(String),
+}
+
 impl ConnectError {
     /// A failed TCP connect, by what the system said.
     pub fn io(address: String, error: &std::io::Error) -> ConnectError {

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{Action, Close, ConnectError, Protocol, ShareOutcome, Then};
+use super::core::{Action, Close, ConnectError, Protocol, ShareOutcome, Then, TransportError};
 use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolCommand, PoolConfig, PoolControlError};
 use super::{v1, v2};
 use crate::source::{Share, SourceWork};
@@ -40,7 +40,7 @@ async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, ConnectError> {
 }
 
 /// What arrives from a pool, read on a task of the transport's own; `Err` ends it.
-type Incoming<T> = mpsc::Receiver<Result<T, String>>;
+type Incoming<T> = mpsc::Receiver<Result<T, TransportError>>;
 
 /// A protocol's I/O: how the driver opens its transport over TCP and finds its session.
 trait Wire: Protocol + Sized {
@@ -341,7 +341,7 @@ impl Driver {
                 }
                 message = incoming.recv() => match message {
                     Some(Ok(message)) => P::of(&mut self.sessions).received(message, Instant::now()),
-                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e), Instant::now()),
+                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e.to_string()), Instant::now()),
                     None => P::of(&mut self.sessions).closed(None, Instant::now()),
                 },
                 share = self.shares.recv(), if !self.devices_gone => match share {
@@ -504,23 +504,26 @@ impl Driver {
 /// Where a session's messages go. Whatever the protocol, a pool that does not take a message
 /// within `IO_TIMEOUT` has stopped reading.
 trait Outbox<M> {
-    fn put(&mut self, message: M) -> impl Future<Output = Result<(), String>> + Send;
+    fn put(&mut self, message: M) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
 
 impl Outbox<v1::codec::ClientMessage> for v1::transport::Writer {
-    async fn put(&mut self, message: v1::codec::ClientMessage) -> Result<(), String> {
-        match tokio::time::timeout(IO_TIMEOUT, self.send(message)).await {
-            Ok(sent) => sent.map_err(|e| e.to_string()),
-            Err(_) => Err("the pool stopped reading".into()),
-        }
+    async fn put(&mut self, message: v1::codec::ClientMessage) -> Result<(), TransportError> {
+        within_timeout(self.send(message)).await
     }
 }
 
 impl Outbox<v2::Message> for v2::transport::Writer {
-    async fn put(&mut self, message: v2::Message) -> Result<(), String> {
-        match tokio::time::timeout(IO_TIMEOUT, self.send(message)).await {
-            Ok(sent) => sent,
-            Err(_) => Err("the pool stopped reading".into()),
-        }
+    async fn put(&mut self, message: v2::Message) -> Result<(), TransportError> {
+        within_timeout(self.send(message)).await
+    }
+}
+
+async fn within_timeout<E: Into<TransportError>>(
+    sent: impl Future<Output = Result<(), E>>,
+) -> Result<(), TransportError> {
+    match tokio::time::timeout(IO_TIMEOUT, sent).await {
+        Ok(sent) => sent.map_err(Into::into),
+        Err(_) => Err(TransportError::StoppedReading),
     }
 }

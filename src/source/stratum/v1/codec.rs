@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::logging::printable;
 pub use crate::source::stratum::core::Redirect;
+use crate::source::stratum::core::TransportError;
 pub use crate::work::VersionMask;
 use crate::work::job::Job;
 use crate::work::{Difficulty, hex_decode, hex_u32};
@@ -621,7 +622,7 @@ fn read_submission(params: &Value) -> Result<Submission, CodecError> {
 pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     read: R,
     max_line: usize,
-) -> tokio::sync::mpsc::Receiver<Result<String, String>> {
+) -> tokio::sync::mpsc::Receiver<Result<String, TransportError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
@@ -632,7 +633,7 @@ pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
             let n = match (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut buf).await {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = tx.send(Err(e.to_string())).await;
+                    let _ = tx.send(Err(e.into())).await;
                     return;
                 }
             };
@@ -640,7 +641,7 @@ pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
                 return;
             }
             if buf.last() != Some(&b'\n') && n > max_line {
-                let _ = tx.send(Err(format!("a line from the peer is over {max_line} bytes"))).await;
+                let _ = tx.send(Err(TransportError::LineTooLong(max_line))).await;
                 return;
             }
             let line = String::from_utf8_lossy(&buf).trim().to_string();

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::codec::{ClientMessage, MAX_LINE, spawn_line_reader};
-use crate::source::stratum::core::ConnectError;
+use crate::source::stratum::core::{ConnectError, TransportError};
 use crate::source::stratum::failover::Endpoint;
 use crate::source::stratum::tls::{self, TlsError, Trust};
 
@@ -35,7 +35,7 @@ pub async fn connect(
     tcp: TcpStream,
     endpoint: &Endpoint,
     trust: &Trust,
-) -> Result<(mpsc::Receiver<Result<String, String>>, Writer), ConnectError> {
+) -> Result<(mpsc::Receiver<Result<String, TransportError>>, Writer), ConnectError> {
     let (read, write): (Reader, Writer) = if endpoint.tls {
         let config = tls::client_config(trust).map_err(ConnectError::TlsConfig)?;
         let name = pki_types::ServerName::try_from(endpoint.host.clone())

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::{AuthorityKey, Message};
-use crate::source::stratum::core::ConnectError;
+use crate::source::stratum::core::{ConnectError, FrameError, TransportError};
 
 /// How long the Noise handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,47 +38,43 @@ pub async fn connect(tcp: TcpStream, authority: &AuthorityKey) -> Result<(NoiseT
 }
 
 /// Decodes one frame's header and payload into a message.
-fn decode(header: Header, payload: &mut [u8]) -> Result<Message, String> {
+fn decode(header: Header, payload: &mut [u8]) -> Result<Message, FrameError> {
     AnyMessage::try_from((header, payload))
         .map(AnyMessage::into_owned)
-        .map_err(|e| format!("message type 0x{:02x} cannot be read: {e:?}", header.msg_type()))
+        .map_err(|e| FrameError::Message { kind: header.msg_type(), reason: format!("{e:?}") })
 }
 
 /// Decodes a whole plaintext frame (6-byte header, then the payload), as it is inside the
 /// Noise transport.
-pub fn decode_frame(bytes: &mut [u8]) -> Result<Message, String> {
+pub fn decode_frame(bytes: &mut [u8]) -> Result<Message, FrameError> {
     if bytes.len() < Header::SIZE {
-        return Err(format!("a frame of {} bytes has no header", bytes.len()));
+        return Err(FrameError::NoHeader(bytes.len()));
     }
-    let header = Header::from_bytes(&bytes[..Header::SIZE]).map_err(|e| format!("bad frame header: {e:?}"))?;
+    let header = Header::from_bytes(&bytes[..Header::SIZE]).map_err(|e| FrameError::Header(format!("{e:?}")))?;
     let payload = &mut bytes[Header::SIZE..];
     if payload.len() != header.payload_length() {
-        return Err(format!(
-            "the header says {} payload bytes, the frame has {}",
-            header.payload_length(),
-            payload.len()
-        ));
+        return Err(FrameError::Length { said: header.payload_length(), got: payload.len() });
     }
     decode(header, payload)
 }
 
 /// The plaintext frame of a message, as it goes into the Noise transport.
-pub fn encode_frame(message: Message) -> Result<Vec<u8>, String> {
-    let frame = MessageFrame::<Message>::try_from(message).map_err(|e| format!("cannot frame a message: {e:?}"))?;
+pub fn encode_frame(message: Message) -> Result<Vec<u8>, FrameError> {
+    let frame = MessageFrame::<Message>::try_from(message).map_err(|e| FrameError::Encode(format!("{e:?}")))?;
     let mut bytes = vec![0; frame.encoded_length()];
-    frame.encode_into(&mut bytes).map_err(|e| format!("cannot encode a message: {e:?}"))?;
+    frame.encode_into(&mut bytes).map_err(|e| FrameError::Encode(format!("{e:?}")))?;
     Ok(bytes)
 }
 
 /// Reads frames on a task of its own (SRI's `read_frame` cannot be cancelled halfway), each
 /// decoded into a message; `Err` ends the stream.
-pub fn spawn_reader(mut read: NoiseTcpReadHalf) -> mpsc::Receiver<Result<Message, String>> {
+pub fn spawn_reader(mut read: NoiseTcpReadHalf) -> mpsc::Receiver<Result<Message, TransportError>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
             let message = match read.read_frame().await {
-                Ok(mut frame) => decode(frame.header(), frame.payload()),
-                Err(e) => Err(e.to_string()),
+                Ok(mut frame) => decode(frame.header(), frame.payload()).map_err(TransportError::from),
+                Err(e) => Err(TransportError::Noise(e.to_string())),
             };
             let end = message.is_err();
             if tx.send(message).await.is_err() || end {
@@ -99,8 +95,8 @@ impl From<NoiseTcpWriteHalf> for Writer {
 }
 
 impl Writer {
-    pub async fn send(&mut self, message: Message) -> Result<(), String> {
-        let frame = OutboundFrame::from_message(message).map_err(|e| format!("cannot frame a message: {e:?}"))?;
-        self.0.write_frame(frame).await.map_err(|e| e.to_string())
+    pub async fn send(&mut self, message: Message) -> Result<(), TransportError> {
+        let frame = OutboundFrame::from_message(message).map_err(|e| FrameError::Encode(format!("{e:?}")))?;
+        self.0.write_frame(frame).await.map_err(|e| TransportError::Noise(e.to_string()))
     }
 }
