@@ -1,6 +1,9 @@
 //! `wgminer bench`: hash rate of each device, and of the sha2 one-thread CPU reference measured
 //! in the same run, with the ratio between them.
 
+use std::process::ExitCode;
+
+use super::args::KernelArgs;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -208,23 +211,7 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
     }
     let (mining, mining_sv2) = match mining {
         Some(job_interval) if !opened.is_empty() => {
-            let before = devices[0].mhs.median;
-            let (run, device) = mine_once(opened.swap_remove(0), before, seconds, job_interval, None)?;
-            if !json {
-                print_mining(&run, before, options.dispatch, "Stratum v1");
-            }
-            let sv2 = match (bench.sv2, device) {
-                (Some(kind), Some(device)) => {
-                    let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind))?;
-                    if !json {
-                        let over = format!("Stratum V2, {} channel", format!("{kind:?}").to_lowercase());
-                        print_mining(&sv2, before, options.dispatch, &over);
-                    }
-                    Some(sv2)
-                }
-                _ => None,
-            };
-            (Some(run), sv2)
+            mine_both(opened.swap_remove(0), devices[0].mhs.median, seconds, job_interval, bench, options)?
         }
         _ => (None, None),
     };
@@ -251,6 +238,34 @@ pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchO
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+/// `bench --mining`: the first device mining through the embedded pool over Stratum v1, and
+/// over Stratum V2 when asked, beside its bench rate `before`.
+fn mine_both(
+    device: Box<dyn Sweeper>,
+    before: f64,
+    seconds: f64,
+    job_interval: Duration,
+    bench: &BenchOptions,
+    options: &DeviceOptions,
+) -> anyhow::Result<(Option<MiningRun>, Option<MiningRun>)> {
+    let (run, device) = mine_once(device, before, seconds, job_interval, None)?;
+    if !bench.json {
+        print_mining(&run, before, options.dispatch, "Stratum v1");
+    }
+    let sv2 = match (bench.sv2, device) {
+        (Some(kind), Some(device)) => {
+            let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind))?;
+            if !bench.json {
+                let over = format!("Stratum V2, {} channel", format!("{kind:?}").to_lowercase());
+                print_mining(&sv2, before, options.dispatch, &over);
+            }
+            Some(sv2)
+        }
+        _ => None,
+    };
+    Ok((Some(run), sv2))
 }
 
 /// `runs` interleaved measurements of the CPU reference and of each device.
@@ -402,6 +417,60 @@ pub fn sustain(
             .collect();
         threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a device thread panicked"))?).collect()
     })
+}
+
+/// The arguments of `wgminer bench` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Seconds each measurement of each device (and the CPU reference) lasts
+    #[arg(long, default_value_t = 10.0, value_name = "S", value_parser = super::args::positive_number)]
+    pub seconds: f64,
+    /// Measurements per device, interleaved; the median is reported, with the spread
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub runs: u64,
+    /// Device to measure; repeat for several (see `wgminer devices`)
+    #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+    pub device: Vec<DeviceSelector>,
+    /// One JSON record instead of a table: device, vendor, backend, driver, OS, kernel
+    /// settings, median MH/s with spread and the CPU reference (`wgminer report` merges them)
+    #[arg(long)]
+    pub json: bool,
+    /// Then mine through the embedded pool on the first device for as long, and report the
+    /// share of its bench rate kept while mining and how fast new jobs reach it
+    #[arg(long)]
+    pub mining: bool,
+    /// With --mining: seconds between new chain tips (clean jobs)
+    #[arg(long, default_value_t = 5, value_name = "S")]
+    pub job_interval: u64,
+    /// With --mining: mine over Stratum V2 too, right after v1, on this kind of channel
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "extended", requires = "mining")]
+    pub sv2: Option<ChannelKind>,
+    /// Then keep every device busy this many minutes (fractions allowed), sampling its rate
+    /// every --sample seconds: a laptop's throttling shows as the last minute against the
+    /// first; `--json` keeps the series and `wgminer report` draws it
+    #[arg(long, value_name = "MINUTES", value_parser = super::args::positive_number)]
+    pub sustained: Option<f64>,
+    /// With --sustained: seconds per sample
+    #[arg(long, default_value_t = 5.0, value_name = "S", value_parser = super::args::positive_number)]
+    pub sample: f64,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let bench = BenchOptions {
+            seconds: self.seconds,
+            runs: self.runs as usize,
+            json: self.json,
+            mining: self.mining.then(|| Duration::from_secs(self.job_interval.max(1))),
+            sustained: self.sustained.map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
+            sample: Duration::from_secs_f64(self.sample),
+            sv2: self.sv2,
+        };
+        run(&self.device, &self.kernel.options(), &bench)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! `wgminer demo`: the embedded pool on loopback and the miner against it, for a bounded
 //! time. No account, no network.
 
+use std::process::ExitCode;
+
+use super::args::RunArgs;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -66,4 +69,31 @@ pub async fn demo(
 
 fn print_pool_side(stats: &PoolStats) {
     println!("pool side: {} accepted, {} rejected", stats.accepted.load(Relaxed), stats.rejected.load(Relaxed));
+}
+
+/// The arguments of `wgminer demo` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// How long to mine
+    #[arg(long, default_value_t = 30.0, value_name = "S", value_parser = super::args::positive_number)]
+    pub seconds: f64,
+    /// Starting share difficulty (vardiff moves it towards a share every 2 s)
+    #[arg(long, default_value_t = 0.001, value_name = "D")]
+    pub difficulty: f64,
+    /// Mine over Stratum V2 (Noise, binary messages) instead of v1, on this kind of channel
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "extended")]
+    pub sv2: Option<ChannelKind>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let options = self.run.options(Some(self.seconds))?;
+        let pool =
+            PoolOptions { difficulty: crate::work::Difficulty::new(self.difficulty)?.value(), ..Default::default() };
+        crate::source::check_journal(&self.run.journal)?;
+        run(self.run.open()?, &options, pool, self.run.journal.clone(), self.sv2)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

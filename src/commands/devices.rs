@@ -2,6 +2,7 @@
 //! each adapter will run (remembered from its first use, or measured on the next).
 
 use serde::Serialize;
+use std::process::ExitCode;
 
 use crate::cpu::CpuSweeper;
 use crate::device::{DeviceInfo, Sweeper};
@@ -68,4 +69,19 @@ pub fn run(json: bool, cache: Option<&std::path::Path>) -> anyhow::Result<()> {
         eprintln!("no GPU adapter found; {INSTALL_HINT}");
     }
     Ok(())
+}
+
+/// The arguments of `wgminer devices` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object per line instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        run(self.json, crate::gpu::shape::default_cache_path().as_deref())?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -7,6 +7,9 @@
 //! nonce changes: when none of the 2^32 nonces is enough, it fails, and the caller (the signet
 //! miner) moves the time and asks again.
 
+use std::process::ExitCode;
+
+use super::args::DeviceArgs;
 use crate::cpu;
 use crate::device::Sweeper;
 use crate::work::{Header, NonceRange, Target, Work};
@@ -42,4 +45,35 @@ pub fn grind(device: &mut dyn Sweeper, header: Header) -> anyhow::Result<Option<
         }
     }
     Ok(None)
+}
+
+/// The arguments of `wgminer grind` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The 80-byte block header, as 160 hex digits in wire order
+    #[arg(value_name = "HEX", num_args = 0..)]
+    pub header: Vec<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl Args {
+    /// bitcoin-util's words and exit status 1 for its failures.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let fail = |message: &str| {
+            eprintln!("{message}");
+            Ok(ExitCode::FAILURE)
+        };
+        let [hex] = &self.header[..] else { return fail(NO_HEADER) };
+        let Ok(header) = crate::work::header_from_hex(hex) else { return fail(UNDECODABLE) };
+        let mut sweeper = super::open_device(&self.device.device, &self.device.kernel.options())?;
+        match grind(sweeper.as_mut(), header)? {
+            Some(solved) => {
+                let bytes = crate::work::header_bytes(&solved);
+                println!("{}", bitcoin::hex::DisplayHex::to_lower_hex_string(&bytes[..]));
+                Ok(ExitCode::SUCCESS)
+            }
+            None => fail(UNSATISFIABLE),
+        }
+    }
 }

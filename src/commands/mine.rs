@@ -1,6 +1,12 @@
 //! Mining, for `mine`, `solo` and `demo` alike: a source (pools, or a node), the scheduler
 //! and the devices, with a status line every few seconds and a summary at the end.
 
+use std::process::ExitCode;
+
+use super::args::RunArgs;
+use crate::source::stratum::PoolConfig;
+use crate::source::stratum::tls::Trust;
+use crate::source::stratum::v2::session::ChannelKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -219,6 +225,73 @@ pub fn print_summary(s: &Summary) {
     }
     if let (Some(p50), Some(p99)) = (s.job_switch_p50_ms, s.job_switch_p99_ms) {
         println!("new job to its first dispatch: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    }
+}
+
+/// The arguments of `wgminer mine` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pool URL: stratum+tcp://HOST:PORT, or stratum+ssl:// (stratum+tls://) for TLS, or
+    /// stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY for Stratum V2 (the pool publishes its key)
+    #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    /// Worker name, one for each -o (the last one serves the pools after it)
+    #[arg(short, long, value_name = "USER", required = true)]
+    pub user: Vec<String>,
+    /// Worker password, one for each -o
+    #[arg(short, long, default_value = "x", value_name = "PASS")]
+    pub pass: Vec<String>,
+    /// PEM file for stratum+ssl:// pools: CA certificates to trust besides the webpki roots,
+    /// or the pool's own certificate (a self-signed `openssl req -x509` one too), which is
+    /// then trusted as itself, still checked for host name and dates
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Take only the pool certificate with this SHA-256 fingerprint (64 hex digits, colons
+    /// allowed: `openssl x509 -noout -fingerprint -sha256 -in pool.pem`)
+    #[arg(long, value_name = "HEX", value_parser = crate::source::stratum::tls::parse_fingerprint)]
+    pub pool_cert_sha256: Option<[u8; 32]>,
+    /// Ask the pools for this share difficulty (mining.suggest_difficulty); on Stratum V2
+    /// pools, the least difficulty the channel takes
+    #[arg(long, value_name = "D", value_parser = super::args::parse_difficulty)]
+    pub suggest_difficulty: Option<Difficulty>,
+    /// The channel to open on Stratum V2 pools: extended (the extranonce rolled here, as in
+    /// v1) or standard (header-only: version bits and ntime rolled)
+    #[arg(long, value_name = "KIND", default_value = "extended")]
+    pub sv2_channel: ChannelKind,
+    /// Stop after this many seconds (default: until Ctrl-C)
+    #[arg(long, value_name = "S", value_parser = super::args::positive_number)]
+    pub seconds: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let options = self.run.options(self.seconds)?;
+        let pools = self.pools()?;
+        crate::source::check_journal(&self.run.journal)?;
+        run(Source::Pools(pools), self.run.open()?, &options)?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The pools: each -u/-p belongs to the -o in the same position; a pool without one takes
+    /// the last given. Every URL is checked now, not at its first connection.
+    fn pools(&self) -> anyhow::Result<Vec<PoolConfig>> {
+        let trust = Trust { ca_file: self.ca_file.clone(), cert_sha256: self.pool_cert_sha256 };
+        let pick = |v: &[String], i: usize| v.get(i).or(v.last()).cloned().unwrap_or_default();
+        let config = |(i, url): (usize, &String)| {
+            let config = PoolConfig {
+                url: url.clone(),
+                user: pick(&self.user, i),
+                pass: pick(&self.pass, i),
+                journal: self.run.journal.clone(),
+                trust: trust.clone(),
+                suggest_difficulty: self.suggest_difficulty,
+                channel: self.sv2_channel,
+            };
+            config.endpoint().map(|_| config)
+        };
+        Ok(self.urls.iter().enumerate().map(config).collect::<Result<_, _>>()?)
     }
 }
 

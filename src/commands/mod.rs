@@ -1,6 +1,7 @@
 //! The subcommands behind `main.rs`. Each takes parsed arguments, does its job through the
 //! library and writes to stdout; errors go back to `main` to be printed once.
 
+pub mod args;
 pub mod bench;
 pub mod config;
 pub mod demo;

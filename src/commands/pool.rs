@@ -4,6 +4,7 @@
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions};
 use crate::source::stratum::v2::key::AuthorityPair;
+use std::process::ExitCode;
 
 pub fn run(listen: &str, sv2: Option<(&str, AuthorityPair)>, options: PoolOptions) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
@@ -22,4 +23,46 @@ pub fn run(listen: &str, sv2: Option<(&str, AuthorityPair)>, options: PoolOption
         super::stop_signal().await;
         anyhow::Ok(())
     })
+}
+
+/// The arguments of `wgminer pool` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:3333", value_name = "ADDR")]
+    pub listen: String,
+    /// Starting share difficulty
+    #[arg(long, default_value_t = 0.001, value_name = "D")]
+    pub difficulty: f64,
+    /// Seconds between new chain tips (clean jobs)
+    #[arg(long, default_value_t = 30, value_name = "S")]
+    pub job_interval: u64,
+    /// Also serve Stratum V2 on this address (the URL with the authority key is printed)
+    #[arg(long, value_name = "ADDR")]
+    pub sv2_listen: Option<String>,
+    /// File holding the Stratum V2 authority secret key, base58-check as SRI's configs write
+    /// `authority_secret_key` (default: a new key for each start)
+    #[arg(long, value_name = "PATH", requires = "sv2_listen")]
+    pub sv2_authority_secret: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let options = PoolOptions {
+            difficulty: crate::work::Difficulty::new(self.difficulty)?.value(),
+            job_interval: std::time::Duration::from_secs(self.job_interval.max(1)),
+            ..Default::default()
+        };
+        let keys = match &self.sv2_authority_secret {
+            Some(path) => {
+                let error =
+                    |e: &dyn std::fmt::Display| anyhow::anyhow!("--sv2-authority-secret {}: {e}", path.display());
+                let text = std::fs::read_to_string(path).map_err(|e| error(&e))?;
+                AuthorityPair::parse_secret(&text).map_err(|e| error(&e))?
+            }
+            None => AuthorityPair::generate(),
+        };
+        run(&self.listen, self.sv2_listen.as_deref().map(|l| (l, keys)), options)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

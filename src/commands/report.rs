@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 
 use plotters::prelude::*;
 
@@ -273,4 +274,22 @@ pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(svg)
+}
+
+/// The arguments of `wgminer report` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files of bench records
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Where to write the chart
+    #[arg(long, default_value = "wgminer-report.svg", value_name = "PATH")]
+    pub svg: std::path::PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        run(&self.files, &self.svg)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -1,6 +1,9 @@
 //! `wgminer scan`: sweep a nonce range of one header and print every verified hit as a JSON
 //! line, then a summary line. The range is swept in chunks so that hits appear as they are found.
 
+use std::process::ExitCode;
+
+use super::args::DeviceArgs;
 use std::io::Write;
 use std::time::Instant;
 
@@ -51,4 +54,54 @@ pub fn run(device: &mut dyn Sweeper, work: &Work, range: NonceRange) -> anyhow::
     });
     writeln!(out, "{summary}")?;
     Ok(())
+}
+
+/// The arguments of `wgminer scan` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The 80-byte block header, as 160 hex digits in wire order
+    #[arg(long, value_name = "HEX")]
+    pub header: String,
+    /// First nonce (decimal, or hex with 0x)
+    #[arg(long, default_value = "0", value_parser = super::args::parse_u64, value_name = "N")]
+    pub start: u64,
+    /// Number of nonces, up to 4294967296 (the whole space); the range wraps past 0xffffffff
+    #[arg(long, default_value = "4294967296", value_parser = super::args::parse_u64, value_name = "N")]
+    pub count: u64,
+    /// Target as 64 hex digits, most significant first (as block explorers print hashes)
+    #[arg(long, value_name = "HEX", conflicts_with = "difficulty")]
+    pub target: Option<String>,
+    /// Pool difficulty of the target (1 = 0x00000000ffff0000…; fractions allowed)
+    #[arg(long, value_name = "D")]
+    pub difficulty: Option<f64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let (work, range) = self.work()?;
+        let mut sweeper = super::open_device(&self.device.device, &self.device.kernel.options())?;
+        run(sweeper.as_mut(), &work, range)?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The header and nonce range to sweep, and the target: --target, --difficulty or the
+    /// header's own nBits.
+    fn work(&self) -> anyhow::Result<(Work, NonceRange)> {
+        let header = crate::work::header_from_hex(&self.header)?;
+        let start = self.start;
+        let start = u32::try_from(start).map_err(|_| anyhow::anyhow!("--start {start} is past 0xffffffff"))?;
+        let range = NonceRange::new(start, self.count)?;
+        let work = match (&self.target, self.difficulty) {
+            (Some(hex), _) => Work::new(
+                header,
+                crate::work::Target::from_unprefixed_hex(hex.trim_start_matches("0x"))
+                    .map_err(|e| anyhow::anyhow!("--target must be 64 hex digits: {e}"))?,
+            ),
+            (None, Some(d)) => Work::new(header, crate::work::Difficulty::new(d)?.to_target()),
+            (None, None) => Work::block(header)?,
+        };
+        Ok((work, range))
+    }
 }

@@ -1,6 +1,9 @@
 //! `wgminer selftest`: real mainnet headers through the device; each must give back its real
 //! nonce and hash, and an easy target must give exactly the CPU reference's candidates.
 
+use std::process::ExitCode;
+
+use super::args::DeviceArgs;
 use crate::cpu;
 use crate::device::Sweeper;
 use crate::work::{BlockHash, NonceRange, Target, Work, header_from_hex};
@@ -126,4 +129,19 @@ fn easy_target(device: &mut dyn Sweeper) -> anyhow::Result<(bool, String)> {
     let verified = cpu::verify(&work, range, &got);
     let ok = got == want && verified.hits.len() as u64 == OVERFLOW_COUNT && verified.hw_errors.is_empty();
     Ok((ok, format!("window {range}, every nonce a hit: {} found, {} expected", got.len(), want.len())))
+}
+
+/// The arguments of `wgminer selftest` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl Args {
+    /// Exits 1 when any case fails.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let mut sweeper = super::open_device(&self.device.device, &self.device.kernel.options())?;
+        Ok(if run(sweeper.as_mut())? > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    }
 }

@@ -1,6 +1,10 @@
 //! `wgminer solo`: check the node (network, address, reachability), then mine on its
 //! templates.
 
+use std::process::ExitCode;
+
+use super::args::RunArgs;
+use crate::source::gbt::rpc::Auth;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,4 +50,59 @@ pub fn run(
     let (summary, _) = runtime.block_on(mine(Source::Node(config), devices, options));
     print_summary(&summary);
     Ok(Some(summary))
+}
+
+/// The arguments of `wgminer solo` (its help is on `main.rs`'s subcommand).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node's RPC endpoint, e.g. http://127.0.0.1:18443 (regtest's default port)
+    #[arg(long, value_name = "URL")]
+    pub rpc_url: String,
+    /// RPC user (the node's -rpcuser)
+    #[arg(long, value_name = "USER", requires = "rpc_password", conflicts_with = "rpc_cookie")]
+    pub rpc_user: Option<String>,
+    /// RPC password (the node's -rpcpassword)
+    #[arg(long, value_name = "PASS", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+    /// The node's cookie file instead of a user and password (DATADIR/regtest/.cookie, …)
+    #[arg(long, value_name = "PATH")]
+    pub rpc_cookie: Option<std::path::PathBuf>,
+    /// Address the block reward is paid to (P2PKH, P2SH, P2WPKH, P2WSH or P2TR of the node's network)
+    #[arg(long, value_name = "ADDR")]
+    pub address: String,
+    /// Network the node must be on: main, test, testnet4, signet or regtest (default: the node's)
+    #[arg(long, value_name = "NET", value_parser = super::args::parse_network)]
+    pub network: Option<bitcoin::Network>,
+    /// File where every block found is appended (JSON lines with height, hash and hex)
+    #[arg(long, default_value = "wgminer-blocks.jsonl", value_name = "PATH")]
+    pub found_blocks: std::path::PathBuf,
+    /// Seconds between fresh templates (besides longpoll)
+    #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll: u64,
+    /// Stop after this many seconds (default: until Ctrl-C)
+    #[arg(long, value_name = "S", value_parser = super::args::positive_number)]
+    pub seconds: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let options = self.run.options(self.seconds)?;
+        let auth = match (self.rpc_user, self.rpc_password, self.rpc_cookie) {
+            (Some(user), Some(password), None) => Auth::UserPass { user, password },
+            (None, None, Some(path)) => Auth::Cookie(path),
+            _ => anyhow::bail!("give --rpc-user and --rpc-password, or --rpc-cookie (the node's .cookie file)"),
+        };
+        let solo = Solo {
+            node: Node { url: self.rpc_url, auth },
+            network: self.network,
+            address: self.address,
+            found_blocks: self.found_blocks,
+            poll: std::time::Duration::from_secs(self.poll),
+        };
+        let devices = &self.run;
+        run(solo, || devices.open(), &options)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -65,6 +65,26 @@ pub fn per_nonce(source: &str, entry: &str) -> Result<OpCount, OpsError> {
     Ok(counter.count(&scope, &roots, &calls).0)
 }
 
+/// The expressions `roots` depend on (through calls' arguments, not into their bodies).
+fn live(
+    expressions: &naga::Arena<Expression>,
+    roots: &[Handle<Expression>],
+    calls: &Calls,
+) -> std::collections::HashSet<Handle<Expression>> {
+    let mut live = std::collections::HashSet::new();
+    let mut stack: Vec<Handle<Expression>> = roots.to_vec();
+    while let Some(h) = stack.pop() {
+        if !live.insert(h) {
+            continue;
+        }
+        match calls.get(&h) {
+            Some((_, arguments)) => stack.extend(arguments),
+            None => stack.extend(operands(&expressions[h])),
+        }
+    }
+    live
+}
+
 fn find_loop(block: &Block) -> Option<(&Block, &Block, Option<Handle<Expression>>)> {
     block.iter().find_map(|statement| match statement {
         Statement::Loop { body, continuing, break_if } => Some((body, continuing, *break_if)),
@@ -160,17 +180,7 @@ impl Counter<'_> {
             varies.insert(handle, value);
         }
 
-        let mut live = std::collections::HashSet::new();
-        let mut stack: Vec<Handle<Expression>> = roots.to_vec();
-        while let Some(h) = stack.pop() {
-            if !live.insert(h) {
-                continue;
-            }
-            match calls.get(&h) {
-                Some((_, arguments)) => stack.extend(arguments),
-                None => stack.extend(operands(&expressions[h])),
-            }
-        }
+        let live = live(expressions, roots, calls);
 
         // The shifts of a rotate, counted once with their `or` when rotates fuse.
         let in_rotate: std::collections::HashSet<_> =

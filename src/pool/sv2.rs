@@ -17,7 +17,7 @@ use stratum_apps::stratum_core::channels_sv2::server::standard::StandardChannel;
 use stratum_apps::stratum_core::common_messages_sv2::SetupConnectionSuccessOwned;
 use stratum_apps::stratum_core::mining_sv2::{
     OpenExtendedMiningChannelSuccessOwned, OpenMiningChannelErrorOwned, OpenStandardMiningChannelSuccessOwned,
-    SetNewPrevHashOwned, SetTargetOwned, SubmitSharesErrorOwned, SubmitSharesSuccessOwned,
+    SetNewPrevHashOwned, SetTargetOwned, SubmitSharesErrorOwned, SubmitSharesSuccessOwned, UpdateChannelOwned,
 };
 use stratum_apps::stratum_core::noise_sv2::Responder;
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
@@ -29,6 +29,7 @@ use super::{PoolOptions, PoolStats, template};
 use crate::source::stratum::v2::key::AuthorityPair;
 use crate::source::stratum::v2::transport::{self, Writer};
 use crate::source::stratum::v2::{str255, target};
+use crate::work::Target;
 
 /// How long the pool's Noise certificate is valid, from each handshake.
 const CERT_VALIDITY: Duration = Duration::from_secs(3600);
@@ -187,32 +188,7 @@ impl Connection {
             AnyMessageOwned::Mining(MiningOwned::OpenStandardMiningChannel(m)) => {
                 self.open(m.request_id, &m.user_identity, &m.max_target, m.nominal_hash_rate, Opening::Standard)
             }
-            AnyMessageOwned::Mining(MiningOwned::UpdateChannel(m)) => {
-                let max_target = Some(target(&m.maximum_target));
-                let target = match &mut self.channel {
-                    Some(Channel::Extended(c)) => {
-                        c.update_channel(m.nominal_hash_rate, max_target).ok().map(|()| *c.get_target())
-                    }
-                    Some(Channel::Standard(c)) => {
-                        c.update_channel(m.nominal_hash_rate, max_target).ok().map(|()| *c.get_target())
-                    }
-                    None => None,
-                };
-                match target {
-                    Some(target) => {
-                        // Channels keep a target per job on both sides: the new one comes with
-                        // a new job, active at once, while the earlier jobs stay open (no
-                        // SetNewPrevHash), so shares found on them are not made stale.
-                        let mut out = vec![mining(MiningOwned::SetTarget(SetTargetOwned {
-                            channel_id: 1,
-                            maximum_target: U256Owned::from(target.to_le_bytes()),
-                        }))];
-                        out.extend(self.job_now());
-                        out
-                    }
-                    None => vec![],
-                }
-            }
+            AnyMessageOwned::Mining(MiningOwned::UpdateChannel(m)) => self.update(&m),
             AnyMessageOwned::Mining(MiningOwned::SubmitSharesExtended(m)) => {
                 let sequence_number = m.sequence_number;
                 let checked = match &mut self.channel {
@@ -233,6 +209,34 @@ impl Connection {
         }
     }
 
+    /// `UpdateChannel`: the target for the miner's measured rate, with a job under it.
+    fn update(&mut self, m: &UpdateChannelOwned) -> Vec<AnyMessageOwned> {
+        let max_target = Some(target(&m.maximum_target));
+        let target = match &mut self.channel {
+            Some(Channel::Extended(c)) => {
+                c.update_channel(m.nominal_hash_rate, max_target).ok().map(|()| *c.get_target())
+            }
+            Some(Channel::Standard(c)) => {
+                c.update_channel(m.nominal_hash_rate, max_target).ok().map(|()| *c.get_target())
+            }
+            None => None,
+        };
+        match target {
+            Some(target) => {
+                // Channels keep a target per job on both sides: the new one comes with
+                // a new job, active at once, while the earlier jobs stay open (no
+                // SetNewPrevHash), so shares found on them are not made stale.
+                let mut out = vec![mining(MiningOwned::SetTarget(SetTargetOwned {
+                    channel_id: 1,
+                    maximum_target: U256Owned::from(target.to_le_bytes()),
+                }))];
+                out.extend(self.job_now());
+                out
+            }
+            None => vec![],
+        }
+    }
+
     /// `Open*MiningChannel`: one channel a connection, with an extranonce prefix of its own and
     /// a target for the miner's nominal rate; its first job follows the success.
     fn open(
@@ -243,7 +247,7 @@ impl Connection {
         hash_rate: f32,
         opening: Opening,
     ) -> Vec<AnyMessageOwned> {
-        let refuse = |code: &str| {
+        let refuse = |code: &'static str| {
             vec![mining(MiningOwned::OpenMiningChannelError(OpenMiningChannelErrorOwned {
                 request_id,
                 error_code: str255(code),
@@ -255,60 +259,15 @@ impl Connection {
         let user = String::from_utf8_lossy(user.as_bytes()).into_owned();
         let max_target = target(max_target);
         let mut allocator = self.allocator.lock().unwrap_or_else(|p| p.into_inner());
-        let (channel, success) = match opening {
+        let opened = match opening {
             Opening::Extended { min_extranonce_size } => {
-                let Ok(prefix) = allocator.allocate_extended(usize::from(min_extranonce_size)) else {
-                    return refuse("min-extranonce-size-too-large");
-                };
-                let channel = ExtendedChannel::new_for_pool(
-                    1,
-                    user,
-                    prefix,
-                    max_target,
-                    hash_rate,
-                    true,
-                    u16::from(ROLLABLE),
-                    1,
-                    SHARES_PER_MINUTE,
-                    "wgminer".into(),
-                    None,
-                );
-                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
-                let success = OpenExtendedMiningChannelSuccessOwned {
-                    request_id,
-                    channel_id: 1,
-                    target: U256Owned::from(channel.get_target().to_le_bytes()),
-                    extranonce_size: channel.get_rollable_extranonce_size(),
-                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
-                        .expect("32 bytes at most"),
-                    group_channel_id: 0,
-                };
-                (Channel::Extended(channel), MiningOwned::OpenExtendedMiningChannelSuccess(success))
+                extended(&mut allocator, min_extranonce_size, request_id, user, max_target, hash_rate)
             }
-            Opening::Standard => {
-                let Ok(prefix) = allocator.allocate_standard() else { return refuse("no-extranonce-left") };
-                let channel = StandardChannel::new_for_pool(
-                    1,
-                    user,
-                    prefix,
-                    max_target,
-                    hash_rate,
-                    1,
-                    SHARES_PER_MINUTE,
-                    "wgminer".into(),
-                    None,
-                );
-                let Ok(channel) = channel else { return refuse("max-target-out-of-range") };
-                let success = OpenStandardMiningChannelSuccessOwned {
-                    request_id,
-                    channel_id: 1,
-                    target: U256Owned::from(channel.get_target().to_le_bytes()),
-                    extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec())
-                        .expect("32 bytes at most"),
-                    group_channel_id: 0,
-                };
-                (Channel::Standard(channel), MiningOwned::OpenStandardMiningChannelSuccess(success))
-            }
+            Opening::Standard => standard(&mut allocator, request_id, user, max_target, hash_rate),
+        };
+        let (channel, success) = match opened {
+            Ok(opened) => opened,
+            Err(code) => return refuse(code),
         };
         drop(allocator);
         self.channel = Some(channel);
@@ -421,6 +380,74 @@ fn activate(job_id: u32, tip: &TemplateTip) -> SetNewPrevHashOwned {
         min_ntime: tip.header_timestamp,
         nbits: tip.n_bits,
     }
+}
+
+/// A pool-side extended channel for a miner, and its `OpenExtendedMiningChannel.Success`; or
+/// the SV2 error code that refuses it.
+fn extended(
+    allocator: &mut ExtranonceAllocator,
+    min_extranonce_size: u16,
+    request_id: u32,
+    user: String,
+    max_target: Target,
+    hash_rate: f32,
+) -> Result<(Channel, MiningOwned), &'static str> {
+    let prefix =
+        allocator.allocate_extended(usize::from(min_extranonce_size)).map_err(|_| "min-extranonce-size-too-large")?;
+    let channel = ExtendedChannel::new_for_pool(
+        1,
+        user,
+        prefix,
+        max_target,
+        hash_rate,
+        true,
+        u16::from(ROLLABLE),
+        1,
+        SHARES_PER_MINUTE,
+        "wgminer".into(),
+        None,
+    )
+    .map_err(|_| "max-target-out-of-range")?;
+    let success = OpenExtendedMiningChannelSuccessOwned {
+        request_id,
+        channel_id: 1,
+        target: U256Owned::from(channel.get_target().to_le_bytes()),
+        extranonce_size: channel.get_rollable_extranonce_size(),
+        extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec()).expect("32 bytes at most"),
+        group_channel_id: 0,
+    };
+    Ok((Channel::Extended(channel), MiningOwned::OpenExtendedMiningChannelSuccess(success)))
+}
+
+/// A pool-side standard channel and its `OpenStandardMiningChannel.Success`, or the refusal.
+fn standard(
+    allocator: &mut ExtranonceAllocator,
+    request_id: u32,
+    user: String,
+    max_target: Target,
+    hash_rate: f32,
+) -> Result<(Channel, MiningOwned), &'static str> {
+    let prefix = allocator.allocate_standard().map_err(|_| "no-extranonce-left")?;
+    let channel = StandardChannel::new_for_pool(
+        1,
+        user,
+        prefix,
+        max_target,
+        hash_rate,
+        1,
+        SHARES_PER_MINUTE,
+        "wgminer".into(),
+        None,
+    )
+    .map_err(|_| "max-target-out-of-range")?;
+    let success = OpenStandardMiningChannelSuccessOwned {
+        request_id,
+        channel_id: 1,
+        target: U256Owned::from(channel.get_target().to_le_bytes()),
+        extranonce_prefix: B032Owned::new(channel.get_extranonce_prefix().to_vec()).expect("32 bytes at most"),
+        group_channel_id: 0,
+    };
+    Ok((Channel::Standard(channel), MiningOwned::OpenStandardMiningChannelSuccess(success)))
 }
 
 #[cfg(test)]

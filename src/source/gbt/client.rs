@@ -231,19 +231,7 @@ pub async fn run(
             }
         }
     }
-    // Hits still queued may be blocks: each is built, journaled and sent like the others.
-    while let Ok(share) = shares.try_recv() {
-        session.found(share).await;
-    }
-    for found in &session.pending {
-        session.end(found, if found.journaled { ShareEvent::Journaled } else { ShareEvent::Unjournaled });
-        tracing::warn!(
-            "block {} {} was not sent; it is in {}",
-            found.height,
-            found.hash,
-            session.config.journal.display()
-        );
-    }
+    session.stop(&mut shares).await;
 }
 
 /// getblocktemplate's request: segwit always (Core refuses templates without it), signet's
@@ -387,6 +375,23 @@ impl Session {
             ),
         }
         self.submit(found).await;
+    }
+
+    /// The miner stops: hits still queued may be blocks, each built, journaled and sent like
+    /// the others; blocks not sent end journaled (or unjournaled, if the journal failed).
+    async fn stop(&mut self, shares: &mut mpsc::Receiver<Share>) {
+        while let Ok(share) = shares.try_recv() {
+            self.found(share).await;
+        }
+        for found in &self.pending {
+            self.end(found, if found.journaled { ShareEvent::Journaled } else { ShareEvent::Unjournaled });
+            tracing::warn!(
+                "block {} {} was not sent; it is in {}",
+                found.height,
+                found.hash,
+                self.config.journal.display()
+            );
+        }
     }
 
     /// A hit's one end, counted to its device and the node.

@@ -291,26 +291,29 @@ impl Driver {
         ended
     }
 
-    /// Connects (a stop is honoured during the connect and the handshake), then carries
-    /// messages, shares and ticks through the session until the connection ends.
-    async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended {
+    /// Opens the transport to `pool` (a redirect's endpoint once, else its URL): TCP, then
+    /// the protocol's handshake, either of which a stop cuts short.
+    async fn open<P: Wire>(&mut self, pool: PoolId) -> Result<(Incoming<P::In>, P::Writer, P::Login), Ended> {
         let config = self.pools[pool.0].clone();
-        let endpoint = match self.failover.endpoint(pool, &config) {
-            Ok(e) => e,
-            Err(reason) => return fail(reason),
-        };
+        let endpoint = self.failover.endpoint(pool, &config).map_err(fail)?;
         let open = async {
             let tcp = tcp(&endpoint).await?;
             P::open(tcp, &endpoint, &config).await
         };
-        let (mut incoming, mut write) = tokio::select! {
-            _ = self.stop.changed() => return Ended::Stop,
-            opened = open => match opened {
-                Ok(io) => io,
-                Err(e) => return fail(e),
-            },
+        let (incoming, write) = tokio::select! {
+            _ = self.stop.changed() => return Err(Ended::Stop),
+            opened = open => opened.map_err(fail)?,
         };
-        let login = P::login(&config, &endpoint, self.hash_rate());
+        Ok((incoming, write, P::login(&config, &endpoint, self.hash_rate())))
+    }
+
+    /// Connects (a stop is honoured during the connect and the handshake), then carries
+    /// messages, shares and ticks through the session until the connection ends.
+    async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended {
+        let (mut incoming, mut write, login) = match self.open::<P>(pool).await {
+            Ok(opened) => opened,
+            Err(ended) => return ended,
+        };
         let mut actions = P::of(&mut self.sessions).connected(pool, login, Instant::now());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut probe = tokio::time::interval(FAILBACK_PROBE);

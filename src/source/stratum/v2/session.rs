@@ -258,6 +258,38 @@ impl Session {
     }
 
     fn mining(&mut self, message: MiningOwned, now: Instant) -> Actions {
+        match message {
+            m @ (MiningOwned::OpenExtendedMiningChannelSuccess(_)
+            | MiningOwned::OpenStandardMiningChannelSuccess(_)
+            | MiningOwned::OpenMiningChannelError(_)) => self.opening(m, now),
+            m @ (MiningOwned::NewExtendedMiningJob(_)
+            | MiningOwned::NewMiningJob(_)
+            | MiningOwned::SetNewPrevHash(_)) => self.job(m, now),
+            m @ (MiningOwned::SetTarget(_) | MiningOwned::SetExtranoncePrefix(_)) => self.update(m),
+            MiningOwned::SubmitSharesSuccess(m) => self.accepted(m.last_sequence_number, now),
+            MiningOwned::SubmitSharesError(m) => {
+                let reason = text(m.error_code.as_bytes());
+                if let Some(channel) = self.channel() {
+                    channel.on_share_rejection(&reason);
+                }
+                let Some(pending) = self.in_flight.remove(&m.sequence_number) else { return vec![] };
+                let mut out = vec![Action::Answered {
+                    share: pending.share,
+                    outcome: ShareOutcome::Rejected(Rejection::new(reason.clone(), reason)),
+                    latency: Some(now.saturating_duration_since(pending.sent)),
+                }];
+                out.extend(self.flush(now));
+                out
+            }
+            MiningOwned::CloseChannel(m) => {
+                fail(format!("the pool closed the channel: {}", text(m.reason_code.as_bytes())))
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The pool's answer to opening the channel.
+    fn opening(&mut self, message: MiningOwned, now: Instant) -> Actions {
         let user = self.conn().login.user.clone();
         match message {
             MiningOwned::OpenExtendedMiningChannelSuccess(m) => {
@@ -296,6 +328,13 @@ impl Session {
                 "the pool refused to open a mining channel for worker {user}: {}",
                 text(e.error_code.as_bytes())
             )),
+            _ => vec![],
+        }
+    }
+
+    /// A job, or the new block that activates one.
+    fn job(&mut self, message: MiningOwned, now: Instant) -> Actions {
+        match message {
             MiningOwned::NewExtendedMiningJob(job) => {
                 let active = job.min_ntime.clone().into_inner().is_some();
                 let result = match self.channel() {
@@ -319,6 +358,13 @@ impl Session {
                 let result = channel.on_set_new_prev_hash(m);
                 self.job_changed(result, true, now)
             }
+            _ => vec![],
+        }
+    }
+
+    /// The channel's target or extranonce prefix changes.
+    fn update(&mut self, message: MiningOwned) -> Actions {
+        match message {
             // The new target applies to jobs that come after it (channels_sv2 keeps each
             // job's own target, and checks that job's shares against it).
             MiningOwned::SetTarget(m) => {
@@ -341,24 +387,6 @@ impl Session {
                     Ok(()) => vec![],
                     Err(e) => fail(format!("the pool sent an extranonce prefix the channel cannot take: {e}")),
                 }
-            }
-            MiningOwned::SubmitSharesSuccess(m) => self.accepted(m.last_sequence_number, now),
-            MiningOwned::SubmitSharesError(m) => {
-                let reason = text(m.error_code.as_bytes());
-                if let Some(channel) = self.channel() {
-                    channel.on_share_rejection(&reason);
-                }
-                let Some(pending) = self.in_flight.remove(&m.sequence_number) else { return vec![] };
-                let mut out = vec![Action::Answered {
-                    share: pending.share,
-                    outcome: ShareOutcome::Rejected(Rejection::new(reason.clone(), reason)),
-                    latency: Some(now.saturating_duration_since(pending.sent)),
-                }];
-                out.extend(self.flush(now));
-                out
-            }
-            MiningOwned::CloseChannel(m) => {
-                fail(format!("the pool closed the channel: {}", text(m.reason_code.as_bytes())))
             }
             _ => vec![],
         }

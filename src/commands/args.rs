@@ -1,0 +1,147 @@
+//! What several subcommands take alike: the device to sweep on and the kernel's shape
+//! (`DeviceArgs`, `KernelArgs`), a mining run's devices, journal and API (`RunArgs`), and the
+//! parsers of values clap cannot check by type.
+
+use std::time::Duration;
+
+use super::DeviceOptions;
+use crate::device::DeviceSelector;
+use crate::gpu::shape::{self, ShapeRequest};
+use crate::work::Difficulty;
+
+#[derive(clap::Args, Clone)]
+pub struct DeviceArgs {
+    /// Device to use: an index from `wgminer devices`, part of an adapter's name, `auto` (the
+    /// fastest kind of adapter found) or `cpu` (the sha2 reference sweeper, one thread)
+    #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceSelector,
+
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// Device to mine on; repeat for several (see `wgminer devices`)
+    #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
+    pub device: Vec<DeviceSelector>,
+    /// Seconds between status lines
+    #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub status_every: u64,
+    /// File where shares that could not be sent are appended, one JSON line each
+    #[arg(long, default_value = "wgminer-journal.jsonl", value_name = "PATH")]
+    pub journal: std::path::PathBuf,
+    /// Serve cgminer's monitoring API (read-only) on this address; 127.0.0.1:4028 when given
+    /// without a value
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::api::DEFAULT_LISTEN)]
+    pub api_listen: Option<String>,
+    /// Who may use the API: addresses or networks (10.0.0.0/8), comma-separated; W: in front
+    /// allows switchpool, enablepool, disablepool and quit (e.g. W:127.0.0.1)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub api_allow: Vec<crate::api::AllowRule>,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+}
+
+impl RunArgs {
+    pub fn open(&self) -> anyhow::Result<Vec<Box<dyn crate::device::Sweeper>>> {
+        self.device.iter().map(|d| super::open_device(d, &self.kernel.options())).collect()
+    }
+
+    pub fn options(&self, seconds: Option<f64>) -> anyhow::Result<super::mine::MineOptions> {
+        // The parser took only positive numbers.
+        let duration = seconds.map(Duration::from_secs_f64);
+        let api = match &self.api_listen {
+            Some(listen) => Some(crate::api::ApiOptions::new(listen, self.api_allow.clone())?),
+            None if !self.api_allow.is_empty() => anyhow::bail!("--api-allow needs --api-listen"),
+            None => None,
+        };
+        Ok(super::mine::MineOptions {
+            duration,
+            status_every: Duration::from_secs(self.status_every),
+            api,
+            until: None,
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct KernelArgs {
+    /// Time each GPU dispatch should take; the dispatch size is tuned to it at start
+    #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dispatch_ms: u64,
+
+    /// Invocations per workgroup (the kernel's @workgroup_size) [default: measured]
+    ///
+    /// On a device's first use wgminer measures a few shapes (64, 128, 256, 32 invocations ×
+    /// 64, 256, 16 nonces), about 100 ms each, and remembers the fastest for that adapter,
+    /// driver and kernel in ~/.cache/wgminer/kernel-shapes.json. A value given here wins; the
+    /// other dimension is still measured unless given too.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workgroup_size: Option<u32>,
+
+    /// Nonces each invocation tests [default: measured, see --workgroup-size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub nonces_per_invocation: Option<u32>,
+
+    /// Measure the kernel's shape again instead of using the remembered one (after a driver
+    /// update that the adapter's description does not show, or on a busy machine)
+    #[arg(long)]
+    pub retune: bool,
+}
+
+impl KernelArgs {
+    pub fn options(&self) -> DeviceOptions {
+        DeviceOptions {
+            shape: ShapeRequest {
+                workgroup_size: self.workgroup_size,
+                nonces_per_invocation: self.nonces_per_invocation,
+                retune: self.retune,
+                cache: shape::default_cache_path(),
+            },
+            dispatch: Some(Duration::from_millis(self.dispatch_ms)),
+        }
+    }
+}
+
+/// A command-line value that cannot be used, in words clap prints beside the option.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected a positive number up to 1e9, got `{0}`")]
+    NotPositive(String),
+    #[error("`{text}` is not a number: {reason}")]
+    NotANumber { text: String, reason: String },
+    #[error(transparent)]
+    Difficulty(#[from] crate::work::target::DifficultyError),
+    #[error("unknown network `{0}`: use main, test, testnet4, signet or regtest")]
+    Network(String),
+}
+
+/// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot
+/// overflow, even counted in minutes.
+pub fn positive_number(s: &str) -> Result<f64, ValueError> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(ValueError::NotPositive(s.to_string())),
+    }
+}
+
+pub fn parse_u64(s: &str) -> Result<u64, ValueError> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| ValueError::NotANumber { text: s.to_string(), reason: e.to_string() })
+}
+
+pub fn parse_difficulty(s: &str) -> Result<Difficulty, ValueError> {
+    let value: f64 = s.parse().map_err(|e: std::num::ParseFloatError| ValueError::NotANumber {
+        text: s.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Difficulty::new(value)?)
+}
+
+pub fn parse_network(s: &str) -> Result<bitcoin::Network, ValueError> {
+    crate::source::gbt::client::network_from_chain(s).ok_or_else(|| ValueError::Network(s.to_string()))
+}
