@@ -349,3 +349,82 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
         tokio::time::timeout(Duration::from_secs(30), miner.stop()).await.unwrap();
     });
 }
+
+/// The driver's clock is tokio's: under paused time a pool that reads a submit and never
+/// answers it is left after `ANSWER_TIMEOUT` (30 s) of virtual time, the share journaled,
+/// and the miner dials again, without the test waiting 30 s.
+#[test]
+fn an_unanswered_submit_is_journaled_after_thirty_seconds_of_paused_time() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use wgminer::source::stratum::driver::{Links, run};
+    let journal = std::env::temp_dir().join(format!("wgminer-faults-paused-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stats = std::sync::Arc::new(wgminer::stats::Stats::new());
+        let (work, mut work_rx) = tokio::sync::watch::channel(None);
+        let (share_tx, shares) = tokio::sync::mpsc::channel(8);
+        let (_control_tx, control) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
+            user: "w".into(),
+            pass: "x".into(),
+            journal: journal.clone(),
+            trust: Default::default(),
+            suggest_difficulty: None,
+            channel: Default::default(),
+        };
+        let links = Links { work, shares, stats: stats.clone(), outcomes: None, control, stop: stop_rx };
+        let driver = tokio::spawn(run(vec![config], links));
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let mut submitted = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let reply = match v["method"].as_str() {
+                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
+                Some("mining.authorize") => {
+                    format!("{{\"id\":{},\"result\":true,\"error\":null}}\n{SLUSH_NOTIFY}", v["id"])
+                }
+                Some("mining.submit") => {
+                    submitted = true;
+                    break;
+                }
+                Some(_) => format!(r#"{{"id":{},"result":null,"error":[20,"no",null]}}"#, v["id"]),
+                None => continue,
+            };
+            write.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+            if v["method"] == "mining.authorize" {
+                // The job is published: a share on it, as a device would hand it over.
+                work_rx.changed().await.unwrap();
+                let source = work_rx.borrow().clone().unwrap();
+                let share = wgminer::source::Share {
+                    source: source.source,
+                    job_id: source.job.id.clone(),
+                    extranonce1: source.extranonce1.clone(),
+                    extranonce2: vec![0; source.extranonce2_size],
+                    time: source.job.time,
+                    nonce: 7,
+                    version_bits: None,
+                    hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
+                    device: wgminer::work::DeviceId(0),
+                };
+                share_tx.send(share).await.unwrap();
+            }
+        }
+        assert!(submitted, "the share was submitted");
+        let started = tokio::time::Instant::now();
+        // Held open and silent: the miner must give up on it and dial again.
+        let _again = listener.accept().await.unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(30), "{waited:?}");
+        assert_eq!(stats.counts().journaled, 1);
+        assert_eq!(journal_lines(&journal)[0]["nonce"], "00000007");
+        drop((lines, write));
+        let _ = stop.send(true);
+        driver.await.unwrap();
+    });
+}

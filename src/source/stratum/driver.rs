@@ -20,6 +20,11 @@ use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::{HashRate, PoolId};
 use bitcoin::hex::DisplayHex;
 
+/// The sessions' clock: tokio's, so that the driver's timeouts run under paused time in tests.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// How long a TCP connect may take, and a write to a pool that stopped reading.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -228,10 +233,10 @@ impl Driver {
     fn route(&mut self, share: Share) {
         let pool = share.source;
         if self.is_v2(pool) {
-            let actions = self.sessions.v2.share(share, Instant::now());
+            let actions = self.sessions.v2.share(share, now());
             self.perform(pool, actions);
         } else {
-            let actions = self.sessions.v1.share(share, Instant::now());
+            let actions = self.sessions.v1.share(share, now());
             self.perform(pool, actions);
         }
     }
@@ -314,7 +319,7 @@ impl Driver {
             Ok(opened) => opened,
             Err(ended) => return ended,
         };
-        let mut actions = P::of(&mut self.sessions).connected(pool, login, Instant::now());
+        let mut actions = P::of(&mut self.sessions).connected(pool, login, now());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut probe = tokio::time::interval(FAILBACK_PROBE);
         probe.tick().await;
@@ -327,7 +332,7 @@ impl Driver {
                 _ = self.stop.changed() => return Ended::Stop,
                 _ = tick.tick() => {
                     let rate = self.hash_rate();
-                    P::of(&mut self.sessions).tick(Instant::now(), rate)
+                    P::of(&mut self.sessions).tick(now(), rate)
                 }
                 _ = probe.tick(), if pool != preferred => {
                     if self.answers(preferred).await {
@@ -343,15 +348,15 @@ impl Driver {
                     }
                 }
                 message = incoming.recv() => match message {
-                    Some(Ok(message)) => P::of(&mut self.sessions).received(message, Instant::now()),
-                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e.to_string()), Instant::now()),
-                    None => P::of(&mut self.sessions).closed(None, Instant::now()),
+                    Some(Ok(message)) => P::of(&mut self.sessions).received(message, now()),
+                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e.to_string()), now()),
+                    None => P::of(&mut self.sessions).closed(None, now()),
                 },
                 share = self.shares.recv(), if !self.devices_gone => match share {
                     // Shares of this protocol go to this session, whichever of its pools
                     // found them: it knows whether they can still be sent.
                     Some(share) if self.is_v2(share.source) == self.is_v2(pool) => {
-                        P::of(&mut self.sessions).share(share, Instant::now())
+                        P::of(&mut self.sessions).share(share, now())
                     }
                     Some(share) => {
                         self.route(share);
