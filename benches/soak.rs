@@ -140,7 +140,7 @@ async fn soak(
     length: Duration,
     journal: std::path::PathBuf,
 ) -> bool {
-    let options = PoolOptions { difficulty: difficulty.value(), share_interval: None, ..Default::default() };
+    let options = PoolOptions { difficulty, share_interval: None, ..Default::default() };
     let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let flaps = Arc::new(AtomicU64::new(0));
     let proxy = flapping_proxy(pool.addr, flaps.clone()).await;

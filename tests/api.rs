@@ -48,7 +48,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
 /// first share is accepted the queries run, and the run ends when they are done (or at
 /// `quit`), `ceiling` seconds at most.
 async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::commands::mine::Summary {
-    let options = PoolOptions { difficulty: 0.0005, ..Default::default() };
+    let options = PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), ..Default::default() };
     let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
     let second = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let port = common::node::free_port();

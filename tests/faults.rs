@@ -66,7 +66,11 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
     let journal = std::env::temp_dir().join(format!("wgminer-faults-gone-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
-        let options = PoolOptions { difficulty: 1e-6, share_interval: None, ..Default::default() };
+        let options = PoolOptions {
+            difficulty: wgminer::work::Difficulty::new(1e-6).unwrap(),
+            share_interval: None,
+            ..Default::default()
+        };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let config = PoolConfig {
             url: format!("stratum+tcp://{}", pool.addr),
@@ -301,7 +305,7 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
     use wgminer::pool::MAX_MINER_LINE;
     runtime().block_on(async {
         let options = PoolOptions {
-            difficulty: 1e-5,
+            difficulty: wgminer::work::Difficulty::new(1e-5).unwrap(),
             share_interval: None,
             max_connections: 16,
             login_timeout: Duration::from_secs(2),

@@ -45,7 +45,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
     let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
     let gpu = GpuSweeper::open(adapter, GpuOptions { batch: 1 << 20, ..GpuOptions::default() }).unwrap();
     runtime().block_on(async {
-        let options = PoolOptions { difficulty: 0.0005, ..Default::default() };
+        let options = PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), ..Default::default() };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let config = PoolConfig {
             url: format!("stratum+tcp://{}", pool.addr),
@@ -359,7 +359,11 @@ async fn wait_for(what: &str, at_least: u64, counter: impl Fn() -> u64) {
 #[test]
 fn failover_to_the_second_pool_and_back_to_the_first() {
     runtime().block_on(async {
-        let options = PoolOptions { difficulty: 0.0005, share_interval: None, ..Default::default() };
+        let options = PoolOptions {
+            difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(),
+            share_interval: None,
+            ..Default::default()
+        };
         let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
         let second = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
         let miner = start_miner_on(&[first.addr, second.addr], journal_path("failover"));
@@ -384,14 +388,14 @@ fn failover_to_the_second_pool_and_back_to_the_first() {
 fn clean_jobs_every_second_move_the_devices_along() {
     runtime().block_on(async {
         let options = PoolOptions {
-            difficulty: 0.0005,
+            difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(),
             job_interval: Duration::from_secs(1),
             share_interval: None,
             ..Default::default()
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let mut miner = start_miner(pool.addr, journal_path("clean"));
-        miner.accepted_across(4, |share| share.job_id.split('.').next().unwrap().to_string()).await;
+        miner.accepted_across(4, |share| share.job_id.to_string().split('.').next().unwrap().to_string()).await;
         assert_eq!(pool.stats.rejected.load(Relaxed), 0);
         miner.stop().await;
     });
@@ -452,7 +456,11 @@ fn tls_pool_with_its_own_ca() {
         .with_single_cert(vec![certified.cert.der().clone()], key)
         .unwrap();
     runtime().block_on(async {
-        let options = PoolOptions { difficulty: 0.0005, tls: Some(Arc::new(server)), ..Default::default() };
+        let options = PoolOptions {
+            difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(),
+            tls: Some(Arc::new(server)),
+            ..Default::default()
+        };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
         let config = |ca_file: Option<std::path::PathBuf>| PoolConfig {
             url: format!("stratum+ssl://localhost:{}", pool.addr.port()),
@@ -482,7 +490,7 @@ fn tls_pool_with_its_own_ca() {
 fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
     runtime().block_on(async {
         let options = PoolOptions {
-            difficulty: 0.0005,
+            difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(),
             job_interval: Duration::from_secs(1),
             share_interval: None,
             rotate_extranonce: true,
@@ -501,7 +509,7 @@ fn a_new_extranonce1_with_every_tip_is_followed_without_rejects() {
 fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
     runtime().block_on(async {
         let options = PoolOptions {
-            difficulty: 0.0005,
+            difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(),
             job_interval: Duration::from_secs(1),
             share_interval: None,
             ..Default::default()
@@ -521,7 +529,7 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
         while later_jobs < 3 {
             let (share, outcome) =
                 tokio::time::timeout(Duration::from_secs(30), miner.outcomes.recv()).await.expect("a share").unwrap();
-            if outcome != ShareOutcome::Accepted || share.job_id.starts_with("1.") {
+            if outcome != ShareOutcome::Accepted || share.job_id.to_string().starts_with("1.") {
                 continue; // the first job went out at the starting difficulty
             }
             let hash = wgminer::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash));

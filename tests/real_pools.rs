@@ -83,8 +83,12 @@ async fn drop_on_configure(
 #[test]
 fn a_pool_that_drops_mining_configure_is_mined_on_without_it() {
     runtime().block_on(async {
-        let pool =
-            EmbeddedPool::start("127.0.0.1:0", PoolOptions { difficulty: 0.0005, ..Default::default() }).await.unwrap();
+        let pool = EmbeddedPool::start(
+            "127.0.0.1:0",
+            PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), ..Default::default() },
+        )
+        .await
+        .unwrap();
         let (tx, mut first_lines) = mpsc::unbounded_channel();
         let proxy = drop_on_configure(pool.addr, tx).await;
         let summary =
@@ -123,7 +127,7 @@ fn server_config(name: &str) -> Arc<rustls::ServerConfig> {
 }
 
 fn tls_pool_options(tls: Arc<rustls::ServerConfig>) -> PoolOptions {
-    PoolOptions { difficulty: 0.0005, tls: Some(tls), ..Default::default() }
+    PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), tls: Some(tls), ..Default::default() }
 }
 
 /// The certificate `openssl req -x509` makes (CA:TRUE, see tests/data/tls/README.md): trusted

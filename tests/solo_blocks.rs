@@ -130,7 +130,7 @@ fn segwit_template_becomes_the_expected_block_byte_for_byte() {
     assert!(block.check_witness_commitment());
     assert_eq!(block.bip34_block_height().unwrap(), 840_000);
     // The job's merkle root (branch folding, as devices get it) is the block's.
-    let job = plan.job("1", 1_713_571_800);
+    let job = plan.job("1".into(), 1_713_571_800);
     assert_eq!(job.merkle_root(&[], &extranonce), block.header.merkle_root);
     assert_eq!(plan.merkle_branch.len(), 2);
 }

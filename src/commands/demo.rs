@@ -78,8 +78,8 @@ pub struct Args {
     #[arg(long, default_value_t = 30.0, value_name = "S", value_parser = super::args::positive_number)]
     pub seconds: f64,
     /// Starting share difficulty (vardiff moves it towards a share every 2 s)
-    #[arg(long, default_value_t = 0.001, value_name = "D")]
-    pub difficulty: f64,
+    #[arg(long, default_value = "0.001", value_name = "D", value_parser = super::args::parse_difficulty)]
+    pub difficulty: crate::work::Difficulty,
     /// Mine over Stratum V2 (Noise, binary messages) instead of v1, on this kind of channel
     #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "extended")]
     pub sv2: Option<ChannelKind>,
@@ -90,8 +90,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let options = self.run.options(Some(self.seconds))?;
-        let pool =
-            PoolOptions { difficulty: crate::work::Difficulty::new(self.difficulty)?.value(), ..Default::default() };
+        let pool = PoolOptions { difficulty: self.difficulty, ..Default::default() };
         crate::source::check_journal(&self.run.journal)?;
         run(self.run.open()?, &options, pool, self.run.journal.clone(), self.sv2)?;
         Ok(ExitCode::SUCCESS)

@@ -19,7 +19,7 @@ use crate::miner::Miner;
 pub use crate::miner::Source;
 use crate::source::stratum::ShareOutcome;
 use crate::stats::Stats;
-use crate::work::{Difficulty, Target};
+use crate::work::Difficulty;
 
 pub struct MineOptions {
     /// Stop after this long; `None` runs until Ctrl-C.
@@ -177,7 +177,7 @@ async fn start_api(
 }
 
 fn log_outcome(share: &crate::source::Share, outcome: ShareOutcome) {
-    let difficulty = Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&share.hash))).value();
+    let difficulty = Difficulty::of_hash(&share.hash).value();
     let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
     match outcome {
         ShareOutcome::Accepted => {

@@ -32,8 +32,8 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:3333", value_name = "ADDR")]
     pub listen: String,
     /// Starting share difficulty
-    #[arg(long, default_value_t = 0.001, value_name = "D")]
-    pub difficulty: f64,
+    #[arg(long, default_value = "0.001", value_name = "D", value_parser = super::args::parse_difficulty)]
+    pub difficulty: crate::work::Difficulty,
     /// Seconds between new chain tips (clean jobs)
     #[arg(long, default_value_t = 30, value_name = "S")]
     pub job_interval: u64,
@@ -49,7 +49,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let options = PoolOptions {
-            difficulty: crate::work::Difficulty::new(self.difficulty)?.value(),
+            difficulty: self.difficulty,
             job_interval: std::time::Duration::from_secs(self.job_interval.max(1)),
             ..Default::default()
         };

@@ -35,7 +35,7 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// Starting share difficulty of each connection.
-    pub difficulty: f64,
+    pub difficulty: Difficulty,
     /// A new chain tip, sent with clean_jobs, this often.
     pub job_interval: Duration,
     /// Vardiff aims at one share per this interval; `None` keeps the difficulty fixed.
@@ -59,7 +59,7 @@ pub const MAX_MINER_LINE: usize = 16 << 10;
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
-            difficulty: 0.001,
+            difficulty: Difficulty::new(0.001).expect("positive"),
             job_interval: Duration::from_secs(30),
             share_interval: Some(Duration::from_secs(2)),
             tls: None,
@@ -222,7 +222,7 @@ fn new_job(height: u32) -> Arc<Job> {
     coinb2.extend_from_slice(&[0; 4]);
     let seed = |tag: &str| sha256d::Hash::hash(format!("wgminer {tag} {height}").as_bytes()).to_byte_array();
     Arc::new(Job {
-        id: format!("{height:x}"),
+        id: format!("{height:x}").into(),
         prev_hash: BlockHash::from_byte_array(seed("tip")),
         coinb1,
         coinb2,
@@ -258,7 +258,7 @@ impl Session {
     pub(crate) fn new(id: u32, options: &PoolOptions, stats: Arc<PoolStats>) -> Session {
         Session {
             extranonce1: id.to_be_bytes(),
-            difficulty: Difficulty::new(options.difficulty).unwrap_or(Difficulty::ONE),
+            difficulty: options.difficulty,
             options: options.clone(),
             stats,
             subscribed: false,
@@ -335,9 +335,9 @@ impl Session {
         }
         self.resends += 1;
         let mut job = (*self.current).clone();
-        job.id = format!("{}.{}", self.current.id, self.resends);
+        job.id = format!("{}.{}", self.current.id, self.resends).into();
         job.clean = clean;
-        self.jobs.insert(job.id.clone(), (Arc::new(job.clone()), self.difficulty));
+        self.jobs.insert(job.id.to_string(), (Arc::new(job.clone()), self.difficulty));
         vec![ServerMessage::SetDifficulty(self.difficulty).to_line(), ServerMessage::Notify(job).to_line()]
     }
 

@@ -261,8 +261,7 @@ impl DeviceLoop {
         }
         let source_work = &unit.source_work;
         for hit in verified.hits {
-            let hash_as_target = crate::work::Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(&hit.hash));
-            self.stats.record(Event::Hit { difficulty: Difficulty::from_target(&hash_as_target) });
+            self.stats.record(Event::Hit { difficulty: Difficulty::of_hash(&hit.hash) });
             let share = Share {
                 source: source_work.source,
                 job_id: source_work.job.id.clone(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::work::job::Job;
-use crate::work::{BlockHash, DeviceId, NonceRange, PoolId, Target, VersionMask};
+use crate::work::{BlockHash, DeviceId, JobId, NonceRange, PoolId, Target, VersionMask};
 
 pub mod gbt;
 pub mod stratum;
@@ -76,7 +76,7 @@ pub fn check_journal(path: &Path) -> Result<(), JournalError> {
 pub struct Share {
     /// The pool whose job this is; 0 for a node.
     pub source: PoolId,
-    pub job_id: String,
+    pub job_id: JobId,
     pub extranonce1: Vec<u8>,
     pub extranonce2: Vec<u8>,
     pub time: u32,

@@ -189,9 +189,9 @@ impl BlockPlan {
 
     /// The job the scheduler hands out: extranonce1 is empty and the extranonce is all of
     /// extranonce2.
-    pub fn job(&self, id: &str, time: u32) -> Job {
+    pub fn job(&self, id: super::JobId, time: u32) -> Job {
         Job {
-            id: id.to_string(),
+            id,
             prev_hash: self.template.prev_hash,
             coinb1: self.coinb1.clone(),
             coinb2: self.coinb2.clone(),
@@ -206,7 +206,7 @@ impl BlockPlan {
 
     /// The header for `extranonce` and `time`, nonce set.
     pub fn header(&self, extranonce: &[u8], time: u32, nonce: u32) -> Header {
-        let mut header = self.job("", time).header(&[], extranonce, time, self.template.version as u32);
+        let mut header = self.job("".into(), time).header(&[], extranonce, time, self.template.version as u32);
         header.nonce = nonce;
         header
     }

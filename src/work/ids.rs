@@ -23,6 +23,41 @@ impl fmt::Display for DeviceId {
     }
 }
 
+/// A job's id as its source names it: Stratum v1's string (and the solo client's), or
+/// Stratum V2's number. Shares carry it back unchanged, so no protocol parses another's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobId {
+    Text(String),
+    Number(u32),
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobId::Text(s) => s.fmt(f),
+            JobId::Number(n) => n.fmt(f),
+        }
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(s: &str) -> JobId {
+        JobId::Text(s.to_string())
+    }
+}
+
+impl From<String> for JobId {
+    fn from(s: String) -> JobId {
+        JobId::Text(s)
+    }
+}
+
+impl From<u32> for JobId {
+    fn from(n: u32) -> JobId {
+        JobId::Number(n)
+    }
+}
+
 /// Hashes a second.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct HashRate(f64);

@@ -7,12 +7,12 @@ use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::hex::DisplayHex;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
 
-use super::hex_decode;
+use super::{JobId, hex_decode};
 
 /// `mining.notify`, decoded. Field order and encodings are the wire's; see `from_notify_hex`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub prev_hash: BlockHash,
     pub coinb1: Vec<u8>,
     pub coinb2: Vec<u8>,
@@ -68,7 +68,7 @@ impl Job {
             word.reverse();
         }
         Ok(Job {
-            id: id.to_string(),
+            id: JobId::from(id),
             prev_hash: BlockHash::from_byte_array(prev),
             coinb1: hex_decode(coinb1).map_err(|e| err("coinb1", e))?,
             coinb2: hex_decode(coinb2).map_err(|e| err("coinb2", e))?,

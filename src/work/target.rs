@@ -103,6 +103,12 @@ impl Difficulty {
         Target::from_be_bytes(shifted_be_bytes(mantissa, shift).unwrap_or([0xff; 32]))
     }
 
+    /// The difficulty a hash meets: that of the hash read as a target (a share's "best
+    /// share" difficulty, as cgminer shows it).
+    pub fn of_hash(hash: &bitcoin::BlockHash) -> Self {
+        Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(hash)))
+    }
+
     /// The difficulty of a target: diff1 / target, in double precision.
     pub fn from_target(target: &Target) -> Self {
         Difficulty(target.difficulty_float())

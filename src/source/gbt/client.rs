@@ -18,7 +18,7 @@ use super::template::{self, Template};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
-use crate::work::{DeviceId, Difficulty, PoolId, VersionMask};
+use crate::work::{DeviceId, Difficulty, JobId, PoolId, VersionMask};
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -143,7 +143,7 @@ struct Session {
     work: watch::Sender<Option<Arc<SourceWork>>>,
     stats: Arc<Stats>,
     /// The newest templates of the tip, oldest first: those a device may still be sweeping.
-    plans: VecDeque<(String, Arc<BlockPlan>)>,
+    plans: VecDeque<(JobId, Arc<BlockPlan>)>,
     tip: Option<BlockHash>,
     /// Parents on which one of our blocks was accepted: later hits on them are siblings.
     solved: HashSet<BlockHash>,
@@ -306,7 +306,7 @@ impl Session {
         // The node's clock at fetch time; a fresh template every `poll` keeps it current.
         let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
         self.generation += 1;
-        let id = format!("{:x}", self.generation);
+        let id = JobId::from(format!("{:x}", self.generation));
         let plan = Arc::new(plan);
         self.plans.push_back((id.clone(), plan.clone()));
         if self.plans.len() > MAX_PLANS {
@@ -315,7 +315,7 @@ impl Session {
         let work = SourceWork {
             source: PoolId(0),
             generation: self.generation,
-            job: plan.job(&id, time),
+            job: plan.job(id.clone(), time),
             extranonce1: Vec::new(),
             extranonce2_size: EXTRANONCE_SIZE,
             target,
@@ -479,7 +479,7 @@ mod tests {
             session.publish(template::parse(&reply).unwrap()).unwrap();
         }
         assert_eq!(session.plans.len(), MAX_PLANS);
-        assert_eq!(session.plans.front().unwrap().0, format!("{:x}", 100 - MAX_PLANS + 1));
+        assert_eq!(session.plans.front().unwrap().0, JobId::from(format!("{:x}", 100 - MAX_PLANS + 1)));
         let old = Share {
             source: PoolId(0),
             job_id: "1".into(),

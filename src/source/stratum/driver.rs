@@ -467,7 +467,7 @@ impl Driver {
             let line = json!({
                 "time": crate::stats::unix_time(),
                 "pool": pool.url, "user": pool.user, "reason": reason,
-                "job_id": share.job_id, "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
+                "job_id": share.job_id.to_string(), "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
                 "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
             });
             by_file.entry(pool.journal.clone()).or_default().push((share, reason, line));

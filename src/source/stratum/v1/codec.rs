@@ -425,7 +425,7 @@ fn read_notify(params: &Value) -> Result<Job, CodecError> {
 
 fn notify_params(job: &Job) -> Value {
     json!([
-        job.id,
+        job.id.to_string(),
         job.prev_hash_hex(),
         job.coinb1.to_lower_hex_string(),
         job.coinb2.to_lower_hex_string(),

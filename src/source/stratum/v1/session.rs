@@ -22,7 +22,7 @@ use crate::source::stratum::core::{
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::work::job::Job;
-use crate::work::{Difficulty, HashRate, NonceRange, PoolId, VersionMask};
+use crate::work::{Difficulty, HashRate, JobId, NonceRange, PoolId, VersionMask};
 
 /// A share the pool has not answered in this long is written to the journal (it may have
 /// been lost on the way; a user can still claim it from there) and the connection, whose
@@ -83,8 +83,8 @@ struct Connection {
     pending_difficulty: Difficulty,
     version_mask: VersionMask,
     /// Open job ids, oldest first.
-    jobs: VecDeque<String>,
-    open_jobs: HashSet<String>,
+    jobs: VecDeque<JobId>,
+    open_jobs: HashSet<JobId>,
     /// A notify that came before the subscribe answer: published once the extranonce is known.
     early_job: Option<Job>,
     current: Option<Arc<SourceWork>>,
@@ -370,7 +370,7 @@ impl Session {
         let id = conn.take_id();
         let submission = Submission {
             user: conn.login.user.clone(),
-            job_id: share.job_id.clone(),
+            job_id: share.job_id.to_string(),
             extranonce2: share.extranonce2.clone(),
             time: share.time,
             nonce: share.nonce,

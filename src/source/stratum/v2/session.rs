@@ -41,7 +41,7 @@ use crate::source::stratum::core::{
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::work::job::Job;
-use crate::work::{BlockHash, CompactTarget, Difficulty, HashRate, NonceRange, PoolId, Target, VersionMask};
+use crate::work::{BlockHash, CompactTarget, Difficulty, HashRate, JobId, NonceRange, PoolId, Target, VersionMask};
 
 /// `SetupConnection` flags of the mining protocol (SV2 specification, 3.1.1): the pool must
 /// let us roll version bits; a header-only client also requires standard jobs.
@@ -493,7 +493,7 @@ impl Session {
     }
 
     fn submit(&mut self, share: Share, now: Instant) -> Actions {
-        let Ok(job_id) = share.job_id.parse::<u32>() else {
+        let JobId::Number(job_id) = share.job_id else {
             return vec![Action::Journal { share, reason: "its job id is not an SV2 job id".into() }];
         };
         let conn = self.conn();
@@ -701,7 +701,7 @@ fn stale(share: Share, reason: &str) -> Actions {
 /// (a future job takes the tip's time), no coinbase and no merkle root yet.
 fn header_job(id: u32, version: u32, min_ntime: Option<u32>, tip: &ChainTip) -> Job {
     Job {
-        id: id.to_string(),
+        id: JobId::Number(id),
         prev_hash: BlockHash::from_byte_array(tip.prev_hash().to_array()),
         coinb1: Vec::new(),
         coinb2: Vec::new(),

@@ -14,7 +14,7 @@ fn server(line: &str) -> ServerMessage {
 #[test]
 fn slush_notify_parses_and_round_trips() {
     let ServerMessage::Notify(job) = server(SLUSH_NOTIFY) else { panic!() };
-    assert_eq!((job.id.as_str(), job.version, job.time, job.clean), ("bf", 2, 0x504e86b9, false));
+    assert_eq!((job.id.to_string().as_str(), job.version, job.time, job.clean), ("bf", 2, 0x504e86b9, false));
     let line = ServerMessage::Notify(job.clone()).to_line();
     assert_eq!(server(&line), ServerMessage::Notify(job));
     let original: Value = serde_json::from_str(SLUSH_NOTIFY).unwrap();
@@ -66,7 +66,7 @@ fn version_rolled_share_of_block_881423() {
     assert_eq!(header.block_hash().to_string(), "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd");
     let submission = Submission {
         user: "telehash.worker".into(),
-        job_id: job.id.clone(),
+        job_id: job.id.to_string(),
         extranonce2: en2,
         time: job.time,
         nonce: header.nonce,

@@ -171,7 +171,7 @@ fn version_mask_granted_then_changed_by_the_pool() {
     let first = published(&s.pool(SLUSH_NOTIFY, 0));
     assert_eq!(first[0].version_mask, VersionMask::BIP320);
     let again = published(&s.pool(r#"{"params":["00003000"], "id":null, "method": "mining.set_version_mask"}"#, 1));
-    assert_eq!((again[0].version_mask, again[0].job.id.as_str()), (VersionMask(0x2000), "bf"));
+    assert_eq!((again[0].version_mask, again[0].job.id.to_string().as_str()), (VersionMask(0x2000), "bf"));
     assert!(again[0].generation > first[0].generation);
 }
 

@@ -185,7 +185,7 @@ fn extended_session(now: Instant) -> (Session, SourceWork) {
 fn an_extended_job_becomes_v1_shaped_work() {
     let (_, work) = extended_session(Instant::now());
     assert_eq!(work.source, PoolId(3));
-    assert_eq!(work.job.id, "42");
+    assert_eq!(work.job.id, JobId::Number(42));
     assert_eq!(work.extranonce1, vec![0xaa, 0xbb]);
     assert_eq!(work.extranonce2_size, 8);
     assert_eq!(work.version_mask, VersionMask::BIP320);
