@@ -90,7 +90,8 @@ pub fn stratum_v2_client(data: &[u8]) {
         host: "127.0.0.1".into(),
         port: 34254,
     };
-    let messages = frames(data).into_iter().filter_map(|mut frame| v2::transport::decode_frame(&mut frame).ok());
+    let messages =
+        frames(data).into_iter().filter_map(|mut frame| crate::wire::stratum_v2::decode_frame(&mut frame).ok());
     drive(Session::new(), login, messages);
 }
 
@@ -100,7 +101,7 @@ pub fn stratum_v2_pool(data: &[u8]) {
     let stats = Arc::new(crate::pool::PoolStats::default());
     let mut connection = crate::pool::sv2::Connection::new(stats, crate::pool::sv2::allocator(), 1);
     for (i, mut frame) in frames(data).into_iter().enumerate() {
-        if let Ok(message) = v2::transport::decode_frame(&mut frame) {
+        if let Ok(message) = crate::wire::stratum_v2::decode_frame(&mut frame) {
             connection.handle(message);
         }
         if i % 4 == 3 {

@@ -13,4 +13,5 @@ pub mod pool;
 pub mod scheduler;
 pub mod source;
 pub mod stats;
+pub mod wire;
 pub mod work;

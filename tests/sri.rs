@@ -16,8 +16,8 @@ use wgminer::pool::PoolOptions;
 use wgminer::pool::sv2::Sv2Pool;
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::core::ConnectError;
-use wgminer::source::stratum::v2::key::AuthorityPair;
 use wgminer::source::stratum::v2::session::ChannelKind;
+use wgminer::wire::stratum_v2::key::AuthorityPair;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

@@ -12,8 +12,8 @@ use crate::device::Sweeper;
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions, PoolStats};
 use crate::source::stratum::PoolConfig;
-use crate::source::stratum::v2::key::AuthorityPair;
 use crate::source::stratum::v2::session::ChannelKind;
+use crate::wire::stratum_v2::key::AuthorityPair;
 
 /// Runs the demo and prints its summary; an error when no share was accepted.
 pub fn run(

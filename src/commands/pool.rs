@@ -3,7 +3,7 @@
 
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions};
-use crate::source::stratum::v2::key::AuthorityPair;
+use crate::wire::stratum_v2::key::AuthorityPair;
 use std::process::ExitCode;
 
 pub fn run(listen: &str, sv2: Option<(&str, AuthorityPair)>, options: PoolOptions) -> anyhow::Result<()> {

@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
-use crate::source::stratum::v1::codec::{
-    self, ClientMessage, Extranonce, Id, Reply, RpcError, ServerMessage, Submission, VersionMask, code,
+use crate::wire::stratum_v1::{
+    ClientMessage, Extranonce, Id, Reply, RpcError, ServerMessage, Submission, VersionMask, code,
 };
 use crate::work::job::Job;
 use crate::work::{BlockHash, CompactTarget, Difficulty, hex_decode};
@@ -80,7 +80,7 @@ pub struct PoolStats {
 pub struct EmbeddedPool {
     pub addr: SocketAddr,
     pub stats: Arc<PoolStats>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl EmbeddedPool {
@@ -88,7 +88,7 @@ impl EmbeddedPool {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(PoolStats::default());
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = Shutdown::new();
         let (jobs, _) = broadcast::channel::<Arc<Job>>(16);
         let tip = Arc::new(std::sync::Mutex::new(new_job(1)));
         let (clock_jobs, clock_tip) = (jobs.clone(), tip.clone());
@@ -126,13 +126,29 @@ impl EmbeddedPool {
 
     /// Closes the listener and every session.
     pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        self.stop.now();
     }
 }
 
-impl Drop for EmbeddedPool {
+/// What stops a pool, v1 or V2: its listener, chain clock and connections end when it is
+/// told to or dropped.
+pub(crate) struct Shutdown(watch::Sender<bool>);
+
+impl Shutdown {
+    /// The stop and the receiver every task of the pool watches.
+    pub(crate) fn new() -> (Shutdown, watch::Receiver<bool>) {
+        let (stop, stop_rx) = watch::channel(false);
+        (Shutdown(stop), stop_rx)
+    }
+
+    pub(crate) fn now(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Drop for Shutdown {
     fn drop(&mut self) {
-        self.shutdown();
+        self.now();
     }
 }
 
@@ -283,7 +299,7 @@ impl Session {
         mut stop: watch::Receiver<bool>,
     ) {
         self.current = tip;
-        let mut lines = codec::spawn_line_reader(read, MAX_MINER_LINE);
+        let mut lines = crate::wire::stratum_v1::spawn_line_reader(read, MAX_MINER_LINE);
         loop {
             let out: Vec<String> = tokio::select! {
                 _ = stop.changed() => return,

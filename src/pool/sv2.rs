@@ -26,9 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use super::{PoolOptions, PoolStats, template};
-use crate::source::stratum::v2::key::AuthorityPair;
-use crate::source::stratum::v2::transport::{self, Writer};
-use crate::source::stratum::v2::{str255, target};
+use crate::wire::stratum_v2::{self, AuthorityPair, Writer, str255, target};
 use crate::work::Target;
 
 /// How long the pool's Noise certificate is valid, from each handshake.
@@ -43,9 +41,9 @@ const SHARES_PER_MINUTE: f32 = 30.0;
 
 pub struct Sv2Pool {
     pub addr: SocketAddr,
-    pub authority: crate::source::stratum::v2::AuthorityKey,
+    pub authority: crate::wire::stratum_v2::AuthorityKey,
     pub stats: Arc<PoolStats>,
-    stop: watch::Sender<bool>,
+    stop: super::Shutdown,
 }
 
 impl Sv2Pool {
@@ -58,7 +56,7 @@ impl Sv2Pool {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(PoolStats::default());
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = super::Shutdown::new();
         let (tips, _) = broadcast::channel::<u32>(16);
         let height = Arc::new(Mutex::new(1u32));
         let (clock_tips, clock_height) = (tips.clone(), height.clone());
@@ -86,13 +84,7 @@ impl Sv2Pool {
     }
 
     pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-impl Drop for Sv2Pool {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.stop.now();
     }
 }
 
@@ -140,7 +132,7 @@ impl Connection {
     ) {
         let (read, write) = stream.into_split();
         let mut write = Writer::from(write);
-        let mut messages = transport::spawn_reader(read);
+        let mut messages = stratum_v2::spawn_reader(read);
         loop {
             let out = tokio::select! {
                 _ = stop.changed() => return,

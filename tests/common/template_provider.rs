@@ -16,8 +16,8 @@ use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwn
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wgminer::pool::template;
-use wgminer::source::stratum::v2::key::AuthorityPair;
-use wgminer::source::stratum::v2::transport::{self, Writer};
+use wgminer::wire::stratum_v2::key::AuthorityPair;
+use wgminer::wire::stratum_v2::{self, Writer};
 
 pub struct TemplateProvider {
     pub addr: SocketAddr,
@@ -67,7 +67,7 @@ async fn send_tip(write: &mut Writer, height: u32) -> Result<(), wgminer::source
 async fn serve(stream: NoiseTcpStream, every: Duration, mut stop: watch::Receiver<bool>) {
     let (read, write) = stream.into_split();
     let mut write = Writer::from(write);
-    let mut messages = transport::spawn_reader(read);
+    let mut messages = stratum_v2::spawn_reader(read);
     let mut height = 1;
     let mut set_up = false;
     let mut clock = tokio::time::interval(every);

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use super::failover::{Endpoint, PoolConfig, UrlError};
 use super::tls::TlsError;
 use crate::source::{Share, SourceWork};
+pub use crate::wire::TransportError;
+use crate::wire::stratum_v1::Redirect;
 use crate::work::{Difficulty, HashRate, PoolId};
 
 pub const USER_AGENT: &str = concat!("wgminer/", env!("CARGO_PKG_VERSION"));
@@ -135,15 +137,6 @@ pub enum Then {
     Redirect(Redirect),
 }
 
-/// Where a pool's reconnect request points: host and port default to the current ones.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Redirect {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    /// Seconds to wait before reconnecting.
-    pub wait: u64,
-}
-
 /// The actions of a failed connection.
 pub fn fail<M>(reason: impl Into<String>) -> Vec<Action<M>> {
     vec![Action::Close(Close::fail(reason))]
@@ -173,37 +166,6 @@ pub enum ConnectError {
     AuthorityKey { address: String, key: String },
     #[error("Noise handshake with {address}: {reason}; does the pool speak Stratum V2?")]
     Handshake { address: String, reason: String },
-}
-
-/// Why a connection's transport ended, or a message could not go out.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("a line from the peer is over {0} bytes")]
-    LineTooLong(usize),
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    /// SRI's Noise stream, in its own words.
-    #[error("{0}")]
-    Noise(String),
-    #[error("the pool stopped reading")]
-    StoppedReading,
-}
-
-/// A Stratum V2 frame that cannot be read or written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    #[error("a frame of {0} bytes has no header")]
-    NoHeader(usize),
-    #[error("bad frame header: {0}")]
-    Header(String),
-    #[error("the header says {said} payload bytes, the frame has {got}")]
-    Length { said: usize, got: usize },
-    #[error("message type 0x{kind:02x} cannot be read: {reason}")]
-    Message { kind: u8, reason: String },
-    #[error("cannot encode a message: {0}")]
-    Encode(String),
 }
 
 impl ConnectError {

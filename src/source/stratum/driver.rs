@@ -77,7 +77,7 @@ impl Wire for v1::session::Session {
 }
 
 impl Wire for v2::session::Session {
-    type Writer = v2::transport::Writer;
+    type Writer = crate::wire::stratum_v2::Writer;
 
     async fn open(
         tcp: TcpStream,
@@ -86,7 +86,7 @@ impl Wire for v2::session::Session {
     ) -> Result<(Incoming<v2::Message>, Self::Writer), ConnectError> {
         let authority = endpoint.authority.as_ref().expect("a V2 endpoint has its key");
         let (read, write) = v2::transport::connect(tcp, authority).await?;
-        Ok((v2::transport::spawn_reader(read), write))
+        Ok((crate::wire::stratum_v2::spawn_reader(read), write))
     }
 
     fn of(sessions: &mut Sessions) -> &mut Self {
@@ -515,13 +515,13 @@ trait Outbox<M> {
     fn put(&mut self, message: M) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
 
-impl Outbox<v1::codec::ClientMessage> for v1::transport::Writer {
-    async fn put(&mut self, message: v1::codec::ClientMessage) -> Result<(), TransportError> {
+impl Outbox<crate::wire::stratum_v1::ClientMessage> for v1::transport::Writer {
+    async fn put(&mut self, message: crate::wire::stratum_v1::ClientMessage) -> Result<(), TransportError> {
         within_timeout(self.send(message)).await
     }
 }
 
-impl Outbox<v2::Message> for v2::transport::Writer {
+impl Outbox<v2::Message> for crate::wire::stratum_v2::Writer {
     async fn put(&mut self, message: v2::Message) -> Result<(), TransportError> {
         within_timeout(self.send(message)).await
     }

@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::core::Redirect;
 use super::tls::Trust;
 use super::v2::AuthorityKey;
-use super::v2::key::KeyError;
 use super::v2::session::ChannelKind;
+use crate::wire::stratum_v1::Redirect;
+use crate::wire::stratum_v2::key::KeyError;
 use crate::work::{Difficulty, PoolId};
 
 /// While mining on a backup pool, the first pool is tried this often; once it answers, the

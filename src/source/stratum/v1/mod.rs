@@ -1,7 +1,5 @@
-//! Stratum v1: newline-delimited JSON-RPC (`codec`, shared with the embedded pool), the
-//! connection over TCP or TLS (`transport`), and the protocol as a state machine without I/O
-//! (`session`).
+//! Stratum v1: the connection over TCP or TLS (`transport`) and the protocol as a state
+//! machine without I/O (`session`). The wire itself is `crate::wire::stratum_v1`.
 
-pub mod codec;
 pub mod session;
 pub mod transport;

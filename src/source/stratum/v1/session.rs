@@ -12,15 +12,16 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{
-    Answer, ClientMessage, Extranonce, Id, Method, Reply, RpcError, ServerMessage, Submission, VersionRolling, code,
-};
 use crate::source::stratum::core::{
-    self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Redirect, Rejection, SILENCE, ShareOutcome, Then,
-    USER_AGENT, fail,
+    self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Rejection, SILENCE, ShareOutcome, Then, USER_AGENT,
+    fail,
 };
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
+use crate::wire::stratum_v1::{
+    Answer, ClientMessage, Extranonce, Id, Method, Redirect, Reply, RpcError, ServerMessage, Submission,
+    VersionRolling, code,
+};
 use crate::work::job::Job;
 use crate::work::{Difficulty, HashRate, JobId, NonceRange, PoolId, VersionMask};
 

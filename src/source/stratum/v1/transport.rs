@@ -8,10 +8,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::codec::{ClientMessage, MAX_LINE, spawn_line_reader};
 use crate::source::stratum::core::{ConnectError, TransportError};
 use crate::source::stratum::failover::Endpoint;
 use crate::source::stratum::tls::{self, TlsError, Trust};
+use crate::wire::stratum_v1::{ClientMessage, MAX_LINE, spawn_line_reader};
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 

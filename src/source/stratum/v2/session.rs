@@ -33,13 +33,14 @@ use stratum_apps::stratum_core::mining_sv2::{
 };
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
 
-use super::{Message, str255, target};
+use super::Message;
 use crate::source::stratum::core::{
     Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Rejection, SILENCE, ShareOutcome, Then, USER_AGENT,
     fail,
 };
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
+use crate::wire::stratum_v2::{str255, target};
 use crate::work::job::Job;
 use crate::work::{BlockHash, CompactTarget, Difficulty, HashRate, JobId, NonceRange, PoolId, Target, VersionMask};
 

@@ -11,7 +11,7 @@ use stratum_apps::stratum_core::mining_sv2::{
 };
 
 use super::*;
-use crate::source::stratum::v2::transport::{decode_frame, encode_frame};
+use crate::wire::stratum_v2::{decode_frame, encode_frame};
 use crate::work::DeviceId;
 
 fn login(channel: ChannelKind) -> Login {

@@ -1,6 +1,7 @@
 //! Stratum v1 on the wire: newline-delimited JSON-RPC 1.0, read into typed messages and
-//! written back from them. This is the only place that sees `serde_json::Value`; the client
-//! session and the embedded pool work on `ServerMessage` and `ClientMessage`.
+//! written back from them, and the line reader. This is the only place that sees
+//! `serde_json::Value`; the client session and the embedded pool work on `ServerMessage` and
+//! `ClientMessage`.
 //!
 //! Parsing is strict about types and never panics: a bad line is an error that names what was
 //! wrong. A response carries no method, so it is read by the method of the request it answers,
@@ -9,9 +10,8 @@
 use bitcoin::hex::DisplayHex;
 use serde_json::{Map, Value, json};
 
+use super::TransportError;
 use crate::logging::printable;
-pub use crate::source::stratum::core::Redirect;
-use crate::source::stratum::core::TransportError;
 pub use crate::work::VersionMask;
 use crate::work::job::Job;
 use crate::work::{Difficulty, hex_decode, hex_u32};
@@ -211,6 +211,15 @@ pub enum ClientMessage {
         method: String,
         reason: String,
     },
+}
+
+/// Where `client.reconnect` sends the miner: the same pool when host and port are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redirect {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Seconds to wait before reconnecting.
+    pub wait: u64,
 }
 
 /// What a pool's response says, read by the method it answers.
