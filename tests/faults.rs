@@ -53,6 +53,19 @@ async fn never_answering_pool(
     (seen, stream_back(lines, write))
 }
 
+/// Pool `url` for worker "w", shares that cannot be sent going to `journal`.
+fn pool_config(url: String, journal: std::path::PathBuf) -> PoolConfig {
+    PoolConfig {
+        url,
+        user: "w".into(),
+        pass: "x".into(),
+        journal,
+        trust: Default::default(),
+        suggest_difficulty: None,
+        channel: Default::default(),
+    }
+}
+
 fn journal_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -72,15 +85,7 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
             ..Default::default()
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
-        let config = PoolConfig {
-            url: format!("stratum+tcp://{}", pool.addr),
-            user: "w".into(),
-            pass: "x".into(),
-            journal: journal.clone(),
-            trust: Default::default(),
-            suggest_difficulty: None,
-            channel: Default::default(),
-        };
+        let config = pool_config(format!("stratum+tcp://{}", pool.addr), journal.clone());
         let run = MineOptions {
             duration: Some(Duration::from_secs(8)),
             status_every: Duration::from_secs(60),
@@ -206,15 +211,7 @@ fn a_pool_that_never_answers_gets_a_bounded_number_of_submits() {
     let _ = std::fs::remove_file(&journal);
     runtime().block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = PoolConfig {
-            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
-            user: "w".into(),
-            pass: "x".into(),
-            journal: journal.clone(),
-            trust: Default::default(),
-            suggest_difficulty: None,
-            channel: Default::default(),
-        };
+        let config = pool_config(format!("stratum+tcp://{}", listener.local_addr().unwrap()), journal.clone());
         let miner = Miner::start(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())]);
         let stats = miner.stats.clone();
         let (submits, _open) =
@@ -312,15 +309,7 @@ fn the_embedded_pool_bounds_what_hostile_clients_hold() {
             ..Default::default()
         };
         let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
-        let config = PoolConfig {
-            url: format!("stratum+tcp://{}", pool.addr),
-            user: "w".into(),
-            pass: "x".into(),
-            journal: std::env::temp_dir().join(format!("wgminer-faults-hostile-{}.jsonl", std::process::id())),
-            trust: Default::default(),
-            suggest_difficulty: None,
-            channel: Default::default(),
-        };
+        let config = pool_config(format!("stratum+tcp://{}", pool.addr), std::env::temp_dir().join(format!("wgminer-faults-hostile-{}.jsonl", std::process::id())));
         let miner = Miner::start(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())]);
         until("the miner's first accepted share", || pool.stats.accepted.load(Relaxed) > 0).await;
 
@@ -371,15 +360,7 @@ fn an_unanswered_submit_is_journaled_after_thirty_seconds_of_paused_time() {
         let (share_tx, shares) = tokio::sync::mpsc::channel(8);
         let (_control_tx, control) = tokio::sync::mpsc::unbounded_channel();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let config = PoolConfig {
-            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
-            user: "w".into(),
-            pass: "x".into(),
-            journal: journal.clone(),
-            trust: Default::default(),
-            suggest_difficulty: None,
-            channel: Default::default(),
-        };
+        let config = pool_config(format!("stratum+tcp://{}", listener.local_addr().unwrap()), journal.clone());
         let links = Links { work, shares, stats: stats.clone(), outcomes: None, control, stop: stop_rx };
         let driver = tokio::spawn(run(vec![config], links));
         let (stream, _) = listener.accept().await.unwrap();

@@ -59,6 +59,12 @@ pub trait Protocol {
     fn held(&self) -> usize;
 }
 
+/// A share sent and not yet answered, and when it went.
+pub(crate) struct Pending {
+    pub share: Share,
+    pub sent: Instant,
+}
+
 /// What became of a share a source was given.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShareOutcome {

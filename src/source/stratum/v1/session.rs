@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::source::stratum::core::{
-    self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Rejection, SILENCE, ShareOutcome, Then, USER_AGENT,
-    fail,
+    self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Pending, Protocol, Rejection, SILENCE, ShareOutcome, Then,
+    USER_AGENT, fail,
 };
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
@@ -64,11 +64,6 @@ pub struct Login {
 
 /// What this protocol's driver does: the actions of every protocol, with v1 lines to send.
 pub type Action = core::Action<ClientMessage>;
-
-struct Pending {
-    share: Share,
-    sent: Instant,
-}
 
 /// One connection's state.
 struct Connection {

@@ -35,8 +35,8 @@ use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwn
 
 use super::Message;
 use crate::source::stratum::core::{
-    Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Protocol, Rejection, SILENCE, ShareOutcome, Then, USER_AGENT,
-    fail,
+    Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Pending, Protocol, Rejection, SILENCE, ShareOutcome, Then,
+    USER_AGENT, fail,
 };
 use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
@@ -167,11 +167,6 @@ enum Stage {
     Setup,
     Opening,
     Open(Box<Channel>),
-}
-
-struct Pending {
-    share: Share,
-    sent: Instant,
 }
 
 struct Connection {
