@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use wgminer::pool::sv2::Sv2Pool;
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::core::ConnectError;
 use wgminer::source::stratum::v2::session::ChannelKind;
+use wgminer::stats::Stats;
 use wgminer::wire::stratum_v2::key::AuthorityPair;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -39,8 +41,21 @@ fn pool(url: String, channel: ChannelKind) -> PoolConfig {
 /// wgminer's CPU sweeper mining on one pool until `accepted` shares were accepted (or a
 /// generous ceiling passes, and the test's assertions say what was missing).
 async fn mine_on(config: PoolConfig, accepted: u64) -> Summary {
+    mine_until(config, MineOptions::until_accepted(accepted, Duration::from_secs(90))).await
+}
+
+/// wgminer's CPU sweeper mining on one pool until `done` holds upstream (what a translator
+/// forwards meets the upstream target, not only its own), 90 s at most.
+async fn mine_until_upstream(config: PoolConfig, done: impl Fn() -> bool + Send + Sync + 'static) -> Summary {
+    let run = MineOptions {
+        until: Some(Arc::new(move |_: &Stats| done())),
+        ..MineOptions::until_accepted(0, Duration::from_secs(90))
+    };
+    mine_until(config, run).await
+}
+
+async fn mine_until(config: PoolConfig, run: MineOptions) -> Summary {
     let journal = config.journal.clone();
-    let run = MineOptions::until_accepted(accepted, Duration::from_secs(90));
     let (summary, _) = mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &run).await;
     let _ = std::fs::remove_file(journal);
     summary
@@ -117,7 +132,11 @@ fn wgminer_over_stratum_v1_mines_through_sris_translator_on_sris_pool() {
         let port = sri::free_port();
         let upstream = ([127, 0, 0, 1], pool_port).into();
         let translator = sri::start_translator(upstream, AUTHORITY_PUBLIC, port, 2e6);
-        let summary = mine_on(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), 2).await;
+        let log = translator.log.clone();
+        let upstream = move || sri::accepted_upstream(&std::fs::read_to_string(&log).unwrap_or_default()) >= 2;
+        let summary =
+            mine_until_upstream(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), upstream)
+                .await;
         assert!(summary.accepted >= 2, "{summary:?}");
         assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
         let log = translator.log_text();
@@ -139,12 +158,24 @@ fn sris_translator_mines_on_the_embedded_sv2_pool() {
         let pool_sv2 = Sv2Pool::start("127.0.0.1:0", AuthorityPair::generate(), PoolOptions::default()).await.unwrap();
         let port = sri::free_port();
         let translator = sri::start_translator(pool_sv2.addr, &pool_sv2.authority.to_string(), port, 2e6);
-        let summary = mine_on(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), 2).await;
+        // Done when the translator has logged two of the pool's SubmitShares.Success.
+        let log = translator.log.clone();
+        let upstream = move || sri::accepted_upstream(&std::fs::read_to_string(&log).unwrap_or_default()) >= 2;
+        let summary =
+            mine_until_upstream(pool(format!("stratum+tcp://127.0.0.1:{port}"), ChannelKind::default()), upstream)
+                .await;
         assert!(summary.accepted >= 2, "{summary:?}");
         assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
         let accepted = pool_sv2.stats.accepted.load(Relaxed);
         assert!(accepted >= 2, "the embedded pool accepted {accepted}; see {}", translator.log.display());
         assert_eq!(pool_sv2.stats.rejected.load(Relaxed), 0, "see {}", translator.log.display());
-        assert_eq!(sri::accepted_upstream(&translator.log_text()), accepted);
+        // Every share the pool accepted, the translator heard accepted (its log may trail).
+        let heard = || (sri::accepted_upstream(&translator.log_text()), pool_sv2.stats.accepted.load(Relaxed));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while heard().0 != heard().1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (logged, accepted) = heard();
+        assert_eq!(logged, accepted, "see {}", translator.log.display());
     });
 }
