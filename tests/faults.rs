@@ -413,3 +413,28 @@ fn an_unanswered_submit_is_journaled_after_thirty_seconds_of_paused_time() {
         driver.await.unwrap();
     });
 }
+
+/// A pool whose port is closed: the failure is typed where it happens and its words reach the
+/// log and the API's POOLS ("Last Failure"), told apart from a timeout or a TLS refusal.
+#[test]
+fn a_refused_connection_is_said_as_such_in_the_api() {
+    runtime().block_on(async {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let journal = std::env::temp_dir().join(format!("wgminer-faults-refused-{}.jsonl", std::process::id()));
+        let miner = Miner::start(Source::Pools(vec![pool_config(format!("stratum+tcp://{closed}"), journal)]), vec![]);
+        let failed = miner
+            .until(Duration::from_secs(30), |s| s.pools().entries.first().is_some_and(|p| p.last_failure.is_some()))
+            .await;
+        assert!(failed, "no failure reported");
+        let (quit, _) = tokio::sync::mpsc::unbounded_channel();
+        let context =
+            wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+        let reply =
+            wgminer::api::respond(r#"{"command":"pools"}"#, wgminer::api::Access::Read, &miner.stats, &context).await;
+        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        let failure = reply["POOLS"][0]["Last Failure"].as_str().unwrap().to_string();
+        assert!(failure.contains(&format!("connect to {closed}: refused")), "{failure}");
+        assert_eq!(reply["POOLS"][0]["Status"], "Dead");
+        miner.stop().await;
+    });
+}

@@ -480,6 +480,8 @@ fn pools(stats: &Stats) -> Vec<Row> {
                 ("POOL", json!(i)),
                 ("URL", json!(p.url)),
                 ("Status", json!(status)),
+                // Not cgminer's: why the pool's last connection failed, as the log says it.
+                ("Last Failure", json!(p.last_failure.as_deref().unwrap_or(""))),
                 ("Priority", json!(priority)),
                 ("Quota", json!(1)),
                 ("Long Poll", json!("N")),

@@ -77,6 +77,10 @@ pub struct Args {
     /// How long to mine
     #[arg(long, default_value_t = 30.0, value_name = "S", value_parser = super::args::positive_number)]
     pub seconds: f64,
+    /// Stop as soon as this many shares were accepted (--seconds still bounds the run): a
+    /// quick check that a device and the whole path work
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shares: Option<u64>,
     /// Starting share difficulty (vardiff moves it towards a share every 2 s)
     #[arg(long, default_value = "0.001", value_name = "D", value_parser = super::args::parse_difficulty)]
     pub difficulty: crate::work::Difficulty,
@@ -89,7 +93,11 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let options = self.run.options(Some(self.seconds))?;
+        let mut options = self.run.options(Some(self.seconds))?;
+        if let Some(shares) = self.shares {
+            options.until =
+                Some(std::sync::Arc::new(move |stats: &crate::stats::Stats| stats.counts().accepted >= shares));
+        }
         let pool = PoolOptions { difficulty: self.difficulty, ..Default::default() };
         crate::source::check_journal(&self.run.journal)?;
         run(self.run.open()?, &options, pool, self.run.journal.clone(), self.sv2)?;

@@ -46,8 +46,9 @@ pub enum Event {
     Answer { pool: PoolId, latency: Duration },
     /// New work from `pool`, at the share difficulty it carries.
     Job { pool: PoolId, difficulty: Difficulty },
-    /// The connection to `pool` failed.
-    PoolDown { pool: PoolId },
+    /// The connection to `pool` failed, and why (a refused port, a TLS trust failure, a wrong
+    /// SV2 key, a pool that fell silent…).
+    PoolDown { pool: PoolId, reason: String },
     /// The failover policy's choice: the pool in use, the one to return to, which are enabled.
     PoolChoice { active: PoolId, preferred: PoolId, enabled: Vec<bool> },
     /// Solo: a template, at the network's difficulty.
@@ -223,7 +224,7 @@ impl Stats {
                 self.latency_n.fetch_add(1, Relaxed);
             }
             Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
-            Event::PoolDown { pool } => self.pools.down(*pool),
+            Event::PoolDown { pool, reason } => self.pools.down(*pool, reason),
             Event::PoolChoice { active, preferred, enabled } => self.pools.choice(*active, *preferred, enabled),
             Event::Template { network_difficulty } => {
                 self.templates.fetch_add(1, Relaxed);

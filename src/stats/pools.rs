@@ -33,6 +33,8 @@ pub struct PoolView {
     pub shares: Counts,
     pub difficulty: f64,
     pub last_share: Option<SystemTime>,
+    /// Why the last connection failed, in the log's words.
+    pub last_failure: Option<String>,
 }
 
 impl PoolViews {
@@ -83,8 +85,11 @@ impl PoolViews {
         });
     }
 
-    pub(super) fn down(&self, pool: PoolId) {
-        self.update(pool, |p| p.alive = false);
+    pub(super) fn down(&self, pool: PoolId, reason: &str) {
+        self.update(pool, |p| {
+            p.alive = false;
+            p.last_failure = Some(reason.to_string());
+        });
     }
 
     /// What the failover policy chose.

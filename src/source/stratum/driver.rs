@@ -259,7 +259,7 @@ impl Driver {
                 attempt
             }
             Then::Fail => {
-                self.stats.record(Event::PoolDown { pool });
+                self.stats.record(Event::PoolDown { pool, reason: close.reason.clone() });
                 let jitter = f64::from(
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
