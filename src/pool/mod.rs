@@ -118,7 +118,10 @@ impl EmbeddedPool {
                         (Box::new(r), Box::new(w))
                     }
                 };
-                session.run(read, write, jobs, current, login_by, stop).await;
+                let mut session = session;
+                session.current = current;
+                let lines = crate::wire::stratum_v1::spawn_line_reader(read, MAX_MINER_LINE);
+                serve(session, lines, LineWriter(write), jobs, login_by, stop).await;
             }
         });
         Ok(EmbeddedPool { addr, stats, stop })
@@ -127,6 +130,73 @@ impl EmbeddedPool {
     /// Closes the listener and every session.
     pub fn shutdown(&self) {
         self.stop.now();
+    }
+}
+
+/// One miner's connection as an embedded pool serves it, sans I/O: what the miner sends and
+/// each new tip go in, messages to send come out. Both protocols' connections implement it,
+/// and `serve` is the one loop around either.
+pub(crate) trait Served {
+    type In;
+    type Out;
+    type Tip: Clone;
+    /// Whether the miner has logged in (v1: authorized; SV2: a channel open).
+    fn logged_in(&self) -> bool;
+    fn received(&mut self, message: Self::In) -> Vec<Self::Out>;
+    fn tip(&mut self, tip: Self::Tip) -> Vec<Self::Out>;
+}
+
+/// Where a served connection's messages go; false once the miner stops reading.
+pub(crate) trait Outbox<M> {
+    fn put(&mut self, message: M) -> impl Future<Output = bool> + Send;
+}
+
+/// A v1 connection's writer: one line a message, flushed (TLS holds data back until then).
+struct LineWriter(Writer);
+
+impl Outbox<String> for LineWriter {
+    async fn put(&mut self, line: String) -> bool {
+        let bytes = format!("{line}\n");
+        let send = async {
+            self.0.write_all(bytes.as_bytes()).await?;
+            self.0.flush().await
+        };
+        matches!(tokio::time::timeout(SEND_TIMEOUT, send).await, Ok(Ok(())))
+    }
+}
+
+/// A miner that takes nothing for this long has stopped reading: it is dropped.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one connection until the miner leaves, stops reading, does not log in by
+/// `login_by`, or the pool stops.
+pub(crate) async fn serve<S: Served>(
+    mut connection: S,
+    mut incoming: tokio::sync::mpsc::Receiver<Result<S::In, crate::wire::TransportError>>,
+    mut outbox: impl Outbox<S::Out>,
+    mut tips: broadcast::Receiver<S::Tip>,
+    login_by: tokio::time::Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let out = tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep_until(login_by), if !connection.logged_in() => return,
+            tip = tips.recv() => match tip {
+                Ok(tip) => connection.tip(tip),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            message = incoming.recv() => match message {
+                Some(Ok(message)) => connection.received(message),
+                _ => return,
+            },
+        };
+        for message in out {
+            if !outbox.put(message).await {
+                return;
+            }
+        }
     }
 }
 
@@ -288,46 +358,28 @@ impl Session {
             window: (Instant::now(), 0),
         }
     }
+}
 
-    async fn run(
-        mut self,
-        read: Reader,
-        mut write: Writer,
-        mut jobs: broadcast::Receiver<Arc<Job>>,
-        tip: Arc<Job>,
-        login_by: tokio::time::Instant,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        self.current = tip;
-        let mut lines = crate::wire::stratum_v1::spawn_line_reader(read, MAX_MINER_LINE);
-        loop {
-            let out: Vec<String> = tokio::select! {
-                _ = stop.changed() => return,
-                _ = tokio::time::sleep_until(login_by), if !self.authorized => return,
-                job = jobs.recv() => match job {
-                    Ok(job) => { self.current = job; if self.authorized { self.new_tip() } else { vec![] } }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-                line = lines.recv() => match line {
-                    Some(Ok(line)) => self.handle(&line),
-                    _ => return,
-                },
-            };
-            for line in out {
-                let bytes = format!("{line}\n");
-                let send = async {
-                    write.write_all(bytes.as_bytes()).await?;
-                    write.flush().await
-                };
-                let sent = tokio::time::timeout(Duration::from_secs(10), send).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return; // the miner stopped reading: drop it
-                }
-            }
-        }
+impl Served for Session {
+    type In = String;
+    type Out = String;
+    type Tip = Arc<Job>;
+
+    fn logged_in(&self) -> bool {
+        self.authorized
     }
 
+    fn received(&mut self, line: String) -> Vec<String> {
+        self.handle(&line)
+    }
+
+    fn tip(&mut self, job: Arc<Job>) -> Vec<String> {
+        self.current = job;
+        if self.authorized { self.new_tip() } else { vec![] }
+    }
+}
+
+impl Session {
     /// A new chain tip: a new extranonce1 first where the miner asked for them, then the job.
     fn new_tip(&mut self) -> Vec<String> {
         let mut out = Vec::new();

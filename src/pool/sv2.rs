@@ -23,7 +23,7 @@ use stratum_apps::stratum_core::noise_sv2::Responder;
 use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
 use stratum_apps::stratum_core::template_distribution_sv2::{NewTemplateOwned, SetNewPrevHashOwned as TemplateTip};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use super::{PoolOptions, PoolStats, template};
 use crate::wire::stratum_v2::{self, AuthorityPair, Writer, str255, target};
@@ -77,7 +77,9 @@ impl Sv2Pool {
                 let Ok(responder) = responder else { return };
                 let handshake = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10));
                 let Ok(Ok(stream)) = tokio::time::timeout_at(login_by, handshake).await else { return };
-                connection.run(stream, tips, login_by, stop).await;
+                let (read, write) = stream.into_split();
+                let messages = stratum_v2::spawn_reader(read);
+                super::serve(connection, messages, Writer::from(write), tips, login_by, stop).await;
             }
         });
         Ok(Sv2Pool { addr, authority: keys.public, stats, stop })
@@ -121,38 +123,6 @@ fn mining(m: MiningOwned) -> AnyMessageOwned {
 impl Connection {
     pub(crate) fn new(stats: Arc<PoolStats>, allocator: Arc<Mutex<ExtranonceAllocator>>, height: u32) -> Connection {
         Connection { stats, allocator, height, refreshes: 0, channel: None }
-    }
-
-    async fn run(
-        mut self,
-        stream: NoiseTcpStream,
-        mut tips: broadcast::Receiver<u32>,
-        login_by: tokio::time::Instant,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let (read, write) = stream.into_split();
-        let mut write = Writer::from(write);
-        let mut messages = stratum_v2::spawn_reader(read);
-        loop {
-            let out = tokio::select! {
-                _ = stop.changed() => return,
-                _ = tokio::time::sleep_until(login_by), if self.channel.is_none() => return,
-                tip = tips.recv() => match tip {
-                    Ok(height) => self.tip(height),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-                message = messages.recv() => match message {
-                    Some(Ok(message)) => self.handle(message),
-                    _ => return,
-                },
-            };
-            for message in out {
-                if !matches!(tokio::time::timeout(Duration::from_secs(10), write.send(message)).await, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        }
     }
 
     /// A new tip: the channel's job for it.
@@ -371,6 +341,30 @@ fn activate(job_id: u32, tip: &TemplateTip) -> SetNewPrevHashOwned {
         prev_hash: tip.prev_hash.clone(),
         min_ntime: tip.header_timestamp,
         nbits: tip.n_bits,
+    }
+}
+
+impl super::Served for Connection {
+    type In = AnyMessageOwned;
+    type Out = AnyMessageOwned;
+    type Tip = u32;
+
+    fn logged_in(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    fn received(&mut self, message: AnyMessageOwned) -> Vec<AnyMessageOwned> {
+        self.handle(message)
+    }
+
+    fn tip(&mut self, height: u32) -> Vec<AnyMessageOwned> {
+        Connection::tip(self, height)
+    }
+}
+
+impl super::Outbox<AnyMessageOwned> for Writer {
+    async fn put(&mut self, message: AnyMessageOwned) -> bool {
+        matches!(tokio::time::timeout(super::SEND_TIMEOUT, self.send(message)).await, Ok(Ok(())))
     }
 }
 
