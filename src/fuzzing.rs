@@ -14,7 +14,7 @@ use crate::source::stratum::core::{Action, Protocol};
 use crate::source::stratum::{v1, v2};
 use crate::source::{Share, SourceWork};
 use crate::stats::Stats;
-use crate::work::{DeviceId, HashRate, PoolId};
+use crate::work::{DeviceId, Extranonce2, HashRate, PoolId};
 
 fn lines(data: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(data).split('\n').map(str::to_string).collect()
@@ -52,7 +52,7 @@ fn share_on(work: &SourceWork, nonce: u32) -> Share {
         source: work.source,
         job_id: work.job.id.clone(),
         extranonce1: work.extranonce1.clone(),
-        extranonce2: vec![0; work.extranonce2_size],
+        extranonce2: Extranonce2(vec![0; work.extranonce2_size]),
         time: work.job.time,
         nonce,
         version_bits: (!work.version_mask.is_none()).then_some(work.version_mask.0),

@@ -390,7 +390,7 @@ fn an_unanswered_submit_is_journaled_after_thirty_seconds_of_paused_time() {
                     source: source.source,
                     job_id: source.job.id.clone(),
                     extranonce1: source.extranonce1.clone(),
-                    extranonce2: vec![0; source.extranonce2_size],
+                    extranonce2: wgminer::work::Extranonce2(vec![0; source.extranonce2_size]),
                     time: source.job.time,
                     nonce: 7,
                     version_bits: None,

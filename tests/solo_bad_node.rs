@@ -95,8 +95,8 @@ fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
     let share = Share {
         source: wgminer::work::PoolId(0),
         job_id: work.job.id.clone(),
-        extranonce1: vec![],
-        extranonce2: extranonce,
+        extranonce1: wgminer::work::Extranonce1::default(),
+        extranonce2: wgminer::work::Extranonce2(extranonce),
         time: work.job.time,
         nonce,
         version_bits: None,

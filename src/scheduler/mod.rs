@@ -21,7 +21,7 @@ use crate::device::Sweeper;
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::target::candidate_mask;
-use crate::work::{DeviceId, Difficulty, NonceRange, Target, Work};
+use crate::work::{DeviceId, Difficulty, Extranonce1, Extranonce2, NonceRange, Target, Work};
 
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
@@ -46,7 +46,7 @@ fn piece_size(preferred: u64, target: &Target) -> u64 {
 /// change), and fresh units keep that space from being swept twice.
 #[derive(Debug, Default)]
 struct Extranonces {
-    state: Mutex<(Vec<u8>, u64)>, // extranonce1, next unit
+    state: Mutex<(Extranonce1, u64)>, // extranonce1, next unit
 }
 
 /// Spreads the low bits of `value` over the set bits of `mask`, lowest first.
@@ -67,7 +67,7 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 /// One unit's place in the job's search space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Roll {
-    extranonce2: Vec<u8>,
+    extranonce2: Extranonce2,
     version: u32,
     time: u32,
 }
@@ -93,7 +93,7 @@ impl Extranonces {
         let mut extranonce2 = vec![0u8; work.extranonce2_size];
         let n = extranonce2.len();
         extranonce2[n - size..].copy_from_slice(&value.to_be_bytes()[8 - size..]);
-        Some(Roll { extranonce2, version, time: work.job.time.wrapping_add(seconds as u32) })
+        Some(Roll { extranonce2: Extranonce2(extranonce2), version, time: work.job.time.wrapping_add(seconds as u32) })
     }
 }
 
@@ -300,7 +300,7 @@ mod tests {
             source: PoolId(0),
             generation: 1,
             job,
-            extranonce1: vec![extranonce1],
+            extranonce1: Extranonce1(vec![extranonce1]),
             extranonce2_size: size,
             target: Difficulty::ONE.to_target(),
             version_mask: VersionMask::NONE,
@@ -403,7 +403,7 @@ mod tests {
         let e = Extranonces::default();
         let mut w = work(1, 4);
         w.version_mask = VersionMask::BIP320;
-        let units: Vec<_> = (0..65537).map(|_| e.next(&w).map(|r| (r.extranonce2, r.version)).unwrap()).collect();
+        let units: Vec<_> = (0..65537).map(|_| e.next(&w).map(|r| (r.extranonce2.0, r.version)).unwrap()).collect();
         assert_eq!(units[0], (vec![0, 0, 0, 0], 0x2000_0000));
         assert_eq!(units[1], (vec![0, 0, 0, 0], 0x2000_2000));
         assert_eq!(units[65535], (vec![0, 0, 0, 0], 0x3fff_e000));
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
-        let en2 = |w: &SourceWork| e.next(w).map(|r| r.extranonce2);
+        let en2 = |w: &SourceWork| e.next(w).map(|r| r.extranonce2.0);
         assert_eq!(en2(&work(1, 4)), Some(vec![0, 0, 0, 0]));
         let mut next_job = work(1, 4);
         next_job.generation = 2;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::work::job::Job;
-use crate::work::{BlockHash, DeviceId, JobId, NonceRange, PoolId, Target, VersionMask};
+use crate::work::{BlockHash, DeviceId, Extranonce1, Extranonce2, JobId, NonceRange, PoolId, Target, VersionMask};
 
 pub mod gbt;
 pub mod stratum;
@@ -20,7 +20,7 @@ pub struct SourceWork {
     /// Increases with every new job; a device whose work is of an older generation moves on.
     pub generation: u64,
     pub job: Job,
-    pub extranonce1: Vec<u8>,
+    pub extranonce1: Extranonce1,
     pub extranonce2_size: usize,
     /// What a hit must meet: the pool's share target, or the block target when solo.
     pub target: Target,
@@ -77,8 +77,8 @@ pub struct Share {
     /// The pool whose job this is; 0 for a node.
     pub source: PoolId,
     pub job_id: JobId,
-    pub extranonce1: Vec<u8>,
-    pub extranonce2: Vec<u8>,
+    pub extranonce1: Extranonce1,
+    pub extranonce2: Extranonce2,
     pub time: u32,
     pub nonce: u32,
     /// The rolled version bits (the header's version within the mask), sent as submit's sixth

@@ -58,6 +58,29 @@ impl From<u32> for JobId {
     }
 }
 
+/// The pool's part of the coinbase's extranonce (its extranonce1, or an SV2 channel's
+/// prefix): the same for every share of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Extranonce1(pub Vec<u8>);
+
+/// The miner's part of the extranonce, rolled per work unit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Extranonce2(pub Vec<u8>);
+
+impl std::ops::Deref for Extranonce1 {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Extranonce2 {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Hashes a second.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct HashRate(f64);

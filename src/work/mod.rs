@@ -13,7 +13,7 @@ pub use bitcoin::BlockHash;
 pub use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
 
-pub use ids::{DeviceId, HashRate, JobId, PoolId, VersionMask};
+pub use ids::{DeviceId, Extranonce1, Extranonce2, HashRate, JobId, PoolId, VersionMask};
 pub use target::{CompactTarget, Difficulty, Target};
 
 /// A header that could not be read.

@@ -18,7 +18,7 @@ use super::template::{self, Template};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
-use crate::work::{DeviceId, Difficulty, JobId, PoolId, VersionMask};
+use crate::work::{DeviceId, Difficulty, Extranonce1, JobId, PoolId, VersionMask};
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -316,7 +316,7 @@ impl Session {
             source: PoolId(0),
             generation: self.generation,
             job: plan.job(id.clone(), time),
-            extranonce1: Vec::new(),
+            extranonce1: Extranonce1::default(),
             extranonce2_size: EXTRANONCE_SIZE,
             target,
             version_mask: VersionMask::NONE,
@@ -483,8 +483,8 @@ mod tests {
         let old = Share {
             source: PoolId(0),
             job_id: "1".into(),
-            extranonce1: vec![],
-            extranonce2: vec![0; 8],
+            extranonce1: Extranonce1::default(),
+            extranonce2: crate::work::Extranonce2(vec![0; 8]),
             time: 0,
             nonce: 0,
             version_bits: None,

@@ -23,7 +23,7 @@ use crate::wire::stratum_v1::{
     VersionRolling, code,
 };
 use crate::work::job::Job;
-use crate::work::{Difficulty, HashRate, JobId, NonceRange, PoolId, VersionMask};
+use crate::work::{Difficulty, Extranonce1, HashRate, JobId, NonceRange, PoolId, VersionMask};
 
 /// A share the pool has not answered in this long is written to the journal (it may have
 /// been lost on the way; a user can still claim it from there) and the connection, whose
@@ -293,7 +293,7 @@ impl Session {
             source: conn.pool,
             generation: self.generation,
             job,
-            extranonce1: extranonce.extranonce1,
+            extranonce1: Extranonce1(extranonce.extranonce1),
             extranonce2_size: extranonce.extranonce2_size,
             target: difficulty.to_target(),
             version_mask: conn.version_mask,
@@ -367,7 +367,7 @@ impl Session {
         let submission = Submission {
             user: conn.login.user.clone(),
             job_id: share.job_id.to_string(),
-            extranonce2: share.extranonce2.clone(),
+            extranonce2: share.extranonce2.0.clone(),
             time: share.time,
             nonce: share.nonce,
             version_bits: share.version_bits,

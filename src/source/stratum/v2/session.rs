@@ -42,7 +42,9 @@ use crate::source::stratum::failover::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::wire::stratum_v2::{str255, target};
 use crate::work::job::Job;
-use crate::work::{BlockHash, CompactTarget, Difficulty, HashRate, JobId, NonceRange, PoolId, Target, VersionMask};
+use crate::work::{
+    BlockHash, CompactTarget, Difficulty, Extranonce1, HashRate, JobId, NonceRange, PoolId, Target, VersionMask,
+};
 
 /// `SetupConnection` flags of the mining protocol (SV2 specification, 3.1.1): the pool must
 /// let us roll version bits; a header-only client also requires standard jobs.
@@ -431,7 +433,7 @@ impl Session {
                 let mask = if m.version_rolling_allowed { VersionMask::BIP320 } else { VersionMask::NONE };
                 (
                     job,
-                    active.extranonce_prefix.clone(),
+                    Extranonce1(active.extranonce_prefix.clone()),
                     usize::from(c.get_rollable_extranonce_size()),
                     active.target,
                     mask,
@@ -445,7 +447,7 @@ impl Session {
                     ..header_job(m.job_id, m.version, m.min_ntime.clone().into_inner(), c.get_chain_tip()?)
                 };
                 // Standard jobs always allow BIP320's general-purpose bits (NewMiningJob.version).
-                (job, Vec::new(), 0, active.target, VersionMask::BIP320)
+                (job, Extranonce1::default(), 0, active.target, VersionMask::BIP320)
             }
         };
         Some(SourceWork {
@@ -502,7 +504,7 @@ impl Session {
         let version = VersionMask::BIP320.apply(job_version, share.version_bits.unwrap_or(0));
         let (message, checked) = match channel {
             Channel::Extended(c) => {
-                let Ok(extranonce) = share.extranonce2.clone().try_into() else {
+                let Ok(extranonce) = share.extranonce2.0.clone().try_into() else {
                     return vec![Action::Journal { share, reason: "its extranonce is too long for SV2".into() }];
                 };
                 let m = SubmitSharesExtendedOwned {

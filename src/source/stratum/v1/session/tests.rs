@@ -2,7 +2,7 @@
 //! socket, no sleep: time is an argument.
 
 use super::*;
-use crate::work::{DeviceId, hex_decode};
+use crate::work::{DeviceId, Extranonce2, hex_decode};
 
 const SLUSH_SUBSCRIBED: &str = r#"{"id": 2, "result": [[["mining.set_difficulty", "b4b6693b72a50c7116db18d6497cac52"], ["mining.notify", "ae6812eb4cd7735a302a8a9dd95cf71f"]], "08000002", 4], "error": null}"#;
 const SLUSH_NOTIFY: &str = r#"{"params": ["bf", "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000", "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008", "072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000", [], "00000002", "1c2ac4af", "504e86b9", false], "id": null, "method": "mining.notify"}"#;
@@ -71,7 +71,7 @@ fn share_of(work: &SourceWork, nonce: u32) -> Share {
         source: work.source,
         job_id: work.job.id.clone(),
         extranonce1: work.extranonce1.clone(),
-        extranonce2: vec![0, 0, 0, 1],
+        extranonce2: Extranonce2(vec![0, 0, 0, 1]),
         time: work.job.time,
         nonce,
         version_bits: None,
@@ -229,7 +229,7 @@ fn difficulty_and_notify_before_the_subscribe_answer() {
     let work = published(&out);
     assert_eq!(work.len(), 1);
     assert_eq!(work[0].target, Difficulty::new(4.0).unwrap().to_target());
-    assert_eq!(work[0].extranonce1, hex_decode("08000002").unwrap());
+    assert_eq!(work[0].extranonce1.0, hex_decode("08000002").unwrap());
 }
 
 /// set_difficulty applies from the next notify; set_extranonce mid-job too, and a share of
@@ -243,7 +243,7 @@ fn set_extranonce_mid_job() {
     let share = share_of(&old, 7);
     let second = SLUSH_NOTIFY.replace(r#"["bf""#, r#"["c0""#);
     let new = published(&s.pool(&second, 2)).remove(0);
-    assert_eq!(new.extranonce1, vec![10, 11, 12, 13]);
+    assert_eq!(new.extranonce1.0, vec![10, 11, 12, 13]);
     let out = s.session.share(share, s.at(3));
     assert!(matches!(&out[..], [Action::Journal { reason, .. }] if reason.contains("extranonce1 changed")), "{out:?}");
 }

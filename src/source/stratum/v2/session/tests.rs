@@ -12,7 +12,7 @@ use stratum_apps::stratum_core::mining_sv2::{
 
 use super::*;
 use crate::wire::stratum_v2::{decode_frame, encode_frame};
-use crate::work::DeviceId;
+use crate::work::{DeviceId, Extranonce2};
 
 fn login(channel: ChannelKind) -> Login {
     Login {
@@ -106,8 +106,8 @@ fn sri_frames_for_a_standard_job_give_the_header_of_its_block() {
     let share = Share {
         source: PoolId(0),
         job_id: work.job.id.clone(),
-        extranonce1: vec![],
-        extranonce2: vec![],
+        extranonce1: Extranonce1::default(),
+        extranonce2: Extranonce2::default(),
         time: 1_745_596_932,
         nonce: 3,
         version_bits: Some(0),
@@ -186,7 +186,7 @@ fn an_extended_job_becomes_v1_shaped_work() {
     let (_, work) = extended_session(Instant::now());
     assert_eq!(work.source, PoolId(3));
     assert_eq!(work.job.id, JobId::Number(42));
-    assert_eq!(work.extranonce1, vec![0xaa, 0xbb]);
+    assert_eq!(work.extranonce1.0, vec![0xaa, 0xbb]);
     assert_eq!(work.extranonce2_size, 8);
     assert_eq!(work.version_mask, VersionMask::BIP320);
     assert_eq!(work.job.prev_hash.to_byte_array(), [0x22; 32]);
@@ -201,7 +201,7 @@ fn share_of(work: &SourceWork, nonce: u32) -> Share {
         source: work.source,
         job_id: work.job.id.clone(),
         extranonce1: work.extranonce1.clone(),
-        extranonce2: vec![0, 0, 0, 0, 0, 0, 0, 1],
+        extranonce2: Extranonce2(vec![0, 0, 0, 0, 0, 0, 0, 1]),
         time: work.job.time,
         nonce,
         version_bits: Some(0x0000_2000),
