@@ -318,11 +318,23 @@ fn shares_whose_session_is_gone_are_journaled_not_dropped() {
     });
 }
 
+/// No device is needed to be dropped by a bad pool: the driver alone, under tokio's paused
+/// clock, so that its handshake timeout and backoffs (10 s, then 1 s, 2 s, …) pass at once.
 #[test]
 fn bad_pools_get_a_reconnect_not_a_panic() {
-    runtime().block_on(async {
+    let paused = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    paused.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let miner = start_miner(listener.local_addr().unwrap(), journal_path("bad"));
+        let pools = vec![PoolConfig {
+            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
+            user: "slush.miner1".into(),
+            pass: "password".into(),
+            journal: journal_path("bad"),
+            trust: Default::default(),
+            suggest_difficulty: None,
+            channel: Default::default(),
+        }];
+        let miner = Miner(wgminer::miner::Miner::start(Source::Pools(pools), vec![]));
         let garbage = [
             // notify before the subscription was answered
             SLUSH_NOTIFY.to_string(),
