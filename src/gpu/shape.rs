@@ -137,11 +137,12 @@ pub fn default_cache_path() -> Option<PathBuf> {
 
 /// Reads every remembered choice. A missing file is an empty cache; an unreadable one is an
 /// error that says which file, which the caller logs before measuring again.
-pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, String> {
+pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, CacheError> {
+    let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| error(e.into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(error(e)),
     }
 }
 
@@ -160,7 +161,7 @@ pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), CacheError> {
     std::fs::rename(&temporary, path).map_err(error)
 }
 
-/// The shape cache could not be written.
+/// The shape cache could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
 pub struct CacheError {
@@ -281,7 +282,7 @@ mod tests {
         assert_eq!(all["gpu a"].shape, shape(128, 64));
         assert_eq!(all["gpu b"].shape, shape(256, 64));
         std::fs::write(&path, "{ not json").unwrap();
-        assert!(load(&path).unwrap_err().contains("kernel-shapes.json"));
+        assert!(load(&path).unwrap_err().to_string().contains("kernel-shapes.json"));
         // Storing over a bad file starts it afresh.
         store(&path, "gpu c", entry(shape(64, 64))).unwrap();
         assert_eq!(load(&path).unwrap().len(), 1);

@@ -57,18 +57,25 @@ pub enum SetupError {
     Address { address: String, reason: String },
 }
 
-/// The `--network` names, as the node's `getblockchaininfo` spells its chain.
 /// What `submitblock` answered: accepted (`null`, or the node's word when it has the block
 /// already: `duplicate`, or `inconclusive` when it holds it off the best chain), or rejected
 /// with the node's reason, its control characters escaped.
-pub fn submit_answer(answer: &Value) -> Result<Option<String>, String> {
+pub fn submit_answer(answer: &Value) -> Result<Option<String>, BlockRejected> {
     match answer {
         Value::Null => Ok(None),
         Value::String(s) if s == "duplicate" || s == "inconclusive" => Ok(Some(s.clone())),
-        other => Err(crate::logging::printable(&other.as_str().map_or_else(|| other.to_string(), str::to_string))),
+        other => Err(BlockRejected(crate::logging::printable(
+            &other.as_str().map_or_else(|| other.to_string(), str::to_string),
+        ))),
     }
 }
 
+/// The node refused a block, in its words (escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BlockRejected(pub String);
+
+/// The `--network` names, as the node's `getblockchaininfo` spells its chain.
 pub fn network_from_chain(chain: &str) -> Option<Network> {
     Network::from_core_arg(chain).ok()
 }
