@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::hex::DisplayHex;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
+use crate::wire::Outbox;
+use crate::wire::stratum_v1::LineWriter;
 use crate::wire::stratum_v1::{
     ClientMessage, Extranonce, Id, Reply, RpcError, ServerMessage, Submission, VersionMask, code,
 };
@@ -146,28 +148,6 @@ pub(crate) trait Served {
     fn tip(&mut self, tip: Self::Tip) -> Vec<Self::Out>;
 }
 
-/// Where a served connection's messages go; false once the miner stops reading.
-pub(crate) trait Outbox<M> {
-    fn put(&mut self, message: M) -> impl Future<Output = bool> + Send;
-}
-
-/// A v1 connection's writer: one line a message, flushed (TLS holds data back until then).
-struct LineWriter(Writer);
-
-impl Outbox<String> for LineWriter {
-    async fn put(&mut self, line: String) -> bool {
-        let bytes = format!("{line}\n");
-        let send = async {
-            self.0.write_all(bytes.as_bytes()).await?;
-            self.0.flush().await
-        };
-        matches!(tokio::time::timeout(SEND_TIMEOUT, send).await, Ok(Ok(())))
-    }
-}
-
-/// A miner that takes nothing for this long has stopped reading: it is dropped.
-pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves one connection until the miner leaves, stops reading, does not log in by
 /// `login_by`, or the pool stops.
 pub(crate) async fn serve<S: Served>(
@@ -193,8 +173,8 @@ pub(crate) async fn serve<S: Served>(
             },
         };
         for message in out {
-            if !outbox.put(message).await {
-                return;
+            if outbox.put(message).await.is_err() {
+                return; // the miner stopped reading: drop it
             }
         }
     }

@@ -362,12 +362,6 @@ impl super::Served for Connection {
     }
 }
 
-impl super::Outbox<AnyMessageOwned> for Writer {
-    async fn put(&mut self, message: AnyMessageOwned) -> bool {
-        matches!(tokio::time::timeout(super::SEND_TIMEOUT, self.send(message)).await, Ok(Ok(())))
-    }
-}
-
 /// A pool-side extended channel for a miner, and its `OpenExtendedMiningChannel.Success`; or
 /// the SV2 error code that refuses it.
 fn extended(

@@ -626,6 +626,28 @@ fn read_submission(params: &Value) -> Result<Submission, CodecError> {
     })
 }
 
+/// The sending half of a v1 connection, either side: one line a message, flushed (TLS holds
+/// data back until then).
+pub struct LineWriter(pub Box<dyn tokio::io::AsyncWrite + Unpin + Send>);
+
+impl super::Outbox<String> for LineWriter {
+    async fn put(&mut self, line: String) -> Result<(), TransportError> {
+        use tokio::io::AsyncWriteExt;
+        let bytes = format!("{line}\n");
+        super::within_timeout(async {
+            self.0.write_all(bytes.as_bytes()).await?;
+            self.0.flush().await
+        })
+        .await
+    }
+}
+
+impl super::Outbox<ClientMessage> for LineWriter {
+    async fn put(&mut self, message: ClientMessage) -> Result<(), TransportError> {
+        self.put(message.to_line()).await
+    }
+}
+
 /// Reads lines in a task of its own (reading is not cancel-safe inside `select!`). A line over
 /// `max_line` bytes or a read error ends the stream with an error.
 pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(

@@ -16,6 +16,7 @@ use stratum_apps::stratum_core::parsers_sv2::{AnyMessageOwned, CommonMessagesOwn
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wgminer::pool::template;
+use wgminer::wire::Outbox;
 use wgminer::wire::stratum_v2::key::AuthorityPair;
 use wgminer::wire::stratum_v2::{self, Writer};
 
@@ -60,8 +61,8 @@ pub async fn start(every: Duration) -> TemplateProvider {
 
 async fn send_tip(write: &mut Writer, height: u32) -> Result<(), wgminer::source::stratum::core::TransportError> {
     let (new_template, prev) = template::at(height);
-    write.send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::NewTemplate(new_template))).await?;
-    write.send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::SetNewPrevHash(prev))).await
+    write.put(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::NewTemplate(new_template))).await?;
+    write.put(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::SetNewPrevHash(prev))).await
 }
 
 async fn serve(stream: NoiseTcpStream, every: Duration, mut stop: watch::Receiver<bool>) {
@@ -82,7 +83,7 @@ async fn serve(stream: NoiseTcpStream, every: Duration, mut stop: watch::Receive
                 Some(Ok(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnection(_)))) => {
                     let ok = SetupConnectionSuccessOwned { used_version: 2, flags: 0 };
                     set_up = true;
-                    match write.send(CommonMessagesOwned::SetupConnectionSuccess(ok).into()).await {
+                    match write.put(CommonMessagesOwned::SetupConnectionSuccess(ok).into()).await {
                         Ok(()) => send_tip(&mut write, height).await,
                         Err(e) => Err(e),
                     }

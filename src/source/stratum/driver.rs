@@ -17,6 +17,7 @@ use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolCommand, 
 use super::{v1, v2};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
+use crate::wire::Outbox;
 use crate::work::{HashRate, PoolId};
 use bitcoin::hex::DisplayHex;
 
@@ -25,7 +26,7 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// How long a TCP connect may take, and a write to a pool that stopped reading.
+/// How long a TCP connect may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn fail(reason: impl ToString) -> Ended {
@@ -61,7 +62,7 @@ trait Wire: Protocol + Sized {
 }
 
 impl Wire for v1::session::Session {
-    type Writer = v1::transport::Writer;
+    type Writer = crate::wire::stratum_v1::LineWriter;
 
     async fn open(
         tcp: TcpStream,
@@ -506,32 +507,5 @@ impl Driver {
                 self.report(share, ShareOutcome::Journaled(reason));
             }
         }
-    }
-}
-
-/// Where a session's messages go. Whatever the protocol, a pool that does not take a message
-/// within `IO_TIMEOUT` has stopped reading.
-trait Outbox<M> {
-    fn put(&mut self, message: M) -> impl Future<Output = Result<(), TransportError>> + Send;
-}
-
-impl Outbox<crate::wire::stratum_v1::ClientMessage> for v1::transport::Writer {
-    async fn put(&mut self, message: crate::wire::stratum_v1::ClientMessage) -> Result<(), TransportError> {
-        within_timeout(self.send(message)).await
-    }
-}
-
-impl Outbox<v2::Message> for crate::wire::stratum_v2::Writer {
-    async fn put(&mut self, message: v2::Message) -> Result<(), TransportError> {
-        within_timeout(self.send(message)).await
-    }
-}
-
-async fn within_timeout<E: Into<TransportError>>(
-    sent: impl Future<Output = Result<(), E>>,
-) -> Result<(), TransportError> {
-    match tokio::time::timeout(IO_TIMEOUT, sent).await {
-        Ok(sent) => sent.map_err(Into::into),
-        Err(_) => Err(TransportError::StoppedReading),
     }
 }

@@ -105,8 +105,14 @@ impl From<NoiseTcpWriteHalf> for Writer {
 }
 
 impl Writer {
-    pub async fn send(&mut self, message: Message) -> Result<(), TransportError> {
+    async fn send(&mut self, message: Message) -> Result<(), TransportError> {
         let frame = OutboundFrame::from_message(message).map_err(|e| FrameError::Encode(format!("{e:?}")))?;
         self.0.write_frame(frame).await.map_err(|e| TransportError::Noise(e.to_string()))
+    }
+}
+
+impl super::Outbox<Message> for Writer {
+    async fn put(&mut self, message: Message) -> Result<(), TransportError> {
+        super::within_timeout(self.send(message)).await
     }
 }

@@ -1,33 +1,22 @@
 //! A Stratum v1 connection over TCP, or TLS as pool users expect it: lines read on a task of
-//! their own, lines written with the same send timeout as every protocol.
+//! their own, lines written by the wire's `LineWriter`, with the send timeout of every protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::source::stratum::core::{ConnectError, TransportError};
 use crate::source::stratum::failover::Endpoint;
 use crate::source::stratum::tls::{self, TlsError, Trust};
-use crate::wire::stratum_v1::{ClientMessage, MAX_LINE, spawn_line_reader};
+use crate::wire::stratum_v1::{LineWriter, MAX_LINE, spawn_line_reader};
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
 /// How long a TLS handshake may take.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The sending half: one line a message.
-pub struct Writer(Box<dyn AsyncWrite + Unpin + Send>);
-
-impl Writer {
-    pub async fn send(&mut self, message: ClientMessage) -> std::io::Result<()> {
-        let line = format!("{}\n", message.to_line());
-        self.0.write_all(line.as_bytes()).await?;
-        self.0.flush().await // TLS holds data back until flushed
-    }
-}
 
 /// Opens the connection over `tcp`, with TLS when the endpoint asks for it: the pool's lines
 /// and the writer.
@@ -35,8 +24,8 @@ pub async fn connect(
     tcp: TcpStream,
     endpoint: &Endpoint,
     trust: &Trust,
-) -> Result<(mpsc::Receiver<Result<String, TransportError>>, Writer), ConnectError> {
-    let (read, write): (Reader, Writer) = if endpoint.tls {
+) -> Result<(mpsc::Receiver<Result<String, TransportError>>, LineWriter), ConnectError> {
+    let (read, write): (Reader, LineWriter) = if endpoint.tls {
         let config = tls::client_config(trust).map_err(ConnectError::TlsConfig)?;
         let name = pki_types::ServerName::try_from(endpoint.host.clone())
             .map_err(|e| ConnectError::TlsConfig(TlsError::Settings(format!("{}: {e}", endpoint.host))))?;
@@ -48,10 +37,10 @@ pub async fn connect(
             Ok(Ok(stream)) => stream,
         };
         let (read, write) = tokio::io::split(stream);
-        (Box::new(read), Writer(Box::new(write)))
+        (Box::new(read), LineWriter(Box::new(write)))
     } else {
         let (read, write) = tcp.into_split();
-        (Box::new(read), Writer(Box::new(write)))
+        (Box::new(read), LineWriter(Box::new(write)))
     };
     Ok((spawn_line_reader(read, MAX_LINE), write))
 }
