@@ -192,7 +192,8 @@ impl Stats {
     /// Every event in one place: the totals, the device's and the pool's counters move
     /// together, then subscribers hear of it.
     pub fn record(&self, event: Event) {
-        let device = |id: DeviceId| self.devices().get(id.0).cloned();
+        // One device's counters, without copying the list on every event.
+        let device = |id: DeviceId| self.devices.lock().unwrap_or_else(|p| p.into_inner()).get(id.0).cloned();
         match &event {
             Event::Hashes { device: id, count } => {
                 self.hashes.fetch_add(*count, Relaxed);

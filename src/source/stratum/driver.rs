@@ -123,6 +123,8 @@ struct Driver {
     pools: Vec<PoolConfig>,
     sessions: Sessions,
     failover: Failover,
+    /// The pool connected to, or being tried.
+    active: PoolId,
     work: watch::Sender<Option<Arc<SourceWork>>>,
     shares: mpsc::Receiver<Share>,
     devices_gone: bool,
@@ -154,6 +156,7 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         failover: Failover::new(pools.len()),
         pools,
         sessions: Sessions::default(),
+        active: PoolId(0),
         work,
         shares,
         devices_gone: false,
@@ -168,7 +171,8 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
             break;
         }
         let pool = driver.failover.wanted(next.pool).unwrap_or(next.pool);
-        driver.report_choice(pool);
+        driver.active = pool;
+        driver.report_choice();
         let ended = if driver.is_v2(pool) {
             driver.connection::<v2::session::Session>(pool).await
         } else {
@@ -215,14 +219,13 @@ impl Driver {
     fn control(&mut self, control: PoolControl) {
         let result = self.failover.control(control.command).map(|pool| self.pools[pool.0].url.clone());
         let _ = control.reply.send(result);
-        let active = self.stats.pools().active;
-        self.report_choice(active);
+        self.report_choice();
     }
 
     /// Tells the counters' view what the failover policy chose.
-    fn report_choice(&self, active: PoolId) {
+    fn report_choice(&self) {
         let (preferred, enabled) = (self.failover.preferred(), self.failover.enabled().to_vec());
-        self.stats.record(Event::PoolChoice { active, preferred, enabled });
+        self.stats.record(Event::PoolChoice { active: self.active, preferred, enabled });
     }
 
     /// Whether pool `pool` speaks Stratum V2.
