@@ -47,11 +47,7 @@ async fn mine_on(config: PoolConfig, accepted: u64) -> Summary {
 /// wgminer's CPU sweeper mining on one pool until `done` holds upstream (what a translator
 /// forwards meets the upstream target, not only its own), 90 s at most.
 async fn mine_until_upstream(config: PoolConfig, done: impl Fn() -> bool + Send + Sync + 'static) -> Summary {
-    let run = MineOptions {
-        until: Some(Arc::new(move |_: &Stats| done())),
-        ..MineOptions::until_accepted(0, Duration::from_secs(90))
-    };
-    mine_until(config, run).await
+    mine_until(config, MineOptions::until(Arc::new(move |_: &Stats| done()), Duration::from_secs(90))).await
 }
 
 async fn mine_until(config: PoolConfig, run: MineOptions) -> Summary {

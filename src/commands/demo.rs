@@ -95,8 +95,7 @@ impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let mut options = self.run.options(Some(self.seconds))?;
         if let Some(shares) = self.shares {
-            options.until =
-                Some(std::sync::Arc::new(move |stats: &crate::stats::Stats| stats.counts().accepted >= shares));
+            options.until = Some(super::mine::accepted_shares(shares));
         }
         let pool = PoolOptions { difficulty: self.difficulty, ..Default::default() };
         crate::source::check_journal(&self.run.journal)?;

@@ -36,15 +36,20 @@ pub struct MineOptions {
 pub type Goal = Arc<dyn Fn(&Stats) -> bool + Send + Sync>;
 
 impl MineOptions {
+    /// Mines until `done` holds, or `ceiling` passes.
+    pub fn until(done: Goal, ceiling: Duration) -> MineOptions {
+        MineOptions { duration: Some(ceiling), status_every: Duration::from_secs(5), api: None, until: Some(done) }
+    }
+
     /// Mines until `accepted` shares were accepted, or `ceiling` passes.
     pub fn until_accepted(accepted: u64, ceiling: Duration) -> MineOptions {
-        MineOptions {
-            duration: Some(ceiling),
-            status_every: Duration::from_secs(5),
-            api: None,
-            until: Some(Arc::new(move |stats: &Stats| stats.counts().accepted >= accepted)),
-        }
+        MineOptions::until(accepted_shares(accepted), ceiling)
     }
+}
+
+/// The goal of `accepted` shares accepted.
+pub fn accepted_shares(accepted: u64) -> Goal {
+    Arc::new(move |stats: &Stats| stats.counts().accepted >= accepted)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
