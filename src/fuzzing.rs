@@ -200,5 +200,5 @@ pub fn api_request(data: &[u8]) {
     let context =
         crate::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
     let request = String::from_utf8_lossy(data);
-    let _ = pollster::block_on(crate::api::respond(&request, crate::api::Access::Write, &stats, &context));
+    let _ = pollster::block_on(crate::api::respond(&request, crate::listen::Access::Write, &stats, &context));
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wgminer::api::ApiOptions;
 use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
+use wgminer::listen::{ListenOptions, Listener};
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::stratum::PoolConfig;
 
@@ -53,7 +53,7 @@ async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) ->
     let second = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
     let port = common::node::free_port();
     let allow = allow.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
-    let api = ApiOptions::new(&format!("127.0.0.1:{port}"), allow).unwrap();
+    let api = ListenOptions::new(Listener::Api, &format!("127.0.0.1:{port}"), allow).unwrap();
     let queried = Arc::new(AtomicBool::new(false));
     let done = queried.clone();
     let run = MineOptions {
@@ -206,7 +206,7 @@ fn slow_clients_are_capped_and_timed_out() {
         let context =
             wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
         let stats = std::sync::Arc::new(wgminer::stats::Stats::new());
-        let api = ApiOptions::new("127.0.0.1:0", vec![]).unwrap();
+        let api = ListenOptions::new(Listener::Api, "127.0.0.1:0", vec![]).unwrap();
         let addr = wgminer::api::start(api, stats, context).await.unwrap();
         let extra = 8;
         let mut drippers = Vec::new();

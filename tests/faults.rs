@@ -430,7 +430,8 @@ fn a_refused_connection_is_said_as_such_in_the_api() {
         let context =
             wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
         let reply =
-            wgminer::api::respond(r#"{"command":"pools"}"#, wgminer::api::Access::Read, &miner.stats, &context).await;
+            wgminer::api::respond(r#"{"command":"pools"}"#, wgminer::listen::Access::Read, &miner.stats, &context)
+                .await;
         let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
         let failure = reply["POOLS"][0]["Last Failure"].as_str().unwrap().to_string();
         assert!(failure.contains(&format!("connect to {closed}: refused")), "{failure}");

@@ -7,9 +7,7 @@
 //! an allow list. Reading is for everyone allowed; `switchpool`, `enablepool`, `disablepool`
 //! and `quit` only for addresses allowed with `W:` (cgminer's `--api-allow W:127.0.0.1`).
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::device::DeviceInfo;
+use crate::listen::{Access, ListenOptions};
 use crate::source::stratum::driver::PoolControl;
 use crate::source::stratum::failover::{PoolCommand, PoolControlError};
 use crate::stats::Stats;
@@ -27,119 +26,6 @@ use crate::work::PoolId;
 /// cgminer's API version, which dashboards check.
 pub const API_VERSION: &str = "3.7";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4028";
-
-/// One entry of `--api-allow`: an address or network, `W:` in front for privileged access.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowRule {
-    pub write: bool,
-    pub network: IpAddr,
-    pub prefix: u8,
-}
-
-/// API settings that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiConfigError {
-    #[error("bad prefix length in `{0}`")]
-    Prefix(String),
-    #[error("`{0}` is not an address, W:address or address/bits")]
-    Address(String),
-    #[error("prefix length {prefix} is too long in `{rule}`")]
-    PrefixTooLong { prefix: u8, rule: String },
-    #[error("--api-listen `{0}` is not an address:port such as {DEFAULT_LISTEN}")]
-    Listen(String),
-    #[error(
-        "--api-listen {0} reaches beyond this machine: name who may connect with --api-allow (e.g. 192.168.1.0/24, W:192.168.1.5)"
-    )]
-    NoAllowList(SocketAddr),
-}
-
-impl FromStr for AllowRule {
-    type Err = ApiConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ApiConfigError> {
-        let (write, rest) = match s.trim().split_once(':') {
-            Some(("W" | "w", rest)) => (true, rest),
-            Some(("R" | "r", rest)) => (false, rest),
-            _ => (false, s.trim()),
-        };
-        let (ip, prefix) = match rest.split_once('/') {
-            Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| ApiConfigError::Prefix(s.to_string()))?)),
-            None => (rest, None),
-        };
-        let network: IpAddr = ip.parse().map_err(|_| ApiConfigError::Address(s.to_string()))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(ApiConfigError::PrefixTooLong { prefix, rule: s.to_string() });
-        }
-        Ok(AllowRule { write, network, prefix })
-    }
-}
-
-impl fmt::Display for AllowRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = if self.write { "W:" } else { "" };
-        write!(f, "{w}{}/{}", self.network, self.prefix)
-    }
-}
-
-impl AllowRule {
-    fn matches(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let bits = usize::from(bits);
-    let (bytes, rest) = (bits / 8, bits % 8);
-    a[..bytes] == b[..bytes] && (rest == 0 || (a[bytes] ^ b[bytes]) >> (8 - rest) == 0)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiOptions {
-    pub listen: SocketAddr,
-    pub allow: Vec<AllowRule>,
-}
-
-impl ApiOptions {
-    /// Checks that a non-loopback listener comes with an allow list.
-    pub fn new(listen: &str, allow: Vec<AllowRule>) -> Result<Self, ApiConfigError> {
-        let listen: SocketAddr = listen.parse().map_err(|_| ApiConfigError::Listen(listen.to_string()))?;
-        if !listen.ip().is_loopback() && allow.is_empty() {
-            return Err(ApiConfigError::NoAllowList(listen));
-        }
-        Ok(ApiOptions { listen, allow })
-    }
-
-    /// What `ip` may do: without an allow list, loopback reads; with one, what it says.
-    pub fn access(&self, ip: IpAddr) -> Option<Access> {
-        if self.allow.is_empty() {
-            return ip.is_loopback().then_some(Access::Read);
-        }
-        let rules: Vec<&AllowRule> = self.allow.iter().filter(|r| r.matches(ip)).collect();
-        if rules.iter().any(|r| r.write) {
-            Some(Access::Write)
-        } else if rules.is_empty() {
-            None
-        } else {
-            Some(Access::Read)
-        }
-    }
-}
 
 /// What the API reports besides the counters.
 #[derive(Debug, Clone)]
@@ -157,7 +43,7 @@ pub struct ApiContext {
 }
 
 /// Starts serving; returns the address it listens on.
-pub async fn start(options: ApiOptions, stats: Arc<Stats>, context: ApiContext) -> std::io::Result<SocketAddr> {
+pub async fn start(options: ListenOptions, stats: Arc<Stats>, context: ApiContext) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     let options = Arc::new(options);
@@ -579,36 +465,5 @@ async fn pool_control(command: &str, parameter: &str, stats: &Stats, context: &A
         }
         Err(e @ PoolControlError::NoSuchPool(..)) => error(26, e.to_string()),
         Err(e) => error(49, e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allow_rules_parse_and_match() {
-        let rule: AllowRule = "W:192.168.1.0/24".parse().unwrap();
-        assert!(rule.write);
-        assert!(rule.matches("192.168.1.77".parse().unwrap()));
-        assert!(!rule.matches("192.168.2.1".parse().unwrap()));
-        assert!(rule.matches("::ffff:192.168.1.9".parse().unwrap()));
-        let one: AllowRule = "127.0.0.1".parse().unwrap();
-        assert_eq!((one.write, one.prefix), (false, 32));
-        assert!("W:300.1.1.1".parse::<AllowRule>().is_err());
-        assert!("10.0.0.0/33".parse::<AllowRule>().is_err());
-        assert!("::1/129".parse::<AllowRule>().is_err());
-
-        let options = ApiOptions::new("127.0.0.1:4028", vec![]).unwrap();
-        assert_eq!(options.access("127.0.0.1".parse().unwrap()), Some(Access::Read));
-        assert_eq!(options.access("10.0.0.1".parse().unwrap()), None);
-        let options =
-            ApiOptions::new("0.0.0.0:4028", vec!["W:127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()])
-                .unwrap();
-        assert_eq!(options.access("127.0.0.1".parse().unwrap()), Some(Access::Write));
-        assert_eq!(options.access("10.1.2.3".parse().unwrap()), Some(Access::Read));
-        assert_eq!(options.access("192.168.0.1".parse().unwrap()), None);
-        assert!(ApiOptions::new("0.0.0.0:4028", vec![]).unwrap_err().to_string().contains("--api-allow"));
-        assert!(ApiOptions::new("localhost", vec![]).is_err());
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::DeviceOptions;
 use crate::device::DeviceSelector;
 use crate::gpu::shape::{self, ShapeRequest};
+use crate::listen::{ListenOptions, Listener};
 use crate::work::Difficulty;
 
 #[derive(clap::Args, Clone)]
@@ -38,7 +39,7 @@ pub struct RunArgs {
     /// Who may use the API: addresses or networks (10.0.0.0/8), comma-separated; W: in front
     /// allows switchpool, enablepool, disablepool and quit (e.g. W:127.0.0.1)
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub api_allow: Vec<crate::api::AllowRule>,
+    pub api_allow: Vec<crate::listen::AllowRule>,
     #[command(flatten)]
     pub kernel: KernelArgs,
 }
@@ -52,7 +53,7 @@ impl RunArgs {
         // The parser took only positive numbers.
         let duration = seconds.map(Duration::from_secs_f64);
         let api = match &self.api_listen {
-            Some(listen) => Some(crate::api::ApiOptions::new(listen, self.api_allow.clone())?),
+            Some(listen) => Some(ListenOptions::new(Listener::Api, listen, self.api_allow.clone())?),
             None if !self.api_allow.is_empty() => anyhow::bail!("--api-allow needs --api-listen"),
             None => None,
         };

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::api::{ApiContext, ApiOptions};
+use crate::api::ApiContext;
 use crate::device::Sweeper;
+use crate::listen::ListenOptions;
 use crate::miner::Miner;
 pub use crate::miner::Source;
 use crate::source::stratum::ShareOutcome;
@@ -26,7 +27,7 @@ pub struct MineOptions {
     pub duration: Option<Duration>,
     pub status_every: Duration,
     /// The cgminer-compatible monitoring API, when asked for.
-    pub api: Option<ApiOptions>,
+    pub api: Option<ListenOptions>,
     /// Stop as soon as this holds of the counters (tests and benches wait for outcomes, with
     /// `duration` as the ceiling).
     pub until: Option<Goal>,
