@@ -98,7 +98,6 @@ impl Miner {
     /// answer what was sent, then stops the source (which journals whatever it still holds).
     pub async fn stop(self) -> Stopped {
         self.scheduler.stop_flag().store(true, Relaxed);
-        let switches = self.scheduler.switch_latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
         drop(self.scheduler);
         let threads = self.threads;
         let devices = tokio::task::spawn_blocking(move || threads.into_iter().filter_map(|t| t.join().ok()).collect())
@@ -107,6 +106,7 @@ impl Miner {
         tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
         let _ = self.stop.send(true);
         let _ = self.source.await;
-        Stopped { devices, switches: switches.into_iter().skip(1).collect(), outcomes: self.outcomes }
+        let switches = self.stats.job_switches().into_iter().skip(1).collect();
+        Stopped { devices, switches, outcomes: self.outcomes }
     }
 }

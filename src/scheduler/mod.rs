@@ -103,22 +103,11 @@ pub struct Scheduler {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
-    /// For each new job a device took up: the time from its notify to the start of the
-    /// device's first dispatch of it (when the dispatch queued before it ended, or when it was
-    /// queued on an idle device).
-    pub switch_latencies: Arc<Mutex<Vec<Duration>>>,
 }
 
 impl Scheduler {
     pub fn new(work: watch::Receiver<Option<Arc<SourceWork>>>, shares: mpsc::Sender<Share>, stats: Arc<Stats>) -> Self {
-        Scheduler {
-            work,
-            shares,
-            stats,
-            stop: Arc::new(AtomicBool::new(false)),
-            extranonces: Arc::default(),
-            switch_latencies: Arc::default(),
-        }
+        Scheduler { work, shares, stats, stop: Arc::new(AtomicBool::new(false)), extranonces: Arc::default() }
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -136,7 +125,6 @@ impl Scheduler {
             stats: self.stats.clone(),
             stop: self.stop.clone(),
             extranonces: self.extranonces.clone(),
-            latencies: self.switch_latencies.clone(),
             unit: None,
             queued: VecDeque::new(),
         };
@@ -169,7 +157,6 @@ struct DeviceLoop {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
-    latencies: Arc<Mutex<Vec<Duration>>>,
     unit: Option<Arc<Unit>>,
     /// Pieces queued on the device, oldest first, with the unit each belongs to and, for the
     /// first piece of a new job, when that job was received.
@@ -219,8 +206,11 @@ impl DeviceLoop {
         Ok(())
     }
 
+    /// A new job this device took up: the time from its notify to the start of the device's
+    /// first dispatch of it (when the dispatch queued before it ended, or when it was queued
+    /// on an idle device).
     fn record_switch(&self, received: std::time::Instant) {
-        self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(received.elapsed());
+        self.stats.record(Event::JobSwitch { device: self.id, latency: received.elapsed() });
     }
 
     /// The unit to take the next piece from: the current one while its job is newest and
@@ -347,7 +337,8 @@ mod tests {
     fn a_switch_counts_until_the_new_job_runs() {
         let (work_tx, work_rx) = watch::channel(None);
         let (shares, _shares_rx) = mpsc::channel(16);
-        let scheduler = Scheduler::new(work_rx, shares, Arc::new(Stats::new()));
+        let stats = Arc::new(Stats::new());
+        let scheduler = Scheduler::new(work_rx, shares, stats.clone());
         let (release, gate) = std::sync::mpsc::channel();
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let info = crate::device::DeviceInfo {
@@ -380,7 +371,7 @@ mod tests {
         scheduler.stop_flag().store(true, Relaxed);
         drop(release);
         thread.join().unwrap();
-        let latencies = scheduler.switch_latencies.lock().unwrap().clone();
+        let latencies = stats.job_switches();
         assert_eq!(latencies.len(), 2, "{latencies:?}");
         assert!(latencies[0] < hold, "the first job started on an idle device: {latencies:?}");
         assert!(latencies[1] >= 2 * hold, "{latencies:?}");

@@ -55,6 +55,8 @@ pub enum Event {
     Template { network_difficulty: Difficulty },
     /// Solo: a block found (then journaled and submitted; its end is a `Share` event).
     Block,
+    /// `device` took up a new job `latency` after it arrived (at its first dispatch).
+    JobSwitch { device: DeviceId, latency: Duration },
 }
 
 /// Share counters of one scope (all, a device, a pool).
@@ -80,7 +82,7 @@ impl Tally {
 }
 
 /// What became of the shares of one scope so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Counts {
     pub found: u64,
     pub accepted: u64,
@@ -100,6 +102,9 @@ impl Counts {
 /// Events kept for subscribers that fall behind (they are told how many they missed).
 const EVENT_BUFFER: usize = 4096;
 
+/// Job switches kept for the summary's quantiles: a day of a new job every 10 s, per device.
+const MAX_SWITCHES: usize = 10_000;
+
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
@@ -116,6 +121,8 @@ pub struct Stats {
     latency_us: AtomicU64,
     latency_n: AtomicU64,
     last_sample: Mutex<(Instant, u64)>,
+    /// The latest job switches (`Event::JobSwitch`), oldest first, `MAX_SWITCHES` at most.
+    switches: Mutex<VecDeque<Duration>>,
     /// Hash counts of the last 10 s, one sample a second (`tick`), for the API's "MHS 5s".
     samples: Mutex<VecDeque<(Instant, u64, Vec<u64>)>>,
     devices: Mutex<Vec<Arc<DeviceStats>>>,
@@ -168,6 +175,7 @@ impl Stats {
             latency_us: AtomicU64::new(0),
             latency_n: AtomicU64::new(0),
             last_sample: Mutex::new((now, 0)),
+            switches: Mutex::new(VecDeque::new()),
             samples: Mutex::new(VecDeque::from([(now, 0, Vec::new())])),
             devices: Mutex::new(Vec::new()),
             pools: PoolViews::default(),
@@ -220,9 +228,10 @@ impl Stats {
                     .best_share
                     .fetch_update(Relaxed, Relaxed, |bits| (value > f64::from_bits(bits)).then_some(value.to_bits()));
             }
-            Event::Answer { latency, .. } => {
+            Event::Answer { pool, latency } => {
                 self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
                 self.latency_n.fetch_add(1, Relaxed);
+                self.pools.answer(*pool, *latency);
             }
             Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
             Event::PoolDown { pool, reason } => self.pools.down(*pool, reason),
@@ -234,6 +243,13 @@ impl Stats {
             }
             Event::Block => {
                 self.blocks.fetch_add(1, Relaxed);
+            }
+            Event::JobSwitch { latency, .. } => {
+                let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
+                if switches.len() == MAX_SWITCHES {
+                    switches.pop_front();
+                }
+                switches.push_back(*latency);
             }
         }
         if self.events.receiver_count() > 0 {
@@ -275,6 +291,11 @@ impl Stats {
 
     pub fn blocks(&self) -> u64 {
         self.blocks.load(Relaxed)
+    }
+
+    /// The latest job switches, oldest first (the first is each device's start).
+    pub fn job_switches(&self) -> Vec<Duration> {
+        self.switches.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect()
     }
 
     /// One line per device: average MH/s and hardware errors.

@@ -4,7 +4,7 @@
 //! (`source::stratum::failover`), which reports it as `Event::PoolChoice`.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{Counts, ShareEvent};
 use crate::work::{Difficulty, PoolId};
@@ -35,6 +35,16 @@ pub struct PoolView {
     pub last_share: Option<SystemTime>,
     /// Why the last connection failed, in the log's words.
     pub last_failure: Option<String>,
+    /// Submissions answered, and their round trips added up.
+    pub answers: u64,
+    pub answer_time: Duration,
+}
+
+impl PoolView {
+    /// The mean round trip of a submission, once one was answered.
+    pub fn mean_latency(&self) -> Option<Duration> {
+        (self.answers > 0).then(|| self.answer_time.div_f64(self.answers as f64))
+    }
 }
 
 impl PoolViews {
@@ -82,6 +92,13 @@ impl PoolViews {
             p.alive = true;
             p.jobs += 1;
             p.difficulty = difficulty.value();
+        });
+    }
+
+    pub(super) fn answer(&self, pool: PoolId, latency: Duration) {
+        self.update(pool, |p| {
+            p.answers += 1;
+            p.answer_time += latency;
         });
     }
 
