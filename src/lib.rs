@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod device;
 pub mod fuzzing;
 pub mod gpu;
+pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod miner;

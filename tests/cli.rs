@@ -109,6 +109,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (&["bench", "--seconds", "0"], "positive number"),
         // Beyond what a Duration holds: refused by the parser, not a panic in from_secs_f64.
         (&["demo", "--seconds", "1e300"], "positive number up to 1e9"),
+        (&["demo", "--http-allow", "300.1.1.1"], "not an address"),
     ];
     for (args, needle) in cases {
         let out = wgminer(args);
@@ -122,6 +123,19 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let out = wgminer(&["scan", "--header", &negative, "--count", "1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("negative"), "{}", stderr(&out));
+}
+
+/// The HTTP server is loopback's alone unless an allow list names others (as the API).
+#[test]
+fn an_http_listener_beyond_loopback_needs_an_allow_list() {
+    for (args, needle) in [
+        (&["demo", "-d", "cpu", "--http-listen", "0.0.0.0:8080"][..], "name who may connect with --http-allow"),
+        (&["demo", "-d", "cpu", "--http-allow", "10.0.0.0/8"][..], "--http-allow needs --http-listen"),
+        (&["pool", "--http-listen", "localhost:80"][..], "is not an address:port"),
+    ] {
+        let out = wgminer(args);
+        assert!(!out.status.success() && stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]
@@ -149,6 +163,8 @@ fn piped_demo_prints_plain_status_lines_and_logs_json_events_to_a_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(!text.contains('\r') && !text.contains('\x1b'), "control characters in piped output: {text:?}");
+    // The demo is for looking at: its dashboard's URL comes first.
+    assert!(text.starts_with("dashboard: http://127.0.0.1:"), "{text}");
     assert!(text.lines().filter(|l| l.contains(" MH/s now, ")).count() >= 2, "{text}");
     assert!(text.lines().any(|l| l.starts_with("summary: ")), "{text}");
     assert_eq!(stderr(&out), "", "events go to the log file");

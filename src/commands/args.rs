@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::DeviceOptions;
+use super::mine::HttpOptions;
 use crate::device::DeviceSelector;
 use crate::gpu::shape::{self, ShapeRequest};
 use crate::listen::{ListenOptions, Listener};
@@ -41,6 +42,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub api_allow: Vec<crate::listen::AllowRule>,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub kernel: KernelArgs,
 }
 
@@ -61,8 +64,31 @@ impl RunArgs {
             duration,
             status_every: Duration::from_secs(self.status_every),
             api,
+            http: self.http.options()?.map(|listen| HttpOptions { listen, pool_side: Vec::new() }),
             until: None,
         })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct HttpArgs {
+    /// Serve Prometheus metrics (/metrics), JSON (/api/v1/summary, devices, pools, events)
+    /// and a live dashboard (/) on this address; 127.0.0.1:8080 when given without a value
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::http::DEFAULT_LISTEN)]
+    pub http_listen: Option<String>,
+    /// Who may reach --http-listen besides loopback: addresses or networks, comma-separated
+    /// (--api-allow's syntax); required for an address beyond this machine
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub http_allow: Vec<crate::listen::AllowRule>,
+}
+
+impl HttpArgs {
+    pub fn options(&self) -> anyhow::Result<Option<ListenOptions>> {
+        match &self.http_listen {
+            Some(listen) => Ok(Some(ListenOptions::new(Listener::Http, listen, self.http_allow.clone())?)),
+            None if !self.http_allow.is_empty() => anyhow::bail!("--http-allow needs --http-listen"),
+            None => Ok(None),
+        }
     }
 }
 

@@ -351,6 +351,7 @@ fn mine_once(
         duration: Some(std::time::Duration::from_secs_f64(seconds)),
         status_every: std::time::Duration::from_secs(3600),
         api: None,
+        http: None,
         until: None,
     };
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");

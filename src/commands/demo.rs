@@ -7,8 +7,9 @@ use super::args::RunArgs;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::mine::{MineOptions, Source, Summary, mine, print_summary};
+use super::mine::{HttpOptions, MineOptions, Source, Summary, mine, print_summary};
 use crate::device::Sweeper;
+use crate::listen::{ListenOptions, Listener};
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions, PoolStats};
 use crate::source::stratum::PoolConfig;
@@ -62,7 +63,12 @@ pub async fn demo(
         suggest_difficulty: None,
         channel: sv2.unwrap_or_default(),
     };
-    let (summary, devices) = mine(Source::Pools(vec![config]), devices, options).await;
+    // The dashboard shows the pool's side too.
+    let mut options = options.clone();
+    if let Some(http) = &mut options.http {
+        http.pool_side = vec![(if sv2.is_some() { "stratum v2" } else { "stratum v1" }, stats.clone())];
+    }
+    let (summary, devices) = mine(Source::Pools(vec![config]), devices, &options).await;
     print_pool_side(&stats);
     Ok((summary, devices))
 }
@@ -94,6 +100,11 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let mut options = self.run.options(Some(self.seconds))?;
+        // The demo is for looking at: its dashboard is on unless asked elsewhere.
+        if options.http.is_none() {
+            let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", Vec::new())?;
+            options.http = Some(HttpOptions { listen, pool_side: Vec::new() });
+        }
         if let Some(shares) = self.shares {
             options.until = Some(super::mine::accepted_shares(shares));
         }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::api::ApiContext;
 use crate::device::Sweeper;
+use crate::http::{Mode, Site};
 use crate::listen::ListenOptions;
 use crate::miner::Miner;
 pub use crate::miner::Source;
@@ -22,15 +23,26 @@ use crate::source::stratum::ShareOutcome;
 use crate::stats::Stats;
 use crate::work::Difficulty;
 
+#[derive(Clone)]
 pub struct MineOptions {
     /// Stop after this long; `None` runs until Ctrl-C.
     pub duration: Option<Duration>,
     pub status_every: Duration,
     /// The cgminer-compatible monitoring API, when asked for.
     pub api: Option<ListenOptions>,
+    /// Metrics, JSON and the dashboard over HTTP, when asked for.
+    pub http: Option<HttpOptions>,
     /// Stop as soon as this holds of the counters (tests and benches wait for outcomes, with
     /// `duration` as the ceiling).
     pub until: Option<Goal>,
+}
+
+/// Where to serve HTTP, and what besides the miner to show there.
+#[derive(Clone)]
+pub struct HttpOptions {
+    pub listen: ListenOptions,
+    /// `demo`: the embedded pool's own counters, by protocol.
+    pub pool_side: Vec<(&'static str, Arc<crate::pool::PoolStats>)>,
 }
 
 /// A condition on the counters.
@@ -39,7 +51,13 @@ pub type Goal = Arc<dyn Fn(&Stats) -> bool + Send + Sync>;
 impl MineOptions {
     /// Mines until `done` holds, or `ceiling` passes.
     pub fn until(done: Goal, ceiling: Duration) -> MineOptions {
-        MineOptions { duration: Some(ceiling), status_every: Duration::from_secs(5), api: None, until: Some(done) }
+        MineOptions {
+            duration: Some(ceiling),
+            status_every: Duration::from_secs(5),
+            api: None,
+            http: None,
+            until: Some(done),
+        }
     }
 
     /// Mines until `accepted` shares were accepted, or `ceiling` passes.
@@ -96,11 +114,20 @@ pub async fn mine(
     for d in &devices {
         tracing::info!("device: {}", d.info());
     }
-    let infos = devices.iter().map(|d| d.info().clone()).collect();
-    let strategy = if matches!(source, Source::Node(_)) { "Solo" } else { "Failover" };
+    let infos: Vec<_> = devices.iter().map(|d| d.info().clone()).collect();
+    let solo = matches!(source, Source::Node(_));
     let started = Instant::now();
     let mut miner = Miner::start(source, devices);
-    let mut quit_rx = start_api(options, infos, strategy, &miner).await;
+    if let Some(http) = &options.http {
+        let mode = match (solo, http.pool_side.is_empty()) {
+            (true, _) => Mode::Solo,
+            (false, true) => Mode::Pools,
+            (false, false) => Mode::Demo,
+        };
+        let site = Site { mode, stats: miner.stats.clone(), devices: infos.clone(), pool_side: http.pool_side.clone() };
+        serve_http(http.listen.clone(), site).await;
+    }
+    let mut quit_rx = start_api(options, infos, if solo { "Solo" } else { "Failover" }, &miner).await;
     watch_until_stopped(&mut miner, &mut quit_rx, options).await;
     // The rate counts the mining window only, not start-up and shutdown.
     let mining_time = started.elapsed().as_secs_f64();
@@ -156,6 +183,15 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
         );
     }
     Ok(summary)
+}
+
+/// Metrics, JSON and the dashboard; the URL goes to standard output, where a person looks
+/// first. A listener that cannot be had is said, and the run goes on without it.
+pub async fn serve_http(listen: ListenOptions, site: Site) {
+    match crate::http::start(listen, site).await {
+        Ok(addr) => println!("dashboard: http://{addr}/  (metrics: http://{addr}/metrics)"),
+        Err(e) => tracing::warn!("HTTP: cannot listen: {e}; going on without it"),
+    }
 }
 
 /// The cgminer-compatible API, when asked for; its `quit` command arrives on the receiver.

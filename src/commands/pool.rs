@@ -1,25 +1,39 @@
 //! `wgminer pool`: the embedded pool alone, Stratum v1 and, with `--sv2-listen`, Stratum V2,
 //! until Ctrl-C.
 
+use crate::http::{Mode, Site};
+use crate::listen::ListenOptions;
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions};
 use crate::wire::stratum_v2::key::AuthorityPair;
 use std::process::ExitCode;
 
-pub fn run(listen: &str, sv2: Option<(&str, AuthorityPair)>, options: PoolOptions) -> anyhow::Result<()> {
+pub fn run(
+    listen: &str,
+    sv2: Option<(&str, AuthorityPair)>,
+    options: PoolOptions,
+    http: Option<ListenOptions>,
+) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
         let pool = EmbeddedPool::start(listen, options.clone()).await?;
         tracing::info!("embedded pool listening on {} (Ctrl-C or SIGTERM stops it)", pool.addr);
+        let mut pool_side = vec![("stratum v1", pool.stats.clone())];
         let _sv2 = match sv2 {
             Some((listen, keys)) => {
                 let pool = Sv2Pool::start(listen, keys, options).await?;
                 // Printed for the user (and scripts) to copy: the key is how miners know this pool.
                 println!("Stratum V2: {}", pool.url());
                 println!("authority public key: {}", pool.authority);
+                pool_side.push(("stratum v2", pool.stats.clone()));
                 Some(pool)
             }
             None => None,
         };
+        if let Some(listen) = http {
+            // No miner here: the page and the metrics show the pool's side.
+            let site = Site { mode: Mode::Pool, stats: Default::default(), devices: Vec::new(), pool_side };
+            super::mine::serve_http(listen, site).await;
+        }
         super::stop_signal().await;
         anyhow::Ok(())
     })
@@ -44,6 +58,8 @@ pub struct Args {
     /// `authority_secret_key` (default: a new key for each start)
     #[arg(long, value_name = "PATH", requires = "sv2_listen")]
     pub sv2_authority_secret: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub http: super::args::HttpArgs,
 }
 
 impl Args {
@@ -62,7 +78,7 @@ impl Args {
             }
             None => AuthorityPair::generate(),
         };
-        run(&self.listen, self.sv2_listen.as_deref().map(|l| (l, keys)), options)?;
+        run(&self.listen, self.sv2_listen.as_deref().map(|l| (l, keys)), options, self.http.options()?)?;
         Ok(ExitCode::SUCCESS)
     }
 }

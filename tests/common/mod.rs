@@ -1,6 +1,7 @@
 //! Shared by the integration tests: the real mainnet headers and one GPU per test binary.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod node;
 pub mod sri;
 pub mod template_provider;
