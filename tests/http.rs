@@ -91,6 +91,13 @@ async fn cgminer_summary(port: u16) -> Value {
 /// The summary line, `/metrics`, `/api/v1/summary` and cgminer's SUMMARY give the same numbers
 /// (one set of counters, moved by the events); `promtool check metrics` takes the exposition;
 /// OpenMetrics when asked for; and the pool's password is in no answer.
+///
+/// The two content types are Prometheus' own (prometheus/common, expfmt/expfmt.go: `FmtText`
+/// is `text/plain; version=0.0.4; charset=utf-8`, `FmtOpenMetrics_1_0_0`
+/// `application/openmetrics-text; version=1.0.0; charset=utf-8`); a Prometheus server asks for
+/// OpenMetrics in its Accept header, and a browser or curl gets the plain text
+/// (prometheus/client_java, docs/content/exporters/formats.md, "Scraping with a Prometheus
+/// server").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_json_and_the_cgminer_api_agree_with_the_summary() {
     let (http, api) = (free_addr(), common::node::free_port());

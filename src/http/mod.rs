@@ -46,7 +46,8 @@ pub const MAX_STREAMS: usize = 16;
 /// Time to send a request's head, and to start the next one on a kept-alive connection.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The longest a connection lives; a dashboard's stream reconnects by itself after it.
+/// The longest a connection lives. A dashboard's stream reconnects by itself after it: HTML's
+/// server-sent events reestablish a connection that closes, "gracefully or unexpectedly".
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A request's head (line and headers) past this is refused (hyper answers 431 or closes).

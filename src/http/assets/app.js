@@ -157,7 +157,14 @@ function live() {
   const link = $("link");
   const source = new EventSource("api/v1/stream");
   source.onopen = () => { link.textContent = "live"; link.className = "badge on"; };
-  source.onerror = () => { link.textContent = "reconnecting…"; link.className = "badge off"; };
+  source.onerror = () => {
+    link.textContent = "reconnecting…";
+    link.className = "badge off";
+    // The browser reconnects by itself after a closed stream, but not after an answer other
+    // than 200 (a 503 when too many pages are open): HTML's server-sent events, "fail the
+    // connection". Try again later then.
+    if (source.readyState === EventSource.CLOSED) setTimeout(live, 10_000);
+  };
   source.addEventListener("sample", (m) => addSample(JSON.parse(m.data)));
   source.addEventListener("event", (m) => showEvent(JSON.parse(m.data), true));
 }
