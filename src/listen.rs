@@ -8,6 +8,11 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// One entry of an allow list: an address or network, `W:` in front for privileged access.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +148,35 @@ impl ListenOptions {
         } else {
             Some(Access::Read)
         }
+    }
+}
+
+/// Accepts on `listener` until the runtime ends. A peer `options` does not allow is closed at
+/// once, as cgminer drops it, and so is one past `max` connections, so that clients cannot
+/// take the descriptors the miner needs (its pool connections, its journal); every other
+/// connection is served by `serve` on a task of its own.
+pub async fn accept_allowed<F, Fut>(listener: TcpListener, options: ListenOptions, max: usize, serve: F)
+where
+    F: Fn(TcpStream, Access) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // Out of descriptors, say: wait rather than spin on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(access) = options.access(peer.ip()) else { continue };
+        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
+        let served = serve(stream, access);
+        tokio::spawn(async move {
+            served.await;
+            drop(slot);
+        });
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::device::DeviceInfo;
-use crate::listen::{Access, ListenOptions};
+use crate::listen::{self, Access, ListenOptions};
 use crate::source::stratum::driver::PoolControl;
 use crate::source::stratum::failover::{PoolCommand, PoolControlError};
 use crate::stats::Stats;
@@ -46,28 +46,13 @@ pub struct ApiContext {
 pub async fn start(options: ListenOptions, stats: Arc<Stats>, context: ApiContext) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
-    let options = Arc::new(options);
     let context = Arc::new(context);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(_) => {
-                    // Out of descriptors, say: wait rather than spin on the error.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Some(access) = options.access(peer.ip()) else { continue }; // dropped, as cgminer does
-            let Ok(slot) = slots.clone().try_acquire_owned() else { continue }; // busy: dropped
-            let (stats, context) = (stats.clone(), context.clone());
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_DEADLINE, serve(stream, access, &stats, &context)).await;
-                drop(slot);
-            });
+    tokio::spawn(listen::accept_allowed(listener, options, MAX_CONNECTIONS, move |stream, access| {
+        let (stats, context) = (stats.clone(), context.clone());
+        async move {
+            let _ = tokio::time::timeout(REQUEST_DEADLINE, serve(stream, access, &stats, &context)).await;
         }
-    });
+    }));
     Ok(addr)
 }
 

@@ -20,11 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::device::DeviceInfo;
-use crate::listen::ListenOptions;
+use crate::listen::{self, ListenOptions};
 use crate::pool::PoolStats;
 use crate::stats::Stats;
 
@@ -92,7 +92,10 @@ pub async fn start(options: ListenOptions, site: Site) -> std::io::Result<Socket
     let metrics = metrics::Metrics::new(&site);
     let live = live::Live::start(site.clone(), metrics.clone());
     let server = Arc::new(Server { site, live, metrics, streams: Arc::new(Semaphore::new(MAX_STREAMS)) });
-    tokio::spawn(accept(listener, options, router(server)));
+    let router = router(server);
+    tokio::spawn(listen::accept_allowed(listener, options, MAX_CONNECTIONS, move |stream, _| {
+        serve(stream, router.clone())
+    }));
     Ok(addr)
 }
 
@@ -120,35 +123,12 @@ fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-/// Accepts until the runtime ends: a peer not allowed is closed at once, as is one past
-/// `MAX_CONNECTIONS`; each connection is served by hyper with bounded heads and deadlines.
-async fn accept(listener: TcpListener, options: ListenOptions, router: Router) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(_) => {
-                // Out of descriptors, say: wait rather than spin on the error.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if options.access(peer.ip()).is_none() {
-            continue;
-        }
-        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .max_headers(64);
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-            drop(slot);
-        });
-    }
+/// One connection, by hyper: bounded heads, a deadline for each, a bounded life.
+async fn serve(stream: TcpStream, router: Router) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).max_buf_size(MAX_HEAD_BYTES).max_headers(64);
+    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 
 /// `/metrics`, in OpenMetrics when the scraper asks for it (Prometheus does), else in
