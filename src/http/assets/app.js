@@ -119,7 +119,11 @@ function chartOptions(width) {
   return {
     width, height: 260, series,
     axes: [axis, { ...axis, size: 80, values: (u, vals) => vals.map(rate) }],
-    scales: { y: { range: (u, min, max) => [0, Math.max(max, 1e-6) * 1.1] } },
+    // At least a minute across, so that a new page's few samples do not get millisecond ticks.
+    scales: {
+      x: { time: true, range: (u, min, max) => [Math.min(min ?? max, max - 60), max] },
+      y: { range: (u, min, max) => [0, Math.max(max, 1e-6) * 1.1] },
+    },
   };
 }
 
