@@ -10,9 +10,10 @@ use bitcoin::Network;
 use bitcoin::hex::DisplayHex;
 use common::node::{PASSWORD, RegtestNode, USER};
 use serde_json::{Value, json};
-use wgminer::commands::mine::{MineOptions, Source, mine};
+use wgminer::commands::mine::{HttpOptions, MineOptions, Source, mine};
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
+use wgminer::listen::{ListenOptions, Listener};
 use wgminer::source::gbt::client::{SetupError, SoloConfig, check_node};
 use wgminer::source::gbt::rpc::{Auth, Node, RpcError};
 
@@ -45,8 +46,15 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
     let config = SoloConfig { node: a.rpc.clone(), payout, journal: journal.clone(), poll: Duration::from_secs(1) };
     let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
     let gpu = GpuSweeper::open(adapter, GpuOptions::default()).unwrap();
-    let run = MineOptions::until_accepted(3, Duration::from_secs(60));
-    let (summary, _) = runtime().block_on(mine(Source::Node(config), vec![Box::new(gpu)], &run));
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
+    let listen = ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap();
+    let run = MineOptions {
+        http: Some(HttpOptions { listen, pool_side: vec![] }),
+        ..MineOptions::until_accepted(3, Duration::from_secs(60))
+    };
+    // The runtime outlives the run: the HTTP server is read after it.
+    let runtime = runtime();
+    let (summary, _) = runtime.block_on(mine(Source::Node(config), vec![Box::new(gpu)], &run));
 
     let end = a.height();
     assert!(end >= start + 3, "only {} blocks mined: {summary:?}", end - start);
@@ -74,6 +82,20 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
     assert!(mined_in["height"].as_u64().unwrap() > start, "{mined_in}");
     assert_eq!(mined_in["tx"][0]["vout"][0]["scriptPubKey"]["hex"], PAYOUT_SCRIPT);
     assert!(mined_in["tx"].as_array().unwrap().len() >= 2);
+    // Solo as the HTTP server shows it: the same blocks and templates, the node as the pool,
+    // and the RPC password nowhere.
+    let metrics = runtime.block_on(common::http::get(http, "/metrics")).body;
+    let sum = |name: &str| common::http::metric_sum(&metrics, name, &[]);
+    assert_eq!(
+        (sum("wgminer_blocks_total"), sum("wgminer_templates_total")),
+        (summary.blocks as f64, summary.templates as f64)
+    );
+    assert!(sum("wgminer_network_difficulty") > 0.0, "{metrics}");
+    let pools = runtime.block_on(common::http::get(http, "/api/v1/pools"));
+    assert_eq!(pools.json()[0]["protocol"], "getblocktemplate", "{}", pools.body);
+    let summary_json = runtime.block_on(common::http::get(http, "/api/v1/summary")).json();
+    assert_eq!((summary_json["mode"].as_str(), summary_json["blocks"].as_u64()), (Some("solo"), Some(summary.blocks)));
+    assert!(!metrics.contains(PASSWORD) && !pools.body.contains(PASSWORD));
     // The peer took every block too.
     b.wait_for(Duration::from_secs(30), "synced", |n| n.height() == end);
     assert_eq!(b.call("getbestblockhash", &[]), a.call("getbestblockhash", &[]));
