@@ -17,6 +17,34 @@ pub struct DeviceInfo {
     pub vendor: String,
     pub device_type: String,
     pub driver: String,
+    /// A PCI device's vendor and device ids, which its sensor is found by (none for the CPU
+    /// and for software adapters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<PciId>,
+}
+
+/// What a device's sensor could tell at one moment; each field only where the hardware gives it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Watts, as the hardware averages them, or from two energy readings.
+    pub power_w: Option<f64>,
+    /// Joules since some fixed moment (a counter; its differences are what mean something).
+    pub energy_j: Option<f64>,
+    pub temp_c: Option<f64>,
+    pub core_mhz: Option<f64>,
+    pub fan_percent: Option<f64>,
+    pub power_limit_w: Option<f64>,
+    /// Percent of time busy, where the driver counts it.
+    pub activity_percent: Option<f64>,
+    /// Why the clocks are held back (NVML's throttle reasons), where given.
+    pub throttle: Option<String>,
+}
+
+/// PCI vendor and device ids, as sysfs and NVML give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciId {
+    pub vendor: u16,
+    pub device: u16,
 }
 
 impl fmt::Display for DeviceInfo {

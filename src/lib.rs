@@ -13,6 +13,7 @@ pub mod logging;
 pub mod miner;
 pub mod pool;
 pub mod scheduler;
+pub mod sensor;
 pub mod source;
 pub mod stats;
 pub mod wire;

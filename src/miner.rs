@@ -3,7 +3,7 @@
 //! `demo`; the tests and the benches start the same thing.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::device::Sweeper;
 use crate::scheduler::Scheduler;
+use crate::sensor::{self, Sensor, TempLimits, Watched};
 use crate::source::gbt::client::SoloConfig;
 use crate::source::stratum::driver::{self, Links, PoolControl};
 use crate::source::stratum::{PoolConfig, ShareOutcome};
@@ -34,6 +35,8 @@ pub struct Miner {
     pub control: Option<mpsc::UnboundedSender<PoolControl>>,
     scheduler: Scheduler,
     threads: Vec<std::thread::JoinHandle<Box<dyn Sweeper>>>,
+    /// The sensors' sampler, and what stops it.
+    sampler: (std::thread::JoinHandle<()>, Arc<AtomicBool>),
     source: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
@@ -47,9 +50,34 @@ pub struct Stopped {
     pub outcomes: mpsc::UnboundedReceiver<(Share, ShareOutcome)>,
 }
 
+/// The devices' sensors and the temperature guard.
+pub struct Sensing {
+    /// One for each device, in order, where it has one.
+    pub sensors: Vec<Option<Box<dyn Sensor>>>,
+    pub limits: Option<TempLimits>,
+    /// How often the sensors are read.
+    pub every: Duration,
+}
+
+impl Sensing {
+    /// Each device's sensor, where this platform has one (`sensor::for_device`).
+    pub fn detect(devices: &[Box<dyn Sweeper>], limits: Option<TempLimits>) -> Sensing {
+        let sys = std::path::Path::new(sensor::SYS);
+        let sensors = devices.iter().map(|d| sensor::for_device(d.info(), sys)).collect();
+        Sensing { sensors, limits, every: Duration::from_secs(1) }
+    }
+}
+
 impl Miner {
-    /// Starts mining `source` on `devices`; to be called inside a Tokio runtime.
+    /// Starts mining `source` on `devices`, with the sensors this platform has for them; to be
+    /// called inside a Tokio runtime.
     pub fn start(source: Source, devices: Vec<Box<dyn Sweeper>>) -> Miner {
+        let sensing = Sensing::detect(&devices, None);
+        Miner::start_with(source, devices, sensing)
+    }
+
+    /// Starts mining with these sensors (a guard, a test's fakes).
+    pub fn start_with(source: Source, devices: Vec<Box<dyn Sweeper>>, sensing: Sensing) -> Miner {
         let stats = Arc::new(Stats::new());
         let (work, work_rx) = watch::channel(None);
         let (share_tx, shares) = mpsc::channel(crate::scheduler::SHARE_QUEUE);
@@ -77,8 +105,23 @@ impl Miner {
             }
         };
         let scheduler = Scheduler::new(work_rx, share_tx, stats.clone());
-        let threads = devices.into_iter().map(|d| scheduler.spawn(d)).collect();
-        Miner { stats, outcomes, control, scheduler, threads, source, stop }
+        let mut watched = Vec::new();
+        let mut sensors = sensing.sensors.into_iter();
+        let threads = devices
+            .into_iter()
+            .map(|d| {
+                let pause = Arc::new(AtomicBool::new(false));
+                let (device, thread) = scheduler.spawn(d, pause.clone());
+                if let Some(sensor) = sensors.next().flatten() {
+                    tracing::info!("device {}: power and temperature from {}", device.0, sensor.name());
+                    watched.push(Watched { device, sensor, pause });
+                }
+                thread
+            })
+            .collect();
+        let sampler_stop = Arc::new(AtomicBool::new(false));
+        let sampler = sensor::sample(watched, sensing.limits, sensing.every, stats.clone(), sampler_stop.clone());
+        Miner { stats, outcomes, control, scheduler, threads, sampler: (sampler, sampler_stop), source, stop }
     }
 
     /// Waits until `done` holds of the counters, or `ceiling` passes: whether it held. Tests
@@ -98,11 +141,15 @@ impl Miner {
     /// answer what was sent, then stops the source (which journals whatever it still holds).
     pub async fn stop(self) -> Stopped {
         self.scheduler.stop_flag().store(true, Relaxed);
+        self.sampler.1.store(true, Relaxed);
         drop(self.scheduler);
-        let threads = self.threads;
-        let devices = tokio::task::spawn_blocking(move || threads.into_iter().filter_map(|t| t.join().ok()).collect())
-            .await
-            .unwrap_or_default();
+        let (threads, sampler) = (self.threads, self.sampler.0);
+        let devices = tokio::task::spawn_blocking(move || {
+            let _ = sampler.join();
+            threads.into_iter().filter_map(|t| t.join().ok()).collect()
+        })
+        .await
+        .unwrap_or_default();
         tokio::time::sleep(Duration::from_millis(200)).await; // answers to the last submits
         let _ = self.stop.send(true);
         let _ = self.source.await;

@@ -61,6 +61,7 @@ async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) ->
         status_every: Duration::from_secs(5),
         api: Some(api),
         http: None,
+        temp: None,
         until: Some(Arc::new(move |_: &wgminer::stats::Stats| done.load(Relaxed))),
     };
     let pools = Source::Pools(vec![pool_config(first.addr, "first"), pool_config(second.addr, "second")]);

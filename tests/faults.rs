@@ -91,6 +91,7 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
             status_every: Duration::from_secs(60),
             api: None,
             http: None,
+            temp: None,
             until: None,
         };
         let started = Instant::now();

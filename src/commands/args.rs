@@ -9,6 +9,7 @@ use super::mine::HttpOptions;
 use crate::device::DeviceSelector;
 use crate::gpu::shape::{self, ShapeRequest};
 use crate::listen::{ListenOptions, Listener};
+use crate::sensor::TempLimits;
 use crate::work::Difficulty;
 
 #[derive(clap::Args, Clone)]
@@ -43,6 +44,13 @@ pub struct RunArgs {
     pub api_allow: Vec<crate::listen::AllowRule>,
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Pause a device whose temperature reaches this (°C) until it cools to --temp-target, as
+    /// cgminer's --temp-cutoff; where its sensor reports one (see `wgminer devices`)
+    #[arg(long, value_name = "C", value_parser = temperature)]
+    pub temp_cutoff: Option<f64>,
+    /// The temperature (°C) a paused device resumes at [default: --temp-cutoff less 10]
+    #[arg(long, value_name = "C", value_parser = temperature, requires = "temp_cutoff")]
+    pub temp_target: Option<f64>,
     #[command(flatten)]
     pub kernel: KernelArgs,
 }
@@ -65,8 +73,18 @@ impl RunArgs {
             status_every: Duration::from_secs(self.status_every),
             api,
             http: self.http.options()?.map(|listen| HttpOptions { listen, pool_side: Vec::new() }),
+            temp: self.temp_limits()?,
             until: None,
         })
+    }
+
+    fn temp_limits(&self) -> anyhow::Result<Option<TempLimits>> {
+        let Some(cutoff) = self.temp_cutoff else { return Ok(None) };
+        let target = self.temp_target.unwrap_or(cutoff - 10.0);
+        if target >= cutoff {
+            anyhow::bail!("--temp-target {target} must be below --temp-cutoff {cutoff}");
+        }
+        Ok(Some(TempLimits { cutoff, target }))
     }
 }
 
@@ -142,6 +160,8 @@ pub enum ValueError {
     Difficulty(#[from] crate::work::target::DifficultyError),
     #[error("unknown network `{0}`: use main, test, testnet4, signet or regtest")]
     Network(String),
+    #[error("expected a temperature in °C from 0 to 150, got `{0}`")]
+    Temperature(String),
 }
 
 /// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot
@@ -167,6 +187,14 @@ pub fn parse_difficulty(s: &str) -> Result<Difficulty, ValueError> {
         reason: e.to_string(),
     })?;
     Ok(Difficulty::new(value)?)
+}
+
+/// A temperature in °C that a sensor can report.
+pub fn temperature(s: &str) -> Result<f64, ValueError> {
+    match s.parse::<f64>() {
+        Ok(t) if (0.0..=150.0).contains(&t) => Ok(t),
+        _ => Err(ValueError::Temperature(s.to_string())),
+    }
 }
 
 pub fn parse_network(s: &str) -> Result<bitcoin::Network, ValueError> {

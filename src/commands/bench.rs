@@ -352,6 +352,7 @@ fn mine_once(
         status_every: std::time::Duration::from_secs(3600),
         api: None,
         http: None,
+        temp: None,
         until: None,
     };
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");

@@ -18,6 +18,8 @@ struct Row {
     compute: bool,
     /// The remembered kernel shape; `None`: measured on first use (or the CPU, which has none).
     kernel_shape: Option<Shape>,
+    /// Where its power and temperature come from, or "not reported".
+    sensor: String,
 }
 
 /// `cache`: the kernel shape cache file, if the user has one.
@@ -35,23 +37,30 @@ pub fn run(json: bool, cache: Option<&std::path::Path>) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, a)| {
             let info = a.get_info();
+            let described = describe(&info);
             Row {
                 index: i.to_string(),
                 kernel_shape: remembered.get(&shape::cache_key(&info, SOURCE)).map(|e| e.shape),
-                info: describe(&info),
+                sensor: crate::sensor::describe(&described),
+                info: described,
                 compute: supports_compute(a),
             }
         })
         .collect();
     let gpus = rows.len();
-    rows.push(Row { index: "cpu".into(), info: CpuSweeper::new().info().clone(), compute: true, kernel_shape: None });
+    let cpu = CpuSweeper::new().info().clone();
+    let sensor = crate::sensor::describe(&cpu);
+    rows.push(Row { index: "cpu".into(), info: cpu, compute: true, kernel_shape: None, sensor });
     if json {
         for row in &rows {
             println!("{}", serde_json::to_string(row)?);
         }
         return Ok(());
     }
-    println!("{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} driver", "index", "name", "backend", "vendor", "type", "kernel");
+    println!(
+        "{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} {:<24} driver",
+        "index", "name", "backend", "vendor", "type", "kernel", "sensor"
+    );
     for row in &rows {
         let i = &row.info;
         let name = if row.compute { i.name.clone() } else { format!("{} (no compute)", i.name) };
@@ -61,8 +70,8 @@ pub fn run(json: bool, cache: Option<&std::path::Path>) -> anyhow::Result<()> {
             (None, _) => "untuned".into(),
         };
         println!(
-            "{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} {}",
-            row.index, name, i.backend, i.vendor, i.device_type, kernel, i.driver
+            "{:<5} {:<40} {:<8} {:<8} {:<13} {:<10} {:<24} {}",
+            row.index, name, i.backend, i.vendor, i.device_type, kernel, row.sensor, i.driver
         );
     }
     if gpus == 0 {

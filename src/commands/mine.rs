@@ -32,6 +32,8 @@ pub struct MineOptions {
     pub api: Option<ListenOptions>,
     /// Metrics, JSON and the dashboard over HTTP, when asked for.
     pub http: Option<HttpOptions>,
+    /// The temperature guard, when asked for.
+    pub temp: Option<crate::sensor::TempLimits>,
     /// Stop as soon as this holds of the counters (tests and benches wait for outcomes, with
     /// `duration` as the ceiling).
     pub until: Option<Goal>,
@@ -56,6 +58,7 @@ impl MineOptions {
             status_every: Duration::from_secs(5),
             api: None,
             http: None,
+            temp: None,
             until: Some(done),
         }
     }
@@ -117,7 +120,8 @@ pub async fn mine(
     let infos: Vec<_> = devices.iter().map(|d| d.info().clone()).collect();
     let solo = matches!(source, Source::Node(_));
     let started = Instant::now();
-    let mut miner = Miner::start(source, devices);
+    let sensing = crate::miner::Sensing::detect(&devices, options.temp);
+    let mut miner = Miner::start_with(source, devices, sensing);
     if let Some(http) = &options.http {
         let mode = match (solo, http.pool_side.is_empty()) {
             (true, _) => Mode::Solo,

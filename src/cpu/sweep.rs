@@ -20,6 +20,7 @@ impl CpuSweeper {
                 vendor: String::new(),
                 device_type: "Cpu".into(),
                 driver: format!("sha2 on {}", std::env::consts::ARCH),
+                pci: None,
             },
             queued: Default::default(),
         }

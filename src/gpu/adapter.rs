@@ -71,6 +71,13 @@ pub fn describe(info: &wgpu::AdapterInfo) -> DeviceInfo {
         vendor: vendor_name(info.vendor),
         device_type: format!("{:?}", info.device_type),
         driver,
+        // A real card's ids; wgpu reports others (lavapipe's is Mesa's 0x10005) that no PCI bus has.
+        pci: match (info.device_type, u16::try_from(info.vendor), u16::try_from(info.device)) {
+            (wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu, Ok(vendor), Ok(device)) => {
+                Some(crate::device::PciId { vendor, device })
+            }
+            _ => None,
+        },
     }
 }
 

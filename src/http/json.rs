@@ -48,6 +48,12 @@ pub struct Device {
     pub mhs_avg: f64,
     pub hardware_errors: u64,
     pub shares: Counts,
+    /// The latest sensor reading, where the device has a sensor.
+    pub sensor: Option<crate::device::Reading>,
+    /// MH/s (5 s) over watts, where the sensor reports power.
+    pub mh_per_joule: Option<f64>,
+    /// Held by the temperature guard.
+    pub paused: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +131,13 @@ pub fn devices(site: &Site) -> Vec<Device> {
             mhs_avg: d.hashes() as f64 / up / 1e6,
             hardware_errors: d.hw_errors(),
             shares: d.counts(),
+            mh_per_joule: d
+                .sensor()
+                .and_then(|s| s.power_w)
+                .filter(|w| *w > 0.0)
+                .map(|w| rates.get(i).copied().unwrap_or(0.0) / w),
+            sensor: d.sensor(),
+            paused: d.paused(),
         })
         .collect()
 }

@@ -172,6 +172,7 @@ impl Collector for Counters {
         let mut out = Out { encoder: &mut encoder };
         self.process(&mut out)?;
         self.devices(&mut out)?;
+        self.sensors(&mut out)?;
         self.pools(&mut out)?;
         self.solo_and_pool_side(&mut out)
     }
@@ -251,6 +252,67 @@ impl Counters {
             })
         });
         out.write("wgminer_shares", "What became of each device's shares", None, MetricType::Counter, ends)
+    }
+
+    /// What the devices' sensors read last, for the devices that have one and what it gives.
+    fn sensors(&self, out: &mut Out) -> Result<(), std::fmt::Error> {
+        let readings: Vec<(Labels, crate::device::Reading)> = self
+            .site
+            .stats
+            .devices()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| Some((vec![("device", i.to_string())], d.sensor()?)))
+            .collect();
+        let gauge = |f: fn(&crate::device::Reading) -> Option<f64>| {
+            readings.iter().filter_map(move |(labels, r)| Some((labels.clone(), Level(f(r)?)))).collect::<Vec<_>>()
+        };
+        let watts = Some(&Unit::Other("watts".into()));
+        out.write(
+            "wgminer_device_power",
+            "Power the device draws, by its sensor",
+            watts,
+            MetricType::Gauge,
+            gauge(|r| r.power_w),
+        )?;
+        let celsius = Some(&Unit::Celsius);
+        out.write(
+            "wgminer_device_temperature",
+            "The device's temperature",
+            celsius,
+            MetricType::Gauge,
+            gauge(|r| r.temp_c),
+        )?;
+        let hertz = Some(&Unit::Other("hertz".into()));
+        out.write(
+            "wgminer_device_core_clock",
+            "The device's core clock",
+            hertz,
+            MetricType::Gauge,
+            gauge(|r| r.core_mhz.map(|m| m * 1e6)),
+        )?;
+        out.write(
+            "wgminer_device_fan_ratio",
+            "The device's fan, 0 to 1",
+            None,
+            MetricType::Gauge,
+            gauge(|r| r.fan_percent.map(|p| p / 100.0)),
+        )?;
+        let paused = self
+            .site
+            .stats
+            .devices()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (vec![("device", i.to_string())], Level(f64::from(u8::from(d.paused())))))
+            .collect::<Vec<_>>();
+        out.write(
+            "wgminer_device_paused",
+            "1 while the temperature guard holds the device",
+            None,
+            MetricType::Gauge,
+            paused,
+        )
     }
 
     fn pools(&self, out: &mut Out) -> Result<(), std::fmt::Error> {

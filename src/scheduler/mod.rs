@@ -115,27 +115,32 @@ impl Scheduler {
     }
 
     /// Starts a thread that mines on `device` until the stop flag is set; joining it gives the
-    /// device back.
-    pub fn spawn(&self, device: Box<dyn Sweeper>) -> JoinHandle<Box<dyn Sweeper>> {
+    /// device back. While `pause` is set (the temperature guard) the device takes no new piece
+    /// and finishes those queued, whose shares go on as ever.
+    /// The id is the one the device's events carry.
+    pub fn spawn(&self, device: Box<dyn Sweeper>, pause: Arc<AtomicBool>) -> (DeviceId, JoinHandle<Box<dyn Sweeper>>) {
+        let id = self.stats.device(&device.info().to_string());
         let mut miner = DeviceLoop {
-            id: self.stats.device(&device.info().to_string()),
+            id,
             device,
             work: self.work.clone(),
             shares: self.shares.clone(),
             stats: self.stats.clone(),
             stop: self.stop.clone(),
+            pause,
             extranonces: self.extranonces.clone(),
             unit: None,
             queued: VecDeque::new(),
         };
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             if let Err(e) = miner.run() {
                 tracing::error!("device error: {e}; stopping this device");
             }
             // Whatever is still queued finishes before the device is handed back.
             while let Ok(Some(_)) = miner.device.next_result() {}
             miner.device
-        })
+        });
+        (id, thread)
     }
 }
 
@@ -156,6 +161,7 @@ struct DeviceLoop {
     shares: mpsc::Sender<Share>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
     extranonces: Arc<Extranonces>,
     unit: Option<Arc<Unit>>,
     /// Pieces queued on the device, oldest first, with the unit each belongs to and, for the
@@ -173,7 +179,7 @@ impl DeviceLoop {
         let preferred = (self.device.preferred_chunk() / (depth as u64 + 1)).max(1);
         while !self.stop.load(Relaxed) {
             // Keep the device's queue full, each new piece from the newest job.
-            while self.queued.len() < depth {
+            while self.queued.len() < depth && !self.pause.load(Relaxed) {
                 let Some((unit, new_job)) = self.current_unit() else { break };
                 let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work.target));
                 let next = Arc::new(Unit { rest, ..(*unit).clone() });
@@ -347,10 +353,11 @@ mod tests {
             vendor: String::new(),
             device_type: String::new(),
             driver: String::new(),
+            pci: None,
         };
         let device = Gated { info, release: gate, queued: VecDeque::new(), sizes: sizes.clone() };
         work_tx.send(Some(Arc::new(work(1, 4)))).unwrap();
-        let thread = scheduler.spawn(Box::new(device));
+        let (_, thread) = scheduler.spawn(Box::new(device), Arc::default());
         let wait_for = |n: usize| {
             while sizes.lock().unwrap().len() < n {
                 std::thread::sleep(Duration::from_millis(1));

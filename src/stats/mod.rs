@@ -13,6 +13,7 @@ mod pools;
 use pools::PoolViews;
 pub use pools::{PoolView, Pools};
 
+use crate::device::Reading;
 use crate::work::{DeviceId, Difficulty, PoolId};
 
 /// One step in a share's life: found by a device (and handed to its source), then exactly
@@ -57,6 +58,10 @@ pub enum Event {
     Block,
     /// `device` took up a new job `latency` after it arrived (at its first dispatch).
     JobSwitch { device: DeviceId, latency: Duration },
+    /// What `device`'s sensor read (once a second, where it has one).
+    Sensor { device: DeviceId, reading: Reading },
+    /// The temperature guard paused `device` (too hot) or let it go on (cooled).
+    Paused { device: DeviceId, paused: bool, temp_c: Option<f64> },
 }
 
 /// Share counters of one scope (all, a device, a pool).
@@ -138,9 +143,21 @@ pub struct DeviceStats {
     hashes: AtomicU64,
     hw_errors: AtomicU64,
     shares: Tally,
+    sensor: Mutex<Option<Reading>>,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl DeviceStats {
+    /// The latest reading of its sensor; none without one.
+    pub fn sensor(&self) -> Option<Reading> {
+        self.sensor.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the temperature guard holds it.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Relaxed)
+    }
+
     pub fn hashes(&self) -> u64 {
         self.hashes.load(Relaxed)
     }
@@ -193,6 +210,8 @@ impl Stats {
             hashes: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
             shares: Tally::default(),
+            sensor: Mutex::new(None),
+            paused: Default::default(),
         }));
         id
     }
@@ -243,6 +262,16 @@ impl Stats {
             }
             Event::Block => {
                 self.blocks.fetch_add(1, Relaxed);
+            }
+            Event::Sensor { device: id, reading } => {
+                if let Some(d) = device(*id) {
+                    *d.sensor.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
+                }
+            }
+            Event::Paused { device: id, paused, .. } => {
+                if let Some(d) = device(*id) {
+                    d.paused.store(*paused, Relaxed);
+                }
             }
             Event::JobSwitch { latency, .. } => {
                 let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
@@ -345,6 +374,14 @@ impl Stats {
         (rate(last.1, first.1), devices)
     }
 
+    /// The devices' power added up and the hottest one, where any sensor reports power.
+    pub fn power(&self) -> Option<Power> {
+        let readings: Vec<Reading> = self.devices().iter().filter_map(|d| d.sensor()).collect();
+        let watts: Vec<f64> = readings.iter().filter_map(|r| r.power_w).collect();
+        let hottest_c = readings.iter().filter_map(|r| r.temp_c).reduce(f64::max);
+        (!watts.is_empty()).then(|| Power { watts: watts.iter().sum(), hottest_c })
+    }
+
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
@@ -393,6 +430,15 @@ impl Stats {
             self.mean_latency().map_or("-".into(), |d| format!("{} ms", d.as_millis())),
             self.uptime().as_secs()
         );
+        if let Some(power) = self.power() {
+            line += &format!(" | {:.0} W", power.watts);
+            if now > 0.0 && power.watts > 0.0 {
+                line += &format!(", {:.3} MH/J", now / power.watts);
+            }
+            if let Some(t) = power.hottest_c {
+                line += &format!(", {t:.0} °C");
+            }
+        }
         let difficulty = self.network_difficulty();
         if difficulty > 0.0 {
             line += &format!(
@@ -406,6 +452,13 @@ impl Stats {
         }
         line
     }
+}
+
+/// What the devices' sensors say together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Power {
+    pub watts: f64,
+    pub hottest_c: Option<f64>,
 }
 
 /// Seconds since the Unix epoch, as journals and the API stamp their records.

@@ -72,8 +72,10 @@ function showSummary(s) {
 }
 
 function showDevices(devices) {
+  const fixed = (v, digits) => (v == null ? "–" : v.toFixed(digits));
   fill("devices", devices.map((d) => [
-    [d.id], [d.name], [d.backend], [rate(d.mhs_5s), "num"], [rate(d.mhs_avg), "num"],
+    [d.id], [d.paused ? d.name + " (paused: too hot)" : d.name], [d.backend], [rate(d.mhs_5s), "num"], [rate(d.mhs_avg), "num"],
+    [fixed(d.sensor?.power_w, 0), "num"], [fixed(d.mh_per_joule, 3), "num"], [fixed(d.sensor?.temp_c, 0), "num"],
     [d.shares.accepted, "num"], [d.shares.rejected, "num"], [d.shares.stale, "num"], [d.hardware_errors, "num"],
   ]));
 }
