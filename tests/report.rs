@@ -52,6 +52,26 @@ fn sustained_runs_get_their_table_and_chart() {
     assert!(!report::markdown(&plain).contains("Sustained"));
 }
 
+/// Power figures: `constructed-power.jsonl` is the sustained lavapipe record above with power,
+/// temperature and a sensor name written in by hand (no machine here has a readable RAPL
+/// counter): the table gains W, MH/J, J/GH and peak °C (older records say "not reported"), a
+/// second chart ranks MH/J, and the sustained chart gains power and temperature below the rate.
+#[test]
+fn power_records_get_efficiency_columns_and_charts() {
+    let reports = report::load(&[data("constructed-power.jsonl"), data("lavapipe-64x64.jsonl")]).unwrap();
+    let rows = report::rows(&reports);
+    let markdown = report::markdown(&rows);
+    assert!(markdown.contains("| 41.5 | 0.3663 | 2730.0 | - |"), "{markdown}");
+    assert!(markdown.contains("| not reported | - | - | - |"), "older records load, without power: {markdown}");
+    golden("expected-power.md", &markdown);
+    golden("expected-efficiency.svg", &report::efficiency_svg(&rows).unwrap().unwrap());
+    let sustained = report::sustained_svg(&rows).unwrap().unwrap();
+    assert!(sustained.contains("\npower\n") && sustained.contains("\ntemperature\n"), "the two panels below the rate");
+    golden("expected-power-sustained.svg", &sustained);
+    let plain = report::rows(&report::load(&[data("lavapipe-64x64.jsonl")]).unwrap());
+    assert!(report::efficiency_svg(&plain).unwrap().is_none(), "no power, no efficiency chart");
+}
+
 #[test]
 fn a_bad_record_names_its_file_and_line() {
     let path = std::env::temp_dir().join(format!("wgminer-test-report-{}.jsonl", std::process::id()));

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{DeviceOptions, open_device};
 use crate::cpu::CpuSweeper;
-use crate::device::{DeviceInfo, DeviceSelector, Sweeper, measure_rate};
+use crate::device::{DeviceInfo, DeviceSelector, Reading, Sweeper, measure_rate};
 use crate::gpu::ops::OpCount;
 use crate::gpu::shape::{Origin, Shape};
+use crate::sensor::Sensor;
 use crate::source::stratum::v2::session::ChannelKind;
 
 /// Repeated measurements of one rate: the median is the figure, min and max the spread.
@@ -66,6 +67,50 @@ pub struct Rate {
     /// With `--sustained`: the rate sampled over the whole run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<Sustained>,
+    /// What the device's sensor is ("NVML", "hwmon amdgpu (card0)", …), or "not reported".
+    #[serde(default = "not_reported")]
+    pub sensor: String,
+    /// Power and efficiency over the measured runs, where the sensor reports power.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<Efficiency>,
+}
+
+fn not_reported() -> String {
+    "not reported".into()
+}
+
+/// Power over a device's measured runs, and what it buys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Efficiency {
+    /// Mean watts over the runs: from the energy counter where there is one, else the
+    /// sensor's power at the end of each run.
+    pub watts: f64,
+    /// Median MH/s over mean watts: megahashes per joule.
+    pub mh_per_joule: f64,
+    /// The mining world's way round: joules per gigahash.
+    pub joules_per_gh: f64,
+    pub peak_temp_c: Option<f64>,
+    /// Mean core clock at the end of each run.
+    pub core_mhz: Option<f64>,
+}
+
+impl Efficiency {
+    /// From each run's (watts, reading at its end), at `median_mhs`.
+    fn new(runs: &[(f64, Reading)], median_mhs: f64) -> Option<Efficiency> {
+        if runs.is_empty() {
+            return None;
+        }
+        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let watts = mean(runs.iter().map(|r| r.0).collect())?;
+        let mh_per_joule = if watts > 0.0 { median_mhs / watts } else { 0.0 };
+        Some(Efficiency {
+            watts,
+            mh_per_joule,
+            joules_per_gh: if mh_per_joule > 0.0 { 1e3 / mh_per_joule } else { 0.0 },
+            peak_temp_c: runs.iter().filter_map(|r| r.1.temp_c).reduce(f64::max),
+            core_mhz: mean(runs.iter().filter_map(|r| r.1.core_mhz).collect()),
+        })
+    }
 }
 
 /// A device's rate over a long run, where a laptop's throttling shows.
@@ -79,6 +124,22 @@ pub struct Sustained {
     pub last_window_mhs: f64,
     /// Last window over first: below 1 when the device slowed down.
     pub last_to_first: f64,
+    /// The sensor at the end of each sample, where the device has one: throttling shows as a
+    /// rate drop beside a temperature rise or a power limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readings: Vec<SampleReading>,
+}
+
+/// A sustained run's sample of the sensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleReading {
+    /// Seconds since the start, as the rate's sample.
+    pub t: f64,
+    pub watts: Option<f64>,
+    pub temp_c: Option<f64>,
+    pub core_mhz: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<String>,
 }
 
 impl Sustained {
@@ -94,7 +155,7 @@ impl Sustained {
         let first_window_mhs = mean(&|t| t <= window_s + 1e-9);
         let last_window_mhs = mean(&|t| t > total - window_s + 1e-9);
         let last_to_first = if first_window_mhs > 0.0 { last_window_mhs / first_window_mhs } else { 0.0 };
-        Sustained { samples, window_s, first_window_mhs, last_window_mhs, last_to_first }
+        Sustained { samples, window_s, first_window_mhs, last_window_mhs, last_to_first, readings: Vec::new() }
     }
 
     /// The slowest and the fastest sample, MH/s (0, 0 without samples).
@@ -162,9 +223,29 @@ pub struct MiningRun {
 
 /// MH/s of a device over about `seconds`, in pieces of one dispatch.
 fn mhs(device: &mut dyn Sweeper, seconds: f64) -> anyhow::Result<f64> {
+    Ok(measured(device, seconds, None)?.0)
+}
+
+/// MH/s over about `seconds`, and with a sensor its mean watts and its reading at the end:
+/// the energy used over the time where the sensor counts energy, else the power it reads.
+fn measured(
+    device: &mut dyn Sweeper,
+    seconds: f64,
+    sensor: Option<&mut Box<dyn Sensor>>,
+) -> anyhow::Result<(f64, Option<(f64, Reading)>)> {
     let chunk = device.preferred_chunk();
+    let Some(sensor) = sensor else {
+        let (hashes, secs) = measure_rate(device, seconds, chunk)?;
+        return Ok((hashes as f64 / secs / 1e6, None));
+    };
+    let before = sensor.read().energy_j;
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
-    Ok(hashes as f64 / secs / 1e6)
+    let after = sensor.read();
+    let watts = match (before, after.energy_j) {
+        (Some(a), Some(b)) if b > a => Some((b - a) / secs),
+        _ => after.power_w,
+    };
+    Ok((hashes as f64 / secs / 1e6, watts.map(|w| (w, after))))
 }
 
 fn host_cpu() -> Option<String> {
@@ -276,15 +357,26 @@ fn measure_all(
     ops: OpCount,
 ) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
-    let mut cpu_runs = Vec::new();
-    let mut device_runs = vec![Vec::new(); opened.len()];
+    let sys = std::path::Path::new(crate::sensor::SYS);
+    // The CPU reference first, then each device: (sensor, rates, powers).
+    let mut measuring: Vec<(Option<Box<dyn Sensor>>, Vec<f64>, Vec<(f64, Reading)>)> = std::iter::once(cpu.info())
+        .chain(opened.iter().map(|d| d.info()))
+        .map(|info| (crate::sensor::for_device(info, sys), Vec::new(), Vec::new()))
+        .collect();
     for _ in 0..runs.max(1) {
-        cpu_runs.push(mhs(&mut cpu, seconds)?);
-        for (device, runs) in opened.iter_mut().zip(&mut device_runs) {
-            runs.push(mhs(device.as_mut(), seconds)?);
+        let devices = std::iter::once(&mut cpu as &mut dyn Sweeper).chain(opened.iter_mut().map(|d| d.as_mut()));
+        for (device, (sensor, rates, powers)) in devices.zip(&mut measuring) {
+            let (rate, power) = measured(device, seconds, sensor.as_mut())?;
+            rates.push(rate);
+            powers.extend(power);
         }
     }
-    let cpu_mhs = Measured::new(cpu_runs);
+    let mut rates = measuring.into_iter().map(|(sensor, runs, powers)| {
+        let mhs = Measured::new(runs);
+        let power = Efficiency::new(&powers, mhs.median);
+        (mhs, power, sensor.map_or_else(not_reported, |s| s.name()))
+    });
+    let (cpu_mhs, power, sensor) = rates.next().expect("the CPU reference is measured");
     let cpu_reference = Rate {
         device: cpu.info().clone(),
         ratio_to_cpu: 1.0,
@@ -292,12 +384,13 @@ fn measure_all(
         kernel: None,
         gops: None,
         sustained: None,
+        sensor,
+        power,
     };
     let devices = opened
         .iter()
-        .zip(device_runs)
-        .map(|(device, runs)| {
-            let mhs = Measured::new(runs);
+        .zip(rates)
+        .map(|(device, (mhs, power, sensor))| {
             let kernel = device.kernel_shape().map(|(shape, origin)| KernelShape { shape, origin });
             Rate {
                 device: device.info().clone(),
@@ -306,6 +399,8 @@ fn measure_all(
                 kernel,
                 mhs,
                 sustained: None,
+                sensor,
+                power,
             }
         })
         .collect();
@@ -314,8 +409,15 @@ fn measure_all(
 
 fn print_rates(cpu_reference: &Rate, devices: &[Rate], ops: OpCount) {
     let line = |r: &Rate| {
+        let power = match &r.power {
+            Some(p) => {
+                let temp = p.peak_temp_c.map_or(String::new(), |t| format!(", {t:.0} °C peak"));
+                format!(", {:.1} W, {:.3} MH/J ({:.1} J/GH){temp}", p.watts, p.mh_per_joule, p.joules_per_gh)
+            }
+            None => ", power not reported".into(),
+        };
         format!(
-            "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%)",
+            "{:<56} {:>10.2} MH/s  (median of {}, spread {:.1}%{power})",
             r.device.to_string(),
             r.mhs.median,
             r.mhs.runs.len(),
@@ -401,19 +503,26 @@ pub fn sustain(
     duration: Duration,
     sample: Duration,
 ) -> anyhow::Result<Vec<Sustained>> {
+    let sys = std::path::Path::new(crate::sensor::SYS);
     std::thread::scope(|scope| {
         let threads: Vec<_> = opened
             .iter_mut()
             .map(|device| {
+                let mut sensor = crate::sensor::for_device(device.info(), sys);
                 scope.spawn(move || -> anyhow::Result<Sustained> {
                     let started = Instant::now();
-                    let mut samples = Vec::new();
+                    let (mut samples, mut readings) = (Vec::new(), Vec::new());
                     while started.elapsed() < duration {
                         let left = duration.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-                        let mhs = mhs(device.as_mut(), sample.min(left).as_secs_f64())?;
-                        samples.push((started.elapsed().as_secs_f64(), mhs));
+                        let (mhs, power) = measured(device.as_mut(), sample.min(left).as_secs_f64(), sensor.as_mut())?;
+                        let t = started.elapsed().as_secs_f64();
+                        samples.push((t, mhs));
+                        if let Some((watts, r)) = power {
+                            let (temp_c, core_mhz, throttle) = (r.temp_c, r.core_mhz, r.throttle);
+                            readings.push(SampleReading { t, watts: Some(watts), temp_c, core_mhz, throttle });
+                        }
                     }
-                    Ok(Sustained::new(samples))
+                    Ok(Sustained { readings, ..Sustained::new(samples) })
                 })
             })
             .collect();

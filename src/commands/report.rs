@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 
-use super::bench::{Report, Sustained};
+use super::bench::{Efficiency, Report, SampleReading, Sustained};
 
 /// One measured device, as the table and the chart show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,10 @@ pub struct Row {
     pub date: String,
     /// With `bench --sustained`: the rate over time.
     pub sustained: Option<Sustained>,
+    /// The device's sensor, or "not reported".
+    pub sensor: String,
+    /// Power and MH/J, where the sensor reports power.
+    pub power: Option<Efficiency>,
 }
 
 /// `wgminer report FILE… --svg PATH`: the tables to stdout, the chart to `svg`, and the rates
@@ -46,8 +50,11 @@ pub fn run(files: &[std::path::PathBuf], svg_path: &Path) -> anyhow::Result<()> 
         anyhow::Ok(())
     };
     write(svg_path, svg(&rows)?)?;
+    let stem = svg_path.file_stem().map_or("wgminer-report".into(), |s| s.to_string_lossy());
+    if let Some(chart) = efficiency_svg(&rows)? {
+        write(&svg_path.with_file_name(format!("{stem}-efficiency.svg")), chart)?;
+    }
     if let Some(chart) = sustained_svg(&rows)? {
-        let stem = svg_path.file_stem().map_or("wgminer-report".into(), |s| s.to_string_lossy());
         write(&svg_path.with_file_name(format!("{stem}-sustained.svg")), chart)?;
     }
     Ok(())
@@ -104,6 +111,8 @@ pub fn rows(reports: &[Report]) -> Vec<Row> {
                 host_cpu: r.host_cpu.clone().unwrap_or_default(),
                 date: r.date.get(..10).unwrap_or(&r.date).to_string(),
                 sustained: d.sustained.clone(),
+                sensor: d.sensor.clone(),
+                power: d.power.clone(),
             })
         })
         .collect();
@@ -118,13 +127,13 @@ fn cell(text: &str) -> String {
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Gops/s | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
-         |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n",
+        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Gops/s | W | MH/J | J/GH | Peak °C | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
+         |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for (i, r) in rows.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.1}% ({:.2}–{:.2}) | {} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.1}% ({:.2}–{:.2}) | {} | {:.2} | {:.2} | {} | {} |",
             i + 1,
             cell(&r.device),
             cell(&r.vendor),
@@ -135,6 +144,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.kernel,
             r.median,
             r.gops.map_or("-".into(), |g| format!("{g:.1}")),
+            power_cells(r),
             r.spread_percent,
             r.min,
             r.max,
@@ -147,6 +157,32 @@ pub fn markdown(rows: &[Row]) -> String {
     }
     markdown_sustained(rows, &mut out);
     out
+}
+
+/// W, MH/J, J/GH and peak °C, or "not reported" where the device's sensor gave no power.
+fn power_cells(r: &Row) -> String {
+    match &r.power {
+        Some(p) => format!(
+            "{:.1} | {:.4} | {:.1} | {}",
+            p.watts,
+            p.mh_per_joule,
+            p.joules_per_gh,
+            p.peak_temp_c.map_or("-".into(), |t| format!("{t:.0}"))
+        ),
+        None => "not reported | - | - | -".into(),
+    }
+}
+
+/// A bar per device whose power was reported: megahashes per joule.
+pub fn efficiency_svg(rows: &[Row]) -> anyhow::Result<Option<String>> {
+    let measured: Vec<(&Row, &Efficiency)> = rows.iter().filter_map(|r| Some((r, r.power.as_ref()?))).collect();
+    if measured.is_empty() {
+        return Ok(None);
+    }
+    let labels: Vec<String> =
+        measured.iter().map(|(r, p)| format!("{} ({}, {:.0} W, {})", r.device, r.backend, p.watts, r.sensor)).collect();
+    let values: Vec<(f64, Option<(f64, f64)>)> = measured.iter().map(|(_, p)| (p.mh_per_joule, None)).collect();
+    bars("wgminer bench: efficiency, MH/J (megahashes per joule)", "MH/J", &labels, &values).map(Some)
 }
 
 /// The sustained runs: how each device's rate held, first window against the last.
@@ -180,7 +216,8 @@ fn markdown_sustained(rows: &[Row], out: &mut String) {
     }
 }
 
-/// A line per device with a sustained run: MH/s against minutes since its start.
+/// A line per device with a sustained run: MH/s against minutes since its start; below it
+/// the power and the temperature, where the runs read a sensor.
 pub fn sustained_svg(rows: &[Row]) -> anyhow::Result<Option<String>> {
     let runs: Vec<(&Row, &Sustained)> = rows.iter().filter_map(|r| Some((r, r.sustained.as_ref()?))).collect();
     if runs.is_empty() {
@@ -188,56 +225,95 @@ pub fn sustained_svg(rows: &[Row]) -> anyhow::Result<Option<String>> {
     }
     let minutes = |t: f64| t / 60.0;
     let xmax = runs.iter().flat_map(|(_, s)| s.samples.last()).map(|x| minutes(x.0)).fold(0.0, f64::max).max(1e-3);
-    let ymax = runs.iter().flat_map(|(_, s)| &s.samples).map(|x| x.1).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let label = |r: &Row, s: &Sustained| {
+        format!("{} ({}, {}): last / first {:.1}%", r.device, r.backend, r.os, s.last_to_first * 100.0)
+    };
+    let rates: Vec<Line> =
+        runs.iter().map(|(r, s)| (label(r, s), s.samples.iter().map(|&(t, m)| (minutes(t), m)).collect())).collect();
+    let sensed = |f: fn(&SampleReading) -> Option<f64>| -> Vec<Line> {
+        runs.iter()
+            .filter(|(_, s)| !s.readings.is_empty())
+            .map(|(r, s)| (label(r, s), s.readings.iter().filter_map(|x| Some((minutes(x.t), f(x)?))).collect()))
+            .collect()
+    };
+    let (watts, temps) = (sensed(|x| x.watts), sensed(|x| x.temp_c));
+    let panels: Vec<(&str, &str, Vec<Line>)> = [
+        ("wgminer bench --sustained: MH/s over time", "MH/s", rates),
+        ("power", "W", watts),
+        ("temperature", "°C", temps),
+    ]
+    .into_iter()
+    .filter(|(_, _, lines)| lines.iter().any(|(_, points)| !points.is_empty()))
+    .collect();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (1000, 520)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1000, 520 * panels.len() as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("wgminer bench --sustained: MH/s over time", ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..xmax, 0.0..ymax)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        chart.configure_mesh().x_desc("minutes").y_desc("MH/s").draw().map_err(|e| anyhow::anyhow!("{e}"))?;
-        for (i, (r, s)) in runs.iter().enumerate() {
-            let color = Palette99::pick(i);
-            let label = format!("{} ({}, {}): last / first {:.1}%", r.device, r.backend, r.os, s.last_to_first * 100.0);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    s.samples.iter().map(|&(t, m)| (minutes(t), m)).collect::<Vec<_>>(),
-                    color.stroke_width(2),
-                )))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        for ((caption, unit, lines), area) in panels.iter().zip(root.split_evenly((panels.len(), 1))) {
+            line_panel(&area, caption, unit, xmax, lines)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(Some(svg))
 }
 
+/// A labelled series of (minutes, value).
+type Line = (String, Vec<(f64, f64)>);
+
+/// One chart of lines over minutes.
+fn line_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    unit: &str,
+    xmax: f64,
+    lines: &[Line],
+) -> anyhow::Result<()> {
+    let ymax = lines.iter().flat_map(|(_, points)| points).map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc("minutes").y_desc(unit).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (label, points)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i);
+        chart
+            .draw_series(std::iter::once(PathElement::new(points.clone(), color.stroke_width(2))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// A horizontal bar per device: the median, with a line from the slowest to the fastest run.
 pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
-    let n = rows.len() as u32;
-    let height = 120 + 40 * n;
-    let xmax = rows.iter().map(|r| r.max.max(r.median)).fold(0.0, f64::max).max(1e-3) * 1.15;
     let labels: Vec<String> =
         rows.iter().map(|r| format!("{} ({}, {}, {})", r.device, r.backend, r.kernel, r.os)).collect();
+    let values: Vec<(f64, Option<(f64, f64)>)> = rows.iter().map(|r| (r.median, Some((r.min, r.max)))).collect();
+    bars("wgminer bench: median MH/s, line = slowest to fastest run", "MH/s", &labels, &values)
+}
+
+/// A horizontal bar for each value, labelled, with a line over its range where it has one.
+fn bars(caption: &str, unit: &str, labels: &[String], values: &[(f64, Option<(f64, f64)>)]) -> anyhow::Result<String> {
+    let n = values.len() as u32;
+    let height = 120 + 40 * n;
+    let top = values.iter().map(|(v, range)| range.map_or(*v, |r| r.1.max(*v))).fold(0.0, f64::max);
+    let xmax = top.max(1e-3) * 1.15;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("wgminer bench: median MH/s, line = slowest to fastest run", ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(420)
@@ -246,7 +322,7 @@ pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_desc("MH/s")
+            .x_desc(unit)
             .y_labels(n as usize)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
@@ -255,10 +331,10 @@ pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            .draw_series(values.iter().enumerate().map(|(i, (v, _))| {
                 let i = i as u32;
                 let mut bar = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (r.median, SegmentValue::Exact(i + 1))],
+                    [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
                     Palette99::pick(i as usize).mix(0.8).filled(),
                 );
                 bar.set_margin(8, 8, 0, 0);
@@ -266,9 +342,10 @@ pub fn svg(rows: &[Row]) -> anyhow::Result<String> {
             }))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            .draw_series(values.iter().enumerate().filter_map(|(i, (_, range))| {
+                let (low, high) = (*range)?;
                 let y = SegmentValue::CenterOf(i as u32);
-                PathElement::new(vec![(r.min, y.clone()), (r.max, y)], BLACK.stroke_width(2))
+                Some(PathElement::new(vec![(low, y.clone()), (high, y)], BLACK.stroke_width(2)))
             }))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
