@@ -358,23 +358,29 @@ fn measure_all(
 ) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
     let sys = std::path::Path::new(crate::sensor::SYS);
-    // The CPU reference first, then each device: (sensor, rates, powers).
-    let mut measuring: Vec<(Option<Box<dyn Sensor>>, Vec<f64>, Vec<(f64, Reading)>)> = std::iter::once(cpu.info())
+    /// One device's sensor, and its runs: rates, and powers where the sensor gave one.
+    struct Runs {
+        sensor: Option<Box<dyn Sensor>>,
+        rates: Vec<f64>,
+        powers: Vec<(f64, Reading)>,
+    }
+    // The CPU reference first, then each device.
+    let mut measuring: Vec<Runs> = std::iter::once(cpu.info())
         .chain(opened.iter().map(|d| d.info()))
-        .map(|info| (crate::sensor::for_device(info, sys), Vec::new(), Vec::new()))
+        .map(|info| Runs { sensor: crate::sensor::for_device(info, sys), rates: Vec::new(), powers: Vec::new() })
         .collect();
     for _ in 0..runs.max(1) {
         let devices = std::iter::once(&mut cpu as &mut dyn Sweeper).chain(opened.iter_mut().map(|d| d.as_mut()));
-        for (device, (sensor, rates, powers)) in devices.zip(&mut measuring) {
-            let (rate, power) = measured(device, seconds, sensor.as_mut())?;
-            rates.push(rate);
-            powers.extend(power);
+        for (device, runs) in devices.zip(&mut measuring) {
+            let (rate, power) = measured(device, seconds, runs.sensor.as_mut())?;
+            runs.rates.push(rate);
+            runs.powers.extend(power);
         }
     }
-    let mut rates = measuring.into_iter().map(|(sensor, runs, powers)| {
-        let mhs = Measured::new(runs);
-        let power = Efficiency::new(&powers, mhs.median);
-        (mhs, power, sensor.map_or_else(not_reported, |s| s.name()))
+    let mut rates = measuring.into_iter().map(|runs| {
+        let mhs = Measured::new(runs.rates);
+        let power = Efficiency::new(&runs.powers, mhs.median);
+        (mhs, power, runs.sensor.map_or_else(not_reported, |s| s.name()))
     });
     let (cpu_mhs, power, sensor) = rates.next().expect("the CPU reference is measured");
     let cpu_reference = Rate {
