@@ -349,6 +349,13 @@ fn mine_both(
     Ok((Some(run), sv2))
 }
 
+/// One device's sensor, and its runs: rates, and powers where the sensor gave one.
+struct Runs {
+    sensor: Option<Box<dyn Sensor>>,
+    rates: Vec<f64>,
+    powers: Vec<(f64, Reading)>,
+}
+
 /// `runs` interleaved measurements of the CPU reference and of each device.
 fn measure_all(
     opened: &mut [Box<dyn Sweeper>],
@@ -358,12 +365,6 @@ fn measure_all(
 ) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
     let sys = std::path::Path::new(crate::sensor::SYS);
-    /// One device's sensor, and its runs: rates, and powers where the sensor gave one.
-    struct Runs {
-        sensor: Option<Box<dyn Sensor>>,
-        rates: Vec<f64>,
-        powers: Vec<(f64, Reading)>,
-    }
     // The CPU reference first, then each device.
     let mut measuring: Vec<Runs> = std::iter::once(cpu.info())
         .chain(opened.iter().map(|d| d.info()))

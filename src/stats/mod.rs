@@ -260,30 +260,28 @@ impl Stats {
                 self.network_difficulty.store(network_difficulty.value().to_bits(), Relaxed);
                 self.pools.job(PoolId(0), *network_difficulty);
             }
-            Event::Block => {
-                self.blocks.fetch_add(1, Relaxed);
-            }
+            Event::Block => _ = self.blocks.fetch_add(1, Relaxed),
             Event::Sensor { device: id, reading } => {
                 if let Some(d) = device(*id) {
                     *d.sensor.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
                 }
             }
             Event::Paused { device: id, paused, .. } => {
-                if let Some(d) = device(*id) {
-                    d.paused.store(*paused, Relaxed);
-                }
+                device(*id).iter().for_each(|d| d.paused.store(*paused, Relaxed))
             }
-            Event::JobSwitch { latency, .. } => {
-                let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
-                if switches.len() == MAX_SWITCHES {
-                    switches.pop_front();
-                }
-                switches.push_back(*latency);
-            }
+            Event::JobSwitch { latency, .. } => self.switched(*latency),
         }
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(event);
         }
+    }
+
+    fn switched(&self, latency: Duration) {
+        let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
+        if switches.len() == MAX_SWITCHES {
+            switches.pop_front();
+        }
+        switches.push_back(latency);
     }
 
     /// Adds a source to the view (pools in priority order, or the node): the id its events carry.
