@@ -112,9 +112,15 @@ impl Miner {
             .map(|d| {
                 let pause = Arc::new(AtomicBool::new(false));
                 let (device, thread) = scheduler.spawn(d, pause.clone());
-                if let Some(sensor) = sensors.next().flatten() {
-                    tracing::info!("device {}: power and temperature from {}", device.0, sensor.name());
-                    watched.push(Watched { device, sensor, pause });
+                match sensors.next().flatten() {
+                    Some(sensor) => {
+                        tracing::info!("device {}: power and temperature from {}", device.0, sensor.name());
+                        watched.push(Watched { device, sensor, pause });
+                    }
+                    None if sensing.limits.is_some() => {
+                        tracing::warn!("device {}: no temperature reported here, so --temp-cutoff cannot guard it", device.0)
+                    }
+                    None => tracing::info!("device {}: power and temperature not reported on this machine", device.0),
                 }
                 thread
             })

@@ -487,6 +487,15 @@ fn print_sustained(device: &DeviceInfo, s: &Sustained) {
         s.last_window_mhs,
         s.last_to_first * 100.0
     );
+    let range = |f: fn(&SampleReading) -> Option<f64>| {
+        let values: Vec<f64> = s.readings.iter().filter_map(f).collect();
+        Some((values.iter().copied().reduce(f64::min)?, values.iter().copied().reduce(f64::max)?))
+    };
+    if let (Some((w0, w1)), temps) = (range(|r| r.watts), range(|r| r.temp_c)) {
+        let temps = temps.map_or(String::new(), |(t0, t1)| format!(", {t0:.0}–{t1:.0} °C"));
+        let throttled = s.readings.iter().filter(|r| r.throttle.is_some()).count();
+        println!("{device}: {w0:.1}–{w1:.1} W{temps}; {throttled} of {} samples throttled", s.readings.len());
+    }
 }
 
 fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>, over: &str) {
