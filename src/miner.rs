@@ -118,7 +118,10 @@ impl Miner {
                         watched.push(Watched { device, sensor, pause });
                     }
                     None if sensing.limits.is_some() => {
-                        tracing::warn!("device {}: no temperature reported here, so --temp-cutoff cannot guard it", device.0)
+                        tracing::warn!(
+                            "device {}: no temperature reported here, so --temp-cutoff cannot guard it",
+                            device.0
+                        )
                     }
                     None => tracing::info!("device {}: power and temperature not reported on this machine", device.0),
                 }

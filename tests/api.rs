@@ -251,3 +251,33 @@ fn slow_clients_are_capped_and_timed_out() {
         assert!(reply.contains("wgminer"), "{reply}");
     });
 }
+
+/// DEVS shows a device's sensor in cgminer's ADL fields (cgminer's API-README, DEVS:
+/// "Temperature", "Fan Speed", "Fan Percent", "GPU Clock", "GPU Activity"), -1 where it says
+/// nothing; the temperature a float, the rest integers, as cgminer-era clients parse them (a
+/// Go client's `CgMinerStats.Devs` types `Fan Percent`, `GPU Clock`, `GPU Activity` as `int`,
+/// and Go's decoder refuses `40.0` for an int).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devs_show_the_sensor_in_cgminers_fields() {
+    use wgminer::stats::{Event, Stats};
+    let stats = Arc::new(Stats::new());
+    let device = stats.device("card");
+    let reading = wgminer::device::Reading {
+        temp_c: Some(71.0),
+        core_mhz: Some(2520.0),
+        fan_percent: Some(40.0),
+        ..Default::default()
+    };
+    stats.record(Event::Sensor { device, reading });
+    let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
+    let context =
+        wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+    let api = ListenOptions::new(Listener::Api, "127.0.0.1:0", vec![]).unwrap();
+    let addr = wgminer::api::start(api, stats, context).await.unwrap();
+    let devs = ask_json(addr.port(), "devs", "").await;
+    let dev = &devs["DEVS"][0];
+    assert_eq!((dev["Temperature"].as_f64(), dev["GPU Clock"].as_i64()), (Some(71.0), Some(2520)), "{dev}");
+    assert_eq!((dev["Fan Percent"].as_i64(), dev["Fan Speed"].as_i64()), (Some(40), Some(-1)), "{dev}");
+    assert_eq!((dev["GPU Activity"].as_i64(), dev["Power"].as_f64()), (Some(-1), Some(-1.0)), "{dev}");
+    assert!(dev["Temperature"].is_f64() && dev["GPU Clock"].is_i64(), "{dev}");
+}

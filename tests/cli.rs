@@ -110,6 +110,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         // Beyond what a Duration holds: refused by the parser, not a panic in from_secs_f64.
         (&["demo", "--seconds", "1e300"], "positive number up to 1e9"),
         (&["demo", "--http-allow", "300.1.1.1"], "not an address"),
+        (&["demo", "--temp-cutoff", "hot"], "temperature in °C from 0 to 150"),
+        (&["demo", "--temp-target", "70"], "--temp-cutoff"),
     ];
     for (args, needle) in cases {
         let out = wgminer(args);
@@ -125,13 +127,15 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     assert!(stderr(&out).contains("negative"), "{}", stderr(&out));
 }
 
-/// The HTTP server is loopback's alone unless an allow list names others (as the API).
+/// Settings that cannot work are refused before mining: an HTTP listener beyond loopback
+/// without an allow list (as the API), a temperature target above the cutoff.
 #[test]
-fn an_http_listener_beyond_loopback_needs_an_allow_list() {
+fn listener_and_guard_settings_that_cannot_work_are_refused() {
     for (args, needle) in [
         (&["demo", "-d", "cpu", "--http-listen", "0.0.0.0:8080"][..], "name who may connect with --http-allow"),
         (&["demo", "-d", "cpu", "--http-allow", "10.0.0.0/8"][..], "--http-allow needs --http-listen"),
         (&["pool", "--http-listen", "localhost:80"][..], "is not an address:port"),
+        (&["demo", "-d", "cpu", "--temp-cutoff", "80", "--temp-target", "85"][..], "must be below --temp-cutoff"),
     ] {
         let out = wgminer(args);
         assert!(!out.status.success() && stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));

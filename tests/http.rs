@@ -456,3 +456,38 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> common::http::Reply {
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await;
     common::http::parse(&bytes)
 }
+
+/// A device's sensor reaches `/metrics` as gauges in base units, and `/api/v1/devices` with its
+/// MH/J; promtool takes the names and units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_readings_become_gauges() {
+    use wgminer::stats::{Event, Stats};
+    let stats = Arc::new(Stats::new());
+    let device = stats.device("card");
+    let reading = wgminer::device::Reading {
+        power_w: Some(215.5),
+        temp_c: Some(71.0),
+        core_mhz: Some(2520.0),
+        fan_percent: Some(40.0),
+        ..Default::default()
+    };
+    stats.record(Event::Sensor { device, reading });
+    stats.record(Event::Paused { device, paused: true, temp_c: Some(91.0) });
+    let site = wgminer::http::Site { mode: wgminer::http::Mode::Pools, stats, devices: vec![], pool_side: vec![] };
+    let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", vec![]).unwrap();
+    let http = wgminer::http::start(listen, site).await.unwrap();
+    let text = get(http, "/metrics").await.body;
+    for (metric, value) in [
+        ("wgminer_device_power_watts", 215.5),
+        ("wgminer_device_temperature_celsius", 71.0),
+        ("wgminer_device_core_clock_hertz", 2.52e9),
+        ("wgminer_device_fan_ratio", 0.4),
+        ("wgminer_device_paused", 1.0),
+    ] {
+        assert_eq!(metric_sum(&text, metric, &["device=\"0\""]), value, "{metric} in\n{text}");
+    }
+    let checked = promtool_check(&text);
+    assert!(checked.status.success(), "promtool: {}{}", stdout(&checked), stderr(&checked));
+    let devices = get(http, "/api/v1/devices").await.json();
+    assert_eq!((devices[0]["sensor"]["temp_c"].as_f64(), devices[0]["paused"].as_bool()), (Some(71.0), Some(true)));
+}

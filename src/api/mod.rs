@@ -306,9 +306,11 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
             let counts = d.counts();
             let (accepted, rejected, hw) = (counts.accepted, counts.rejected, d.hw_errors());
             let info = context.devices.get(i);
-            // cgminer's ADL fields, from the device's sensor; -1 where it does not say, as cgminer.
+            // cgminer's ADL fields, from the device's sensor, -1 where it does not say; integers
+            // but the temperature, as cgminer's api.c adds them (clients type them so).
             let sensor = d.sensor().unwrap_or_default();
             let known = |v: Option<f64>, digits| json!(v.map_or(-1.0, |v| round(v, digits)));
+            let whole = |v: Option<f64>| json!(v.map_or(-1, |v| v.round() as i64));
             row(vec![
                 ("GPU", json!(i)),
                 ("Name", json!(info.map_or(d.name.as_str(), |x| x.name.as_str()))),
@@ -318,9 +320,9 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
                 ("Status", json!("Alive")),
                 ("Temperature", known(sensor.temp_c, 2)),
                 ("Fan Speed", json!(-1)),
-                ("Fan Percent", known(sensor.fan_percent, 0)),
-                ("GPU Clock", known(sensor.core_mhz, 0)),
-                ("GPU Activity", known(sensor.activity_percent, 0)),
+                ("Fan Percent", whole(sensor.fan_percent)),
+                ("GPU Clock", whole(sensor.core_mhz)),
+                ("GPU Activity", whole(sensor.activity_percent)),
                 ("Power", known(sensor.power_w, 1)),
                 ("MHS av", json!(round(hashes as f64 / elapsed.max(1e-9) / 1e6, 2))),
                 ("MHS 5s", json!(round(rates.get(i).copied().unwrap_or(0.0), 2))),
