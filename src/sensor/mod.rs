@@ -122,7 +122,7 @@ pub fn sample(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        while !stop.load(Relaxed) {
+        while !stop.load(Relaxed) && !watched.is_empty() {
             for w in &mut watched {
                 let reading = w.sensor.read();
                 if let Some(limits) = limits {
