@@ -40,11 +40,34 @@ pub struct Reading {
     pub throttle: Option<String>,
 }
 
-/// PCI vendor and device ids, as sysfs and NVML give them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// PCI vendor and device ids, as sysfs and NVML give them, and the slot where the driver says
+/// (Vulkan's VK_EXT_pci_bus_info), which tells identical cards apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PciId {
     pub vendor: u16,
     pub device: u16,
+    /// `domain:bus:device.function`, as sysfs writes it: `0000:03:00.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+}
+
+impl PciId {
+    pub fn new(vendor: u16, device: u16) -> PciId {
+        PciId { vendor, device, bus: None }
+    }
+}
+
+/// A PCI slot in sysfs' spelling, whatever the width of its domain (NVML writes eight digits,
+/// sysfs and Vulkan four): `00000000:01:00.0` → `0000:01:00.0`; `None` when it is not one.
+pub fn pci_slot(text: &str) -> Option<String> {
+    let (domain, rest) = text.trim().rsplit_once(':').and_then(|(head, function)| {
+        let (domain, bus) = head.split_once(':')?;
+        Some((domain, (bus, function)))
+    })?;
+    let (bus, slot) = rest;
+    let (device, function) = slot.split_once('.')?;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    Some(format!("{:04x}:{:02x}:{:02x}.{:x}", hex(domain)?, hex(bus)?, hex(device)?, hex(function)?))
 }
 
 impl fmt::Display for DeviceInfo {

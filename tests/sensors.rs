@@ -39,11 +39,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const RX_6800_XT: PciId = PciId { vendor: 0x1002, device: 0x73bf };
+fn rx_6800_xt() -> PciId {
+    PciId::new(0x1002, 0x73bf)
+}
 
 #[test]
 fn amdgpu_gives_power_temperature_clock_fan_and_activity() {
-    let mut card = hwmon::find(RX_6800_XT, &tree("amdgpu")).expect("card0 matches 1002:73bf");
+    let mut card = hwmon::find(&rx_6800_xt(), &tree("amdgpu")).expect("card0 matches 1002:73bf");
     assert_eq!(card.name(), "hwmon amdgpu (card0)");
     let r = card.read_at(0.0);
     assert_eq!(r.power_w, Some(182.0), "power1_average is in µW");
@@ -54,17 +56,17 @@ fn amdgpu_gives_power_temperature_clock_fan_and_activity() {
     assert_eq!(r.activity_percent, Some(97.0));
     assert_eq!(r.energy_j, None);
     // Newer kernels: power1_input only.
-    let mut newer = hwmon::find(PciId { vendor: 0x1002, device: 0x744c }, &tree("amdgpu-new")).unwrap();
+    let mut newer = hwmon::find(&PciId::new(0x1002, 0x744c), &tree("amdgpu-new")).unwrap();
     assert_eq!((newer.read_at(0.0).power_w, newer.read_at(1.0).temp_c), (Some(301.0), Some(71.0)));
     // Another card's ids: none.
-    assert!(hwmon::find(PciId { vendor: 0x1002, device: 0x1234 }, &tree("amdgpu")).is_none());
+    assert!(hwmon::find(&PciId::new(0x1002, 0x1234), &tree("amdgpu")).is_none());
 }
 
 #[test]
 fn i915_and_xe_give_power_from_energy_differences() {
     let root = copy("i915");
     let energy = root.join("class/drm/card1/device/hwmon/hwmon5/energy1_input");
-    let mut card = hwmon::find(PciId { vendor: 0x8086, device: 0x56a0 }, &root).unwrap();
+    let mut card = hwmon::find(&PciId::new(0x8086, 0x56a0), &root).unwrap();
     let first = card.read_at(10.0);
     assert_eq!((first.power_w, first.energy_j), (None, Some(1000.0)), "one reading is no power");
     assert_eq!((first.core_mhz, first.power_limit_w), (Some(2100.0), Some(190.0)));
@@ -72,7 +74,7 @@ fn i915_and_xe_give_power_from_energy_differences() {
     assert_eq!(card.read_at(12.0).power_w, Some(75.0));
 
     let root = copy("xe");
-    let mut card = hwmon::find(PciId { vendor: 0x8086, device: 0xe20b }, &root).unwrap();
+    let mut card = hwmon::find(&PciId::new(0x8086, 0xe20b), &root).unwrap();
     assert_eq!(card.read_at(0.0).core_mhz, Some(2850.0), "xe's tile0/gt0/freq0/cur_freq, MHz");
     std::fs::write(root.join("class/drm/card0/device/hwmon/hwmon4/energy1_input"), "65000000\n").unwrap();
     assert_eq!(card.read_at(0.5).power_w, Some(120.0));
@@ -92,11 +94,16 @@ fn rapl_wraps_and_skips_subzones() {
 
 #[test]
 fn garbage_missing_and_lookalike_cards_give_no_readings() {
-    let mut card = hwmon::find(RX_6800_XT, &tree("garbage")).unwrap();
+    let mut card = hwmon::find(&rx_6800_xt(), &tree("garbage")).unwrap();
     assert_eq!(card.read_at(0.0), Reading::default(), "text, empty and infinite files are not numbers");
     assert!(powercap::find(&tree("garbage")).is_none(), "a zone without energy_uj");
-    assert!(hwmon::find(RX_6800_XT, &tree("twins")).is_none(), "two alike cards cannot be told apart");
-    assert!(hwmon::find(RX_6800_XT, Path::new("/nonexistent")).is_none());
+    assert!(hwmon::find(&rx_6800_xt(), &tree("twins")).is_none(), "two alike cards, no slot: no guess");
+    // With the adapter's slot (Vulkan's VK_EXT_pci_bus_info), the right one of the two.
+    let second = PciId { bus: wgminer::device::pci_slot("0000:04:00.0"), ..rx_6800_xt() };
+    assert_eq!(hwmon::find(&second, &tree("twins")).map(|c| c.name()).as_deref(), Some("hwmon amdgpu (card1)"));
+    let absent = PciId { bus: wgminer::device::pci_slot("0000:09:00.0"), ..rx_6800_xt() };
+    assert!(hwmon::find(&absent, &tree("twins")).is_none());
+    assert!(hwmon::find(&rx_6800_xt(), Path::new("/nonexistent")).is_none());
     assert!(powercap::find(Path::new("/nonexistent")).is_none());
 }
 
@@ -215,9 +222,19 @@ fn the_temperature_guard_pauses_and_resumes_without_losing_a_share() {
 }
 
 #[test]
+fn pci_slots_read_alike_from_nvml_sysfs_and_vulkan() {
+    use wgminer::device::pci_slot;
+    assert_eq!(pci_slot("00000000:01:00.0").as_deref(), Some("0000:01:00.0"), "NVML's eight-digit domain");
+    assert_eq!(pci_slot("0000:C1:00.1").as_deref(), Some("0000:c1:00.1"));
+    assert_eq!(pci_slot(""), None, "no VK_EXT_pci_bus_info");
+    assert_eq!(pci_slot("01:00.0"), None);
+    assert_eq!(pci_slot("zz:01:00.0"), None);
+}
+
+#[test]
 fn a_cpu_device_looks_for_rapl_and_a_gpu_for_its_card() {
     let cpu = CpuSweeper::new().info().clone();
-    let mut gpu = DeviceInfo { pci: Some(RX_6800_XT), device_type: "DiscreteGpu".into(), ..cpu.clone() };
+    let mut gpu = DeviceInfo { pci: Some(rx_6800_xt()), device_type: "DiscreteGpu".into(), ..cpu.clone() };
     assert_eq!(
         wgminer::sensor::for_device(&cpu, &tree("powercap")).map(|s| s.name()).as_deref(),
         Some("RAPL package energy (1 zone)")

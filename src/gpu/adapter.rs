@@ -74,7 +74,8 @@ pub fn describe(info: &wgpu::AdapterInfo) -> DeviceInfo {
         // A real card's ids; wgpu reports others (lavapipe's is Mesa's 0x10005) that no PCI bus has.
         pci: match (info.device_type, u16::try_from(info.vendor), u16::try_from(info.device)) {
             (wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu, Ok(vendor), Ok(device)) => {
-                Some(crate::device::PciId { vendor, device })
+                let bus = crate::device::pci_slot(&info.device_pci_bus_id);
+                Some(crate::device::PciId { vendor, device, bus })
             }
             _ => None,
         },

@@ -29,13 +29,19 @@ fn id(path: &Path) -> Option<u16> {
     u16::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
 }
 
-/// The hwmon of the one DRM card with these ids under `sys`; none when no card or several
-/// alike match (which of them a wgpu adapter is, its PCI ids cannot tell).
-pub fn open(pci: PciId, sys: &Path) -> Option<Box<dyn super::Sensor>> {
+/// The card's PCI slot, from its `device/uevent` (`PCI_SLOT_NAME=0000:03:00.0`).
+fn slot(card: &Path) -> Option<String> {
+    let uevent = std::fs::read_to_string(card.join("device/uevent")).ok()?;
+    uevent.lines().find_map(|l| l.strip_prefix("PCI_SLOT_NAME=")).and_then(crate::device::pci_slot)
+}
+
+/// The hwmon of the DRM card with these ids under `sys`, in this slot where the adapter's is
+/// known; none when no card matches, or several alike do and no slot tells them apart.
+pub fn open(pci: &PciId, sys: &Path) -> Option<Box<dyn super::Sensor>> {
     find(pci, sys).map(|h| Box::new(h) as Box<dyn super::Sensor>)
 }
 
-pub fn find(pci: PciId, sys: &Path) -> Option<Hwmon> {
+pub fn find(pci: &PciId, sys: &Path) -> Option<Hwmon> {
     let cards: Vec<PathBuf> = entries(&sys.join("class/drm"), "card")
         .into_iter()
         // card0-DP-1 and the like are connectors, not cards.
@@ -43,10 +49,11 @@ pub fn find(pci: PciId, sys: &Path) -> Option<Hwmon> {
         .filter(|c| {
             id(&c.join("device/vendor")) == Some(pci.vendor) && id(&c.join("device/device")) == Some(pci.device)
         })
+        .filter(|c| pci.bus.is_none() || slot(c) == pci.bus)
         .collect();
     if cards.len() > 1 {
         tracing::info!(
-            "{} cards are {:04x}:{:04x}: which one is which adapter cannot be told, so none reports power",
+            "{} cards are {:04x}:{:04x} and the driver gives no PCI slot: which is which adapter cannot be told, so none reports power",
             cards.len(),
             pci.vendor,
             pci.device

@@ -72,7 +72,7 @@ pub(crate) fn now() -> f64 {
 /// The sensor of a device, if this platform has one for it: NVML, then hwmon for a PCI GPU;
 /// RAPL for a device that runs on the CPU (the `cpu` reference, lavapipe, llvmpipe).
 pub fn for_device(info: &DeviceInfo, sys: &Path) -> Option<Box<dyn Sensor>> {
-    match info.pci {
+    match &info.pci {
         Some(pci) if pci.vendor == nvml::NVIDIA => nvml::open(pci).or_else(|| hwmon::open(pci, sys)),
         Some(pci) => hwmon::open(pci, sys),
         None if info.device_type == "Cpu" => powercap::open(sys),

@@ -117,12 +117,17 @@ fn library() -> Option<Arc<Nvml>> {
     NVML.get_or_init(|| Nvml::init().ok().map(Arc::new)).clone()
 }
 
-/// The one NVML card with these PCI ids; none without NVML, or when several are alike.
-pub fn open(pci: PciId) -> Option<Box<dyn Sensor>> {
+/// The NVML card with these PCI ids, in this slot where it is known; none without NVML, or
+/// when several are alike and no slot tells them apart.
+pub fn open(pci: &PciId) -> Option<Box<dyn Sensor>> {
     let nvml = library()?;
     let wanted = (u32::from(pci.device) << 16) | u32::from(pci.vendor);
+    let matches = |p: nvml_wrapper::struct_wrappers::device::PciInfo| {
+        p.pci_device_id == wanted
+            && pci.bus.as_ref().is_none_or(|bus| crate::device::pci_slot(&p.bus_id).as_ref() == Some(bus))
+    };
     let matching: Vec<u32> = (0..nvml.device_count().ok()?)
-        .filter(|&i| nvml.device_by_index(i).and_then(|d| d.pci_info()).is_ok_and(|p| p.pci_device_id == wanted))
+        .filter(|&i| nvml.device_by_index(i).and_then(|d| d.pci_info()).is_ok_and(matches))
         .collect();
     match matching[..] {
         [index] => Some(Box::new(NvmlSensor::new(Card { nvml, index }))),
