@@ -473,7 +473,12 @@ async fn sensor_readings_become_gauges() {
     };
     stats.record(Event::Sensor { device, reading });
     stats.record(Event::Paused { device, paused: true, temp_c: Some(91.0) });
-    let site = wgminer::http::Site { mode: wgminer::http::Mode::Pools, stats, devices: vec![], pool_side: vec![] };
+    let site = wgminer::http::Site {
+        mode: wgminer::http::Mode::Pools,
+        stats: stats.clone(),
+        devices: vec![],
+        pool_side: vec![],
+    };
     let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", vec![]).unwrap();
     let http = wgminer::http::start(listen, site).await.unwrap();
     let text = get(http, "/metrics").await.body;
@@ -490,4 +495,16 @@ async fn sensor_readings_become_gauges() {
     assert!(checked.status.success(), "promtool: {}{}", stdout(&checked), stderr(&checked));
     let devices = get(http, "/api/v1/devices").await.json();
     assert_eq!((devices[0]["sensor"]["temp_c"].as_f64(), devices[0]["paused"].as_bool()), (Some(71.0), Some(true)));
+    // The guard letting the device go on is an event the page lists.
+    stats.record(Event::Paused { device, paused: false, temp_c: Some(79.0) });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = get(http, "/api/v1/events").await.json();
+        if let Some(e) = events.as_array().unwrap().iter().find(|e| e["kind"] == "resumed") {
+            assert_eq!((e["device"].as_u64(), e["detail"].as_str()), (Some(0), Some("79 °C")), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no resumed event: {events}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -32,7 +32,7 @@ pub struct Notice {
     /// Unix milliseconds.
     pub time: u64,
     /// accepted, rejected, stale, journaled, unjournaled, hardware_error, pool_down,
-    /// pool_switched or block.
+    /// pool_switched, block, paused or resumed (the temperature guard).
     pub kind: &'static str,
     pub device: Option<usize>,
     /// The pool's URL, without credentials.
@@ -245,6 +245,10 @@ impl Follower {
                 if switched { at("pool_switched", None, url(*now), None) } else { None }
             }
             Event::Block => at("block", None, None, None),
+            Event::Paused { device, paused, temp_c } => {
+                let temp = temp_c.map(|t| format!("{t:.0} °C"));
+                at(if *paused { "paused" } else { "resumed" }, Some(device.0), None, temp)
+            }
             _ => None,
         }
     }

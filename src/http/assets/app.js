@@ -92,6 +92,7 @@ const EVENT_TEXT = {
   accepted: "share accepted", rejected: "share rejected", stale: "share stale",
   journaled: "share journaled (not sent)", unjournaled: "share NOT journaled", hardware_error: "hardware error",
   pool_down: "pool down", pool_switched: "switched pool", block: "BLOCK FOUND",
+  paused: "paused: too hot", resumed: "cooled down: mining again",
 };
 
 function showEvent(e, atTop) {
