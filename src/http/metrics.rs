@@ -1,8 +1,9 @@
 //! `/metrics`: the counters in Prometheus' exposition, written by prometheus-client. Counters and
-//! gauges are read from `Stats` at each scrape (the numbers the events moved, no second
-//! bookkeeping); the two histograms, which `Stats` has no use for, observe the same events
-//! (`Metrics::observe`, from the live task). Names follow Prometheus' conventions: `_total`
-//! counters, seconds, and labels (`device`, `pool`, `outcome`) rather than names.
+//! gauges, the devices' sensor readings among them, are read from `Stats` at each scrape (the
+//! numbers the events moved, no second bookkeeping); the two histograms, which `Stats` has no
+//! use for, observe the same events (`Metrics::observe`, from the live task). Names follow
+//! Prometheus' conventions: `_total` counters, base units (seconds, watts, celsius, hertz), and
+//! labels (`device`, `pool`, `outcome`) rather than names.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
