@@ -75,7 +75,9 @@ fn i915_and_xe_give_power_from_energy_differences() {
 
     let root = copy("xe");
     let mut card = hwmon::find(&PciId::new(0x8086, 0xe20b), &root).unwrap();
-    assert_eq!(card.read_at(0.0).core_mhz, Some(2850.0), "xe's tile0/gt0/freq0/cur_freq, MHz");
+    let first = card.read_at(0.0);
+    assert_eq!(first.core_mhz, Some(2850.0), "xe's tile0/gt0/freq0/cur_freq, MHz");
+    assert_eq!(first.temp_c, Some(58.0), "xe's package temperature, temp2_input");
     std::fs::write(root.join("class/drm/card0/device/hwmon/hwmon4/energy1_input"), "65000000\n").unwrap();
     assert_eq!(card.read_at(0.5).power_w, Some(120.0));
 }

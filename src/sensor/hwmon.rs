@@ -3,7 +3,8 @@
 //! sysfs-driver-intel-i915-hwmon and -xe-hwmon; Documentation/hwmon/sysfs-interface.rst):
 //! power in µW (`power1_average` on older amdgpu, `power1_input` on newer), energy in µJ
 //! (`energy1_input`, i915 and xe, which give no power: it comes from energy differences),
-//! temperatures in m°C (`temp1_input`), the core clock in Hz (`freq1_input`, amdgpu's sclk),
+//! temperatures in m°C (`temp1_input`, amdgpu's edge; xe has no temp1 and starts at
+//! `temp2_input`, the package), the core clock in Hz (`freq1_input`, amdgpu's sclk),
 //! the fan as a PWM duty 0–255 (`pwm1`), the power cap in µW (`power1_cap`, `power1_max`).
 //! amdgpu's `gpu_busy_percent` and i915's `gt_cur_freq_mhz` sit beside, outside hwmon.
 
@@ -76,7 +77,7 @@ impl Hwmon {
         Reading {
             power_w: measured.or(from_energy),
             energy_j,
-            temp_c: hw("temp1_input").map(|mc| mc / 1e3),
+            temp_c: hw("temp1_input").or_else(|| hw("temp2_input")).map(|mc| mc / 1e3),
             core_mhz: hw("freq1_input")
                 .map(|hz| hz / 1e6)
                 .or_else(|| number(&self.card.join("gt_cur_freq_mhz")))
