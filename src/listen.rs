@@ -53,6 +53,8 @@ pub enum ListenError {
         "--{listener}-listen {addr} reaches beyond this machine: name who may connect with --{listener}-allow (e.g. 192.168.1.0/24)"
     )]
     NoAllowList { listener: Listener, addr: SocketAddr },
+    #[error("--{0}-allow needs --{0}-listen")]
+    AllowWithoutListen(Listener),
 }
 
 fn default_port(listener: Listener) -> u16 {
@@ -135,6 +137,20 @@ impl ListenOptions {
         Ok(ListenOptions { listen, allow })
     }
 
+    /// The settings of a `--X-listen [ADDR]` and `--X-allow LIST` pair: none without an address,
+    /// and an allow list without one is a mistake.
+    pub fn from_flags(
+        listener: Listener,
+        listen: Option<&str>,
+        allow: &[AllowRule],
+    ) -> Result<Option<Self>, ListenError> {
+        match listen {
+            Some(listen) => ListenOptions::new(listener, listen, allow.to_vec()).map(Some),
+            None if !allow.is_empty() => Err(ListenError::AllowWithoutListen(listener)),
+            None => Ok(None),
+        }
+    }
+
     /// What `ip` may do: without an allow list, loopback reads; with one, what it says.
     pub fn access(&self, ip: IpAddr) -> Option<Access> {
         if self.allow.is_empty() {
@@ -208,6 +224,11 @@ mod tests {
         let open = |listener| ListenOptions::new(listener, "0.0.0.0:80", vec![]).unwrap_err().to_string();
         assert!(open(Listener::Api).contains("--api-allow"), "{}", open(Listener::Api));
         assert!(open(Listener::Http).contains("--http-allow"), "{}", open(Listener::Http));
+        let allow: Vec<AllowRule> = vec!["10.0.0.0/8".parse().unwrap()];
+        let lone = ListenOptions::from_flags(Listener::Api, None, &allow).unwrap_err().to_string();
+        assert_eq!(lone, "--api-allow needs --api-listen");
+        assert!(ListenOptions::from_flags(Listener::Http, None, &[]).unwrap().is_none());
+        assert!(ListenOptions::from_flags(Listener::Http, Some("0.0.0.0:80"), &allow).unwrap().is_some());
         let bad = ListenOptions::new(Listener::Http, "localhost", vec![]).unwrap_err().to_string();
         assert_eq!(bad, "--http-listen `localhost` is not an address:port such as 127.0.0.1:8080");
     }

@@ -63,11 +63,7 @@ impl RunArgs {
     pub fn options(&self, seconds: Option<f64>) -> anyhow::Result<super::mine::MineOptions> {
         // The parser took only positive numbers.
         let duration = seconds.map(Duration::from_secs_f64);
-        let api = match &self.api_listen {
-            Some(listen) => Some(ListenOptions::new(Listener::Api, listen, self.api_allow.clone())?),
-            None if !self.api_allow.is_empty() => anyhow::bail!("--api-allow needs --api-listen"),
-            None => None,
-        };
+        let api = ListenOptions::from_flags(Listener::Api, self.api_listen.as_deref(), &self.api_allow)?;
         Ok(super::mine::MineOptions {
             duration,
             status_every: Duration::from_secs(self.status_every),
@@ -101,12 +97,8 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    pub fn options(&self) -> anyhow::Result<Option<ListenOptions>> {
-        match &self.http_listen {
-            Some(listen) => Ok(Some(ListenOptions::new(Listener::Http, listen, self.http_allow.clone())?)),
-            None if !self.http_allow.is_empty() => anyhow::bail!("--http-allow needs --http-listen"),
-            None => Ok(None),
-        }
+    pub fn options(&self) -> Result<Option<ListenOptions>, crate::listen::ListenError> {
+        ListenOptions::from_flags(Listener::Http, self.http_listen.as_deref(), &self.http_allow)
     }
 }
 
