@@ -122,9 +122,6 @@ pub struct Stats {
     network_difficulty: AtomicU64,
     /// f64 bits of the best share difficulty seen.
     best_share: AtomicU64,
-    /// Sum and count of submit round trips, in microseconds.
-    latency_us: AtomicU64,
-    latency_n: AtomicU64,
     last_sample: Mutex<(Instant, u64)>,
     /// The latest job switches (`Event::JobSwitch`), oldest first, `MAX_SWITCHES` at most.
     switches: Mutex<VecDeque<Duration>>,
@@ -189,8 +186,6 @@ impl Stats {
             blocks: AtomicU64::new(0),
             network_difficulty: AtomicU64::new(0f64.to_bits()),
             best_share: AtomicU64::new(0f64.to_bits()),
-            latency_us: AtomicU64::new(0),
-            latency_n: AtomicU64::new(0),
             last_sample: Mutex::new((now, 0)),
             switches: Mutex::new(VecDeque::new()),
             samples: Mutex::new(VecDeque::from([(now, 0, Vec::new())])),
@@ -247,11 +242,7 @@ impl Stats {
                     .best_share
                     .fetch_update(Relaxed, Relaxed, |bits| (value > f64::from_bits(bits)).then_some(value.to_bits()));
             }
-            Event::Answer { pool, latency } => {
-                self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
-                self.latency_n.fetch_add(1, Relaxed);
-                self.pools.answer(*pool, *latency);
-            }
+            Event::Answer { pool, latency } => self.pools.answer(*pool, *latency),
             Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
             Event::PoolDown { pool, reason } => self.pools.down(*pool, reason),
             Event::PoolChoice { active, preferred, enabled } => self.pools.choice(*active, *preferred, enabled),
@@ -392,9 +383,11 @@ impl Stats {
         f64::from_bits(self.network_difficulty.load(Relaxed))
     }
 
+    /// The mean submit round trip over every pool, from each pool's own.
     pub fn mean_latency(&self) -> Option<Duration> {
-        let n = self.latency_n.load(Relaxed);
-        (n > 0).then(|| Duration::from_micros(self.latency_us.load(Relaxed) / n))
+        let pools = self.pools().entries;
+        let answers: u64 = pools.iter().map(|p| p.answers).sum();
+        (answers > 0).then(|| pools.iter().map(|p| p.answer_time).sum::<Duration>().div_f64(answers as f64))
     }
 
     pub fn average_mhs(&self) -> f64 {
