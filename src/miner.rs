@@ -60,10 +60,9 @@ pub struct Sensing {
 }
 
 impl Sensing {
-    /// Each device's sensor, where this platform has one (`sensor::for_device`).
+    /// Each device's sensor, where this platform has one (`sensor::of`).
     pub fn detect(devices: &[Box<dyn Sweeper>], limits: Option<TempLimits>) -> Sensing {
-        let sys = std::path::Path::new(sensor::SYS);
-        let sensors = devices.iter().map(|d| sensor::for_device(d.info(), sys)).collect();
+        let sensors = devices.iter().map(|d| sensor::of(d.info())).collect();
         Sensing { sensors, limits, every: Duration::from_secs(1) }
     }
 }

@@ -231,21 +231,19 @@ fn mhs(device: &mut dyn Sweeper, seconds: f64) -> anyhow::Result<f64> {
 fn measured(
     device: &mut dyn Sweeper,
     seconds: f64,
-    sensor: Option<&mut Box<dyn Sensor>>,
+    mut sensor: Option<&mut Box<dyn Sensor>>,
 ) -> anyhow::Result<(f64, Option<(f64, Reading)>)> {
     let chunk = device.preferred_chunk();
-    let Some(sensor) = sensor else {
-        let (hashes, secs) = measure_rate(device, seconds, chunk)?;
-        return Ok((hashes as f64 / secs / 1e6, None));
-    };
-    let before = sensor.read().energy_j;
+    let before = sensor.as_mut().and_then(|s| s.read().energy_j);
     let (hashes, secs) = measure_rate(device, seconds, chunk)?;
-    let after = sensor.read();
-    let watts = match (before, after.energy_j) {
-        (Some(a), Some(b)) if b > a => Some((b - a) / secs),
-        _ => after.power_w,
-    };
-    Ok((hashes as f64 / secs / 1e6, watts.map(|w| (w, after))))
+    let power = sensor.map(|s| s.read()).and_then(|after| {
+        let watts = match (before, after.energy_j) {
+            (Some(a), Some(b)) if b > a => Some((b - a) / secs),
+            _ => after.power_w,
+        };
+        Some((watts?, after))
+    });
+    Ok((hashes as f64 / secs / 1e6, power))
 }
 
 fn host_cpu() -> Option<String> {
@@ -364,11 +362,10 @@ fn measure_all(
     ops: OpCount,
 ) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
-    let sys = std::path::Path::new(crate::sensor::SYS);
     // The CPU reference first, then each device.
     let mut measuring: Vec<Runs> = std::iter::once(cpu.info())
         .chain(opened.iter().map(|d| d.info()))
-        .map(|info| Runs { sensor: crate::sensor::for_device(info, sys), rates: Vec::new(), powers: Vec::new() })
+        .map(|info| Runs { sensor: crate::sensor::of(info), rates: Vec::new(), powers: Vec::new() })
         .collect();
     for _ in 0..runs.max(1) {
         let devices = std::iter::once(&mut cpu as &mut dyn Sweeper).chain(opened.iter_mut().map(|d| d.as_mut()));
@@ -519,12 +516,11 @@ pub fn sustain(
     duration: Duration,
     sample: Duration,
 ) -> anyhow::Result<Vec<Sustained>> {
-    let sys = std::path::Path::new(crate::sensor::SYS);
     std::thread::scope(|scope| {
         let threads: Vec<_> = opened
             .iter_mut()
             .map(|device| {
-                let mut sensor = crate::sensor::for_device(device.info(), sys);
+                let mut sensor = crate::sensor::of(device.info());
                 scope.spawn(move || -> anyhow::Result<Sustained> {
                     let started = Instant::now();
                     let (mut samples, mut readings) = (Vec::new(), Vec::new());

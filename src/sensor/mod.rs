@@ -80,9 +80,14 @@ pub fn for_device(info: &DeviceInfo, sys: &Path) -> Option<Box<dyn Sensor>> {
     }
 }
 
-/// The name of each device's sensor, or "not reported".
+/// The sensor of a device on this machine (`for_device` on the real sysfs).
+pub fn of(info: &DeviceInfo) -> Option<Box<dyn Sensor>> {
+    for_device(info, Path::new(SYS))
+}
+
+/// The name of a device's sensor on this machine, or "not reported".
 pub fn describe(info: &DeviceInfo) -> String {
-    for_device(info, Path::new(SYS)).map_or_else(|| "not reported".to_string(), |s| s.name())
+    of(info).map_or_else(|| "not reported".to_string(), |s| s.name())
 }
 
 /// The temperature guard, as cgminer's `--temp-cutoff`: a device hotter than `cutoff` stops
