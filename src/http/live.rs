@@ -136,7 +136,6 @@ impl Follower {
         // The first sample a period after the start, not at once: a rate needs time.
         let mut sample = tokio::time::interval_at(tokio::time::Instant::now() + SAMPLE_EVERY, SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last = (std::time::Instant::now(), self.hashes());
         let mut active = None;
         loop {
             tokio::select! {
@@ -155,58 +154,43 @@ impl Follower {
                     Err(RecvError::Lagged(n)) => tracing::warn!("dashboard: {n} events missed (the live page's event list has gaps)"),
                     Err(RecvError::Closed) => return,
                 },
-                _ = sample.tick() => last = self.sample(last),
+                _ = sample.tick() => self.sample(),
             }
         }
     }
 
-    /// The total and each device's hashes.
-    fn hashes(&self) -> (u64, Vec<u64>) {
-        (self.site.stats.hashes(), self.site.stats.devices().iter().map(|d| d.hashes()).collect())
-    }
-
-    /// Rates since `last`, kept and sent with the counters of the moment.
-    fn sample(&self, (then, before): (std::time::Instant, (u64, Vec<u64>))) -> (std::time::Instant, (u64, Vec<u64>)) {
-        let now = std::time::Instant::now();
-        let hashes = self.hashes();
-        let seconds = now.duration_since(then).as_secs_f64().max(1e-9);
-        let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / seconds / 1e6;
-        let point = Point {
-            time: unix_seconds(),
-            total: rate(hashes.0, before.0),
-            devices: hashes
-                .1
-                .iter()
-                .enumerate()
-                .map(|(i, &h)| rate(h, before.1.get(i).copied().unwrap_or(0)))
-                .collect(),
-        };
-        #[derive(Serialize)]
-        struct Sample<'a> {
-            t: f64,
-            total: f64,
-            devices: &'a [f64],
-            summary: json::Summary,
-            device_list: Vec<json::Device>,
-            pools: Vec<json::Pool>,
+    /// The hash rate now, as the status line and the API's "MHS 5s" have it (`Stats::mhs_5s`),
+    /// kept for the chart and sent with the counters of the moment to open pages.
+    fn sample(&self) {
+        let (total, devices) = self.site.stats.mhs_5s();
+        let point = Point { time: unix_seconds(), total, devices };
+        if self.messages.receiver_count() > 0 {
+            #[derive(Serialize)]
+            struct Sample<'a> {
+                t: f64,
+                total: f64,
+                devices: &'a [f64],
+                summary: json::Summary,
+                device_list: Vec<json::Device>,
+                pools: Vec<json::Pool>,
+            }
+            self.publish(
+                "sample",
+                &Sample {
+                    t: point.time,
+                    total: point.total,
+                    devices: &point.devices,
+                    summary: json::summary(&self.site),
+                    device_list: json::devices(&self.site),
+                    pools: json::pools(&self.site),
+                },
+            );
         }
-        self.publish(
-            "sample",
-            &Sample {
-                t: point.time,
-                total: point.total,
-                devices: &point.devices,
-                summary: json::summary(&self.site),
-                device_list: json::devices(&self.site),
-                pools: json::pools(&self.site),
-            },
-        );
         let mut points = lock(&self.shared.points);
         if points.len() == HISTORY {
             points.pop_front();
         }
         points.push_back(point);
-        (now, hashes)
     }
 
     fn publish<T: Serialize>(&self, kind: &'static str, value: &T) {
