@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::work::{NonceRange, Work};
 
 /// Describes a device as `wgminer devices` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeviceInfo {
     pub name: String,
     pub backend: String,

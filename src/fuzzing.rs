@@ -197,8 +197,7 @@ pub fn api_request(data: &[u8]) {
     stats.register_pool("stratum+tcp://a:1", "u");
     stats.register_pool("stratum+tcp://b:1", "u");
     let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
-    let context =
-        crate::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+    let context = crate::api::ApiContext { log_interval: 5, strategy: "Failover", quit, control: None };
     let request = String::from_utf8_lossy(data);
     let _ = pollster::block_on(crate::api::respond(&request, crate::listen::Access::Write, &stats, &context));
 }

@@ -205,8 +205,7 @@ fn slow_clients_are_capped_and_timed_out() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
-        let context =
-            wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+        let context = wgminer::api::ApiContext { log_interval: 5, strategy: "Failover", quit, control: None };
         let stats = std::sync::Arc::new(wgminer::stats::Stats::new());
         let api = ListenOptions::new(Listener::Api, "127.0.0.1:0", vec![]).unwrap();
         let addr = wgminer::api::start(api, stats, context).await.unwrap();
@@ -261,7 +260,7 @@ fn slow_clients_are_capped_and_timed_out() {
 async fn devs_show_the_sensor_in_cgminers_fields() {
     use wgminer::stats::{Event, Stats};
     let stats = Arc::new(Stats::new());
-    let device = stats.device("card");
+    let device = stats.device(&wgminer::device::DeviceInfo { name: "card".into(), ..Default::default() });
     let reading = wgminer::device::Reading {
         temp_c: Some(71.0),
         core_mhz: Some(2520.0),
@@ -270,8 +269,7 @@ async fn devs_show_the_sensor_in_cgminers_fields() {
     };
     stats.record(Event::Sensor { device, reading });
     let (quit, _quit_rx) = tokio::sync::mpsc::unbounded_channel();
-    let context =
-        wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+    let context = wgminer::api::ApiContext { log_interval: 5, strategy: "Failover", quit, control: None };
     let api = ListenOptions::new(Listener::Api, "127.0.0.1:0", vec![]).unwrap();
     let addr = wgminer::api::start(api, stats, context).await.unwrap();
     let devs = ask_json(addr.port(), "devs", "").await;

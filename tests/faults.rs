@@ -429,8 +429,7 @@ fn a_refused_connection_is_said_as_such_in_the_api() {
             .await;
         assert!(failed, "no failure reported");
         let (quit, _) = tokio::sync::mpsc::unbounded_channel();
-        let context =
-            wgminer::api::ApiContext { devices: vec![], log_interval: 5, strategy: "Failover", quit, control: None };
+        let context = wgminer::api::ApiContext { log_interval: 5, strategy: "Failover", quit, control: None };
         let reply =
             wgminer::api::respond(r#"{"command":"pools"}"#, wgminer::listen::Access::Read, &miner.stats, &context)
                 .await;

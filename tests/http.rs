@@ -463,7 +463,7 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> common::http::Reply {
 async fn sensor_readings_become_gauges() {
     use wgminer::stats::{Event, Stats};
     let stats = Arc::new(Stats::new());
-    let device = stats.device("card");
+    let device = stats.device(&wgminer::device::DeviceInfo { name: "card".into(), ..Default::default() });
     let reading = wgminer::device::Reading {
         power_w: Some(215.5),
         temp_c: Some(71.0),
@@ -473,12 +473,7 @@ async fn sensor_readings_become_gauges() {
     };
     stats.record(Event::Sensor { device, reading });
     stats.record(Event::Paused { device, paused: true, temp_c: Some(91.0) });
-    let site = wgminer::http::Site {
-        mode: wgminer::http::Mode::Pools,
-        stats: stats.clone(),
-        devices: vec![],
-        pool_side: vec![],
-    };
+    let site = wgminer::http::Site { mode: wgminer::http::Mode::Pools, stats: stats.clone(), pool_side: vec![] };
     let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", vec![]).unwrap();
     let http = wgminer::http::start(listen, site).await.unwrap();
     let text = get(http, "/metrics").await.body;

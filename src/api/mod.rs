@@ -16,7 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::device::DeviceInfo;
 use crate::listen::{self, Access, ListenOptions};
 use crate::source::stratum::driver::PoolControl;
 use crate::source::stratum::failover::{PoolCommand, PoolControlError};
@@ -30,7 +29,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4028";
 /// What the API reports besides the counters.
 #[derive(Debug, Clone)]
 pub struct ApiContext {
-    pub devices: Vec<DeviceInfo>,
     /// Seconds between status lines (CONFIG's "Log Interval").
     pub log_interval: u64,
     /// "Failover" for pools, "Solo" for a node.
@@ -247,7 +245,7 @@ fn run(command: &str, access: Access, stats: &Stats, context: &ApiContext) -> Re
         ),
         "summary" => ok(11, "Summary", "SUMMARY", vec![summary(stats)]),
         "devs" => {
-            let rows = devs(stats, context);
+            let rows = devs(stats);
             ok(9, format!("{} GPU(s)", rows.len()), "DEVS", rows)
         }
         "pools" => {
@@ -255,7 +253,7 @@ fn run(command: &str, access: Access, stats: &Stats, context: &ApiContext) -> Re
             ok(7, format!("{} Pool(s)", rows.len()), "POOLS", rows)
         }
         "config" => ok(33, "CGMiner config", "CONFIG", vec![config(stats, context)]),
-        "stats" => ok(70, "CGMiner stats", "STATS", stats_rows(stats, context)),
+        "stats" => ok(70, "CGMiner stats", "STATS", stats_rows(stats)),
         _ => error(14, "Invalid command"),
     }
 }
@@ -294,7 +292,7 @@ fn summary(stats: &Stats) -> Row {
     ])
 }
 
-fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
+fn devs(stats: &Stats) -> Vec<Row> {
     let elapsed = stats.uptime().as_secs_f64();
     let (_, rates) = stats.mhs_5s();
     stats
@@ -305,7 +303,7 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
             let hashes = d.hashes();
             let counts = d.counts();
             let (accepted, rejected, hw) = (counts.accepted, counts.rejected, d.hw_errors());
-            let info = context.devices.get(i);
+            let info = &d.info;
             // cgminer's ADL fields, from the device's sensor, -1 where it does not say; integers
             // but the temperature, as cgminer's api.c adds them (clients type them so).
             let sensor = d.sensor().unwrap_or_default();
@@ -313,9 +311,9 @@ fn devs(stats: &Stats, context: &ApiContext) -> Vec<Row> {
             let whole = |v: Option<f64>| json!(v.map_or(-1, |v| v.round() as i64));
             row(vec![
                 ("GPU", json!(i)),
-                ("Name", json!(info.map_or(d.name.as_str(), |x| x.name.as_str()))),
-                ("Backend", json!(info.map_or("", |x| x.backend.as_str()))),
-                ("Driver", json!(info.map_or("", |x| x.driver.as_str()))),
+                ("Name", json!(info.name)),
+                ("Backend", json!(info.backend)),
+                ("Driver", json!(info.driver)),
                 ("Enabled", json!("Y")),
                 ("Status", json!("Alive")),
                 ("Temperature", known(sensor.temp_c, 2)),
@@ -389,7 +387,7 @@ fn pools(stats: &Stats) -> Vec<Row> {
 
 fn config(stats: &Stats, context: &ApiContext) -> Row {
     row(vec![
-        ("GPU Count", json!(context.devices.len())),
+        ("GPU Count", json!(stats.devices().len())),
         ("ASC Count", json!(0)),
         ("PGA Count", json!(0)),
         ("Pool Count", json!(stats.pools().entries.len())),
@@ -401,13 +399,14 @@ fn config(stats: &Stats, context: &ApiContext) -> Row {
     ])
 }
 
-fn stats_rows(stats: &Stats, context: &ApiContext) -> Vec<Row> {
+fn stats_rows(stats: &Stats) -> Vec<Row> {
     let elapsed = stats.uptime().as_secs();
-    context
-        .devices
+    stats
+        .devices()
         .iter()
         .enumerate()
         .map(|(i, d)| {
+            let d = &d.info;
             row(vec![
                 ("STATS", json!(i)),
                 ("ID", json!(format!("GPU{i}"))),

@@ -117,7 +117,6 @@ pub async fn mine(
     for d in &devices {
         tracing::info!("device: {}", d.info());
     }
-    let infos: Vec<_> = devices.iter().map(|d| d.info().clone()).collect();
     let solo = matches!(source, Source::Node(_));
     let started = Instant::now();
     let sensing = crate::miner::Sensing::detect(&devices, options.temp);
@@ -128,10 +127,10 @@ pub async fn mine(
             (false, true) => Mode::Pools,
             (false, false) => Mode::Demo,
         };
-        let site = Site { mode, stats: miner.stats.clone(), devices: infos.clone(), pool_side: http.pool_side.clone() };
+        let site = Site { mode, stats: miner.stats.clone(), pool_side: http.pool_side.clone() };
         serve_http(http.listen.clone(), site).await;
     }
-    let mut quit_rx = start_api(options, infos, if solo { "Solo" } else { "Failover" }, &miner).await;
+    let mut quit_rx = start_api(options, if solo { "Solo" } else { "Failover" }, &miner).await;
     watch_until_stopped(&mut miner, &mut quit_rx, options).await;
     // The rate counts the mining window only, not start-up and shutdown.
     let mining_time = started.elapsed().as_secs_f64();
@@ -199,16 +198,10 @@ pub async fn serve_http(listen: ListenOptions, site: Site) {
 }
 
 /// The cgminer-compatible API, when asked for; its `quit` command arrives on the receiver.
-async fn start_api(
-    options: &MineOptions,
-    devices: Vec<crate::device::DeviceInfo>,
-    strategy: &'static str,
-    miner: &Miner,
-) -> mpsc::UnboundedReceiver<()> {
+async fn start_api(options: &MineOptions, strategy: &'static str, miner: &Miner) -> mpsc::UnboundedReceiver<()> {
     let (quit_tx, quit_rx) = mpsc::unbounded_channel();
     if let Some(api) = options.api.clone() {
         let context = ApiContext {
-            devices,
             log_interval: options.status_every.as_secs(),
             strategy,
             quit: quit_tx,

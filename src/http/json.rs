@@ -124,8 +124,8 @@ pub fn devices(site: &Site) -> Vec<Device> {
         .enumerate()
         .map(|(i, d)| Device {
             id: i,
-            name: site.devices.get(i).map_or_else(|| d.name.clone(), |info| info.name.clone()),
-            backend: site.devices.get(i).map_or_else(String::new, |info| info.backend.clone()),
+            name: d.info.name.clone(),
+            backend: d.info.backend.clone(),
             hashes: d.hashes(),
             mhs_5s: rates.get(i).copied().unwrap_or(0.0),
             mhs_avg: d.hashes() as f64 / up / 1e6,

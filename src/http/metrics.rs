@@ -212,12 +212,8 @@ impl Counters {
         let devices = self.site.stats.devices();
         let id = |i: usize| vec![("device", i.to_string())];
         let info = devices.iter().enumerate().map(|(i, d)| {
-            let (name, backend) = match self.site.devices.get(i) {
-                Some(info) => (info.name.clone(), info.backend.clone()),
-                None => (d.name.clone(), String::new()),
-            };
             let mut labels = id(i);
-            labels.extend([("name", name), ("backend", backend)]);
+            labels.extend([("name", d.info.name.clone()), ("backend", d.info.backend.clone())]);
             (labels, Info)
         });
         out.write("wgminer_device", "A device mining, by its index", None, MetricType::Info, info)?;

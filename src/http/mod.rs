@@ -23,7 +23,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::device::DeviceInfo;
 use crate::listen::{self, ListenOptions};
 use crate::pool::PoolStats;
 use crate::stats::Stats;
@@ -73,7 +72,6 @@ pub enum Mode {
 pub struct Site {
     pub mode: Mode,
     pub stats: Arc<Stats>,
-    pub devices: Vec<DeviceInfo>,
     /// The embedded pool's counters, by the protocol it serves.
     pub pool_side: Vec<(&'static str, Arc<PoolStats>)>,
 }

@@ -119,7 +119,7 @@ impl Scheduler {
     /// and finishes those queued, whose shares go on as ever.
     /// The id is the one the device's events carry.
     pub fn spawn(&self, device: Box<dyn Sweeper>, pause: Arc<AtomicBool>) -> (DeviceId, JoinHandle<Box<dyn Sweeper>>) {
-        let id = self.stats.device(&device.info().to_string());
+        let id = self.stats.device(device.info());
         let mut miner = DeviceLoop {
             id,
             device,

@@ -13,7 +13,7 @@ mod pools;
 use pools::PoolViews;
 pub use pools::{PoolView, Pools};
 
-use crate::device::Reading;
+use crate::device::{DeviceInfo, Reading};
 use crate::work::{DeviceId, Difficulty, PoolId};
 
 /// One step in a share's life: found by a device (and handed to its source), then exactly
@@ -135,7 +135,8 @@ pub struct Stats {
 /// What one device did.
 #[derive(Debug)]
 pub struct DeviceStats {
-    pub name: String,
+    /// What it is, as `wgminer devices` lists it.
+    pub info: DeviceInfo,
     pub id: DeviceId,
     hashes: AtomicU64,
     hw_errors: AtomicU64,
@@ -196,11 +197,11 @@ impl Stats {
     }
 
     /// Registers a device: the id its events carry.
-    pub fn device(&self, name: &str) -> DeviceId {
+    pub fn device(&self, info: &DeviceInfo) -> DeviceId {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         let id = DeviceId(devices.len());
         devices.push(Arc::new(DeviceStats {
-            name: name.to_string(),
+            info: info.clone(),
             id,
             hashes: AtomicU64::new(0),
             hw_errors: AtomicU64::new(0),
@@ -325,7 +326,7 @@ impl Stats {
             .enumerate()
             .map(|(i, d)| {
                 let mhs = d.hashes() as f64 / up / 1e6;
-                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.name, d.hw_errors())
+                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.info, d.hw_errors())
             })
             .collect()
     }
@@ -501,7 +502,7 @@ mod tests {
             let stats = Stats::new();
             let (devices, pools) = (1 + next(4), 1 + next(3));
             for d in 0..devices {
-                stats.device(&format!("d{d}"));
+                stats.device(&DeviceInfo { name: format!("d{d}"), ..Default::default() });
             }
             for p in 0..pools {
                 stats.register_pool(&format!("p{p}"), "u");
@@ -546,7 +547,7 @@ mod tests {
     #[test]
     fn subscribers_see_each_event() {
         let stats = Stats::new();
-        let device = stats.device("d");
+        let device = stats.device(&DeviceInfo { name: "d".into(), ..Default::default() });
         let mut events = stats.subscribe();
         let found = Event::Share { device, pool: PoolId(0), event: ShareEvent::Found };
         stats.record(found.clone());
