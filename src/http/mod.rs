@@ -121,10 +121,16 @@ fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-/// One connection, by hyper: bounded heads, a deadline for each, a bounded life.
+/// One connection, by hyper: bounded heads, a deadline for each, a bounded life. A client that
+/// shuts its writing side once it has sent the request (`printf 'GET /metrics …' | nc`, as
+/// cgminer's API is scripted) still gets its answer: hyper would otherwise close at that EOF.
 async fn serve(stream: TcpStream, router: Router) {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).max_buf_size(MAX_HEAD_BYTES).max_headers(64);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(64)
+        .half_close(true);
     let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
