@@ -9,21 +9,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgminer::cpu;
 use wgminer::gpu::kernel::KernelParams;
 use wgminer::work::sha256::Midstate;
-use wgminer::work::{Difficulty, NonceRange, Work, header_from_hex};
+use wgminer::work::{Candidate, Difficulty, NonceRange, Work, header_from_hex};
 
 const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
 
 fn benches(c: &mut Criterion) {
     let header = header_from_hex(GENESIS).unwrap();
     let work = Work::block(header).unwrap();
-    let bytes = work.header_bytes();
+    let bytes = work.header_bytes(0);
 
     c.bench_function("midstate", |b| b.iter(|| Midstate::of_header(black_box(&bytes))));
     c.bench_function("kernel_params", |b| b.iter(|| KernelParams::new(black_box(&work))));
 
     let range = NonceRange::new(header.nonce, 1).unwrap();
     c.bench_function("verify_one_candidate", |b| {
-        b.iter(|| cpu::verify(black_box(&work), range, black_box(&[header.nonce])))
+        b.iter(|| cpu::verify(black_box(&work), range, black_box(&[Candidate::first(header.nonce)])))
     });
 
     let hash = header.block_hash();

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::work::{NonceRange, Work};
+use crate::work::{Candidate, NonceRange, Work};
 
 /// Describes a device as `wgminer devices` lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -80,16 +80,26 @@ impl fmt::Display for DeviceInfo {
     }
 }
 
-/// A GPU kernel's shape: invocations per workgroup × nonces per invocation (tuned per device
-/// by `gpu::shape`).
+/// A GPU kernel's shape: invocations per workgroup × nonces per invocation, and K, the versions
+/// hashed with each nonce (tuned per device by `gpu::shape`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
     pub workgroup_size: u32,
     pub nonces_per_invocation: u32,
+    /// 1, 2, 4 or 8; records written before it was measured held 1.
+    #[serde(default = "one")]
+    pub versions_per_nonce: u32,
 }
 
+fn one() -> u32 {
+    1
+}
+
+/// The values K may take: a power of two, so that K versions tile the rolled bits' space.
+pub const VERSIONS_PER_NONCE: [u32; 4] = [1, 2, 4, 8];
+
 impl Shape {
-    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64 };
+    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64, versions_per_nonce: 4 };
 
     /// Nonces one workgroup sweeps.
     pub fn per_group(&self) -> u32 {
@@ -99,7 +109,7 @@ impl Shape {
 
 impl std::fmt::Display for Shape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}×{}", self.workgroup_size, self.nonces_per_invocation)
+        write!(f, "{}×{}, K={}", self.workgroup_size, self.nonces_per_invocation, self.versions_per_nonce)
     }
 }
 
@@ -145,6 +155,12 @@ pub trait Sweeper: Send {
     /// Nonces per queued piece: one dispatch on a GPU.
     fn preferred_chunk(&self) -> u64;
 
+    /// Versions of a header this device hashes with each nonce at its best (K): the scheduler
+    /// gives it work of that many where the source allows rolling them.
+    fn versions_per_nonce(&self) -> u32 {
+        1
+    }
+
     /// Pieces to keep queued so that the device never idles.
     fn depth(&self) -> usize {
         1
@@ -153,14 +169,14 @@ pub trait Sweeper: Send {
     /// Queues a sweep of `range` of `work`; at most `depth()` pieces may be waiting.
     fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError>;
 
-    /// The oldest queued piece's range and candidates: every nonce of it whose hash passes
-    /// `work::target::candidate_mask`, in any order, none missing. `None` when
+    /// The oldest queued piece's range and candidates: every nonce and version of it whose
+    /// hash passes `work::target::candidate_mask`, in any order, none missing. `None` when
     /// nothing is queued. The caller verifies each candidate.
-    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError>;
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError>;
 
     /// Sweeps a whole range (up to 2^32 nonces), keeping the device fed, and returns every
     /// candidate.
-    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<u32>, SweepError> {
+    fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<Candidate>, SweepError> {
         let chunk = self.preferred_chunk().max(1);
         let mut rest = range;
         let mut queued = 0;
@@ -229,13 +245,19 @@ impl fmt::Display for DeviceSelector {
     }
 }
 
-/// Hashes of a device over about `seconds`, and the seconds they took, sweeping a work nothing
-/// meets so that the figure is pure hashing. Pieces of `chunk` nonces stream through the
-/// device's queue (kept full, as the miner keeps it) until the time is up; what is queued then
-/// finishes and counts.
-pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Result<(u64, f64), SweepError> {
+/// Work that no hash meets, in `versions` rolled versions: for measuring.
+pub fn idle_work(versions: u32) -> Work {
     let header = crate::work::header_from_hex(&"00".repeat(80)).expect("80 zero bytes");
-    let mut work = Work::new(header, crate::work::Target::ZERO);
+    let versions: Vec<u32> = (0..versions).map(|k| 0x2000_0000 | k << 13).collect();
+    Work::with_versions(header, crate::work::Target::ZERO, &versions)
+}
+
+/// Hashes of a device over about `seconds`, and the seconds they took, sweeping a work nothing
+/// meets so that the figure is pure hashing: its `versions_per_nonce` versions, each header
+/// counted. Pieces of `chunk` nonces stream through the device's queue (kept full, as the
+/// miner keeps it) until the time is up; what is queued then finishes and counts.
+pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Result<(u64, f64), SweepError> {
+    let mut work = idle_work(sweeper.versions_per_nonce());
     let chunk = chunk.clamp(1, 1 << 32);
     let started = std::time::Instant::now();
     let (mut hashes, mut queued, mut next) = (0u64, 0usize, 0u64);
@@ -251,7 +273,7 @@ pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Resu
             queued += 1;
         }
         let Some((range, _)) = sweeper.next_result()? else { break };
-        hashes += range.count;
+        hashes += range.count * work.versions().len() as u64;
         queued -= 1;
     }
     Ok((hashes, started.elapsed().as_secs_f64()))

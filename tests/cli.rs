@@ -49,7 +49,7 @@ fn scan_prints_the_genesis_nonce_then_a_summary() {
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(
             lines[0],
-            serde_json::json!({"type": "hit", "nonce": 2083236893u32, "nonce_hex": "7c2bac1d",
+            serde_json::json!({"type": "hit", "nonce": 2083236893u32, "nonce_hex": "7c2bac1d", "version_hex": "00000001",
                 "hash": "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"})
         );
         assert_eq!(lines[1]["type"], "summary");
@@ -57,6 +57,35 @@ fn scan_prints_the_genesis_nonce_then_a_summary() {
         assert_eq!(lines[1]["hits"], 1);
         assert_eq!(lines[1]["hw_errors"], 0);
     }
+}
+
+/// Block 881,423's share was mined with rolled version bits (0x2e596000 under 0x1fffe000; see
+/// `wire::stratum_v1::tests`): `scan --versions` sweeps four versions of each nonce, as a unit
+/// of a pool's job is swept, and finds it at its own version on the GPU and the CPU reference.
+#[test]
+fn scan_finds_a_real_version_rolled_share() {
+    let header = "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff";
+    for device in ["auto", "cpu"] {
+        let versions = "2e590000,2e592000,2e594000,2e596000";
+        let args = ["scan", "--header", header, "--start", "0xff050000", "--count", "65536", "--versions", versions];
+        let out = wgminer(&[&args[..], &["-d", device]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{}", stdout(&out));
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"type": "hit", "nonce": 0xff05_fb02u32, "nonce_hex": "ff05fb02", "version_hex": "2e596000",
+                "hash": "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd"})
+        );
+        assert_eq!((lines[1]["hashes"].as_u64(), lines[1]["hw_errors"].as_u64()), (Some(4 * 65536), Some(0)));
+    }
+    let nine = ["20000000"; 9].join(",");
+    let out = wgminer(&["scan", "--header", header, "--versions", &nine]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at most 8 versions"), "{}", stderr(&out));
+    let out = wgminer(&["scan", "--header", header, "--versions", "2e59600"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected 8 hex digits"), "{}", stderr(&out));
 }
 
 #[test]
@@ -230,10 +259,11 @@ fn bench_json_is_a_record_that_report_reads() {
         record.devices[0].mhs.min <= record.devices[0].mhs.median
             && record.devices[0].mhs.median <= record.devices[0].mhs.max
     );
-    let ops = wgminer::gpu::ops::per_nonce(wgminer::gpu::kernel::SOURCE, "sweep").unwrap();
+    let ops = wgminer::gpu::ops::per_header(wgminer::gpu::kernel::SOURCE, "sweep", 1).unwrap();
     assert_eq!(record.kernel.ops_per_nonce, Some(ops));
     // The CPU reference runs no kernel.
-    assert_eq!((record.devices[0].kernel, record.devices[0].gops), (None, None));
+    let cpu = &record.devices[0];
+    assert_eq!((cpu.kernel, cpu.ops_per_hash, cpu.gops), (None, None, None));
     assert!(record.cpu_reference.mhs.median > 0.0);
     assert!(record.date.starts_with("20") && record.date.ends_with('Z'), "{}", record.date);
 }
@@ -297,8 +327,10 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
         assert!(out.status.success(), "{}", stderr(&out));
         let record: Report = serde_json::from_str(stdout(&out).trim()).unwrap();
         let device = &record.devices[0];
-        let ops = record.kernel.ops_per_nonce.unwrap();
-        let gops = device.mhs.median * f64::from(ops.fused) / 1e3;
+        let k = device.kernel.unwrap().shape.versions_per_nonce;
+        let ops = wgminer::gpu::ops::per_header(wgminer::gpu::kernel::SOURCE, "sweep", k).unwrap();
+        assert_eq!(device.ops_per_hash, Some(ops.fused));
+        let gops = device.mhs.median * ops.fused / 1e3;
         assert!((device.gops.unwrap() - gops).abs() < 1e-9);
         device.kernel.unwrap()
     };
@@ -307,6 +339,7 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
     assert!(shapes >= 1 && seconds > 0.0, "{first:?}");
     assert!([32, 64, 128, 256].contains(&first.shape.workgroup_size), "{first:?}");
     assert!([16, 64, 256].contains(&first.shape.nonces_per_invocation), "{first:?}");
+    assert!([1, 2, 4, 8].contains(&first.shape.versions_per_nonce), "{first:?}");
     let cached = std::fs::read_to_string(&file).unwrap();
     let entries: serde_json::Value = serde_json::from_str(&cached).unwrap();
     let entries = entries.as_object().unwrap();
@@ -326,8 +359,8 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
     assert!(matches!(again.origin, Origin::Measured { .. }), "{again:?}");
     let cached = std::fs::read_to_string(&file).unwrap();
 
-    let given = bench(&["--workgroup-size", "32", "--nonces-per-invocation", "16"]);
-    let shape = Shape { workgroup_size: 32, nonces_per_invocation: 16 };
+    let given = bench(&["--workgroup-size", "32", "--nonces-per-invocation", "16", "--versions-per-nonce", "2"]);
+    let shape = Shape { workgroup_size: 32, nonces_per_invocation: 16, versions_per_nonce: 2 };
     assert_eq!((given.shape, given.origin), (shape, Origin::CommandLine));
     // One dimension given: the other is measured, unless the remembered shape has the given
     // one (then it is taken from the cache), so give the one it does not have.

@@ -7,7 +7,7 @@ mod common;
 use wgminer::cpu;
 use wgminer::device::Sweeper;
 use wgminer::gpu::sweep::CANDIDATE_CAPACITY;
-use wgminer::work::{Header, NonceRange, Target, Work};
+use wgminer::work::{Candidate, Header, NonceRange, Target, Work, header_from_hex};
 
 use common::{gpu, mainnet_headers};
 
@@ -114,4 +114,62 @@ fn a_range_smaller_than_one_invocation_and_a_single_nonce() {
     let work = Work::block(genesis.header).unwrap();
     assert_eq!(gpu_hits(&work, NonceRange::new(genesis.header.nonce, 1).unwrap()), [genesis.header.nonce]);
     assert!(gpu_hits(&work, NonceRange::new(genesis.header.nonce.wrapping_add(1), 63).unwrap()).is_empty());
+}
+
+/// `versions` rolled versions under BIP320's mask, from `base`'s rolled bits up.
+fn rolled(base: u32, versions: u32) -> Vec<u32> {
+    (0..versions).map(|k| base.wrapping_add(k << 13)).collect()
+}
+
+/// Headers that differ only in their version share the kernel's schedule of each nonce (overt
+/// AsicBoost): every version index still finds exactly the CPU reference's candidates, for
+/// every number of versions up to the kernel's eight.
+#[test]
+fn hits_at_every_version_index_match_the_cpu_reference() {
+    for versions in 1..=8u32 {
+        let mut header = random_header(200 + u64::from(versions));
+        header.version = bitcoin::block::Version::from_consensus(0x2000_0000);
+        let work = Work::with_versions(header, target_with_top(0x00ff_ffff), &rolled(0x2000_0000, versions));
+        let range = NonceRange::new(0xffff_c000, 1 << 15).unwrap();
+        assert_same_candidates(&work, range);
+        let mut found: Vec<u32> = gpu().sweep(&work, range).unwrap().iter().map(|c| c.version).collect();
+        found.sort_unstable();
+        found.dedup();
+        assert_eq!(found, (0..versions).collect::<Vec<_>>(), "{versions} versions");
+    }
+}
+
+/// The header of block 881,423, as the chain has it.
+pub const BLOCK_881423: &str = "0060592ee3c96a8a70ca15fe215e99f84ab64c43e1b5d2c43b540100000000000000000076f63a35f1b8b5016d3eb0cce2eebbdf58bf8fbea4e870c8f770346bdfcf622d69c19a678a9a021702fb05ff";
+
+/// Block 881,423 was mined with rolled version bits (0x2e596000 under 0x1fffe000): swept in a
+/// unit of four versions, as a pool's job is, its nonce is found at its version's index.
+#[test]
+fn a_real_version_rolled_block_is_found_at_its_version_index() {
+    let header = header_from_hex(BLOCK_881423).unwrap();
+    let own = header.version.to_consensus() as u32;
+    assert_eq!(own, 0x2e59_6000);
+    let versions = rolled(own - (3 << 13), 4); // the real one last
+    let work = Work::with_versions(header, Work::block(header).unwrap().target, &versions);
+    let range = NonceRange::new(header.nonce.wrapping_sub(0x8000), 1 << 16).unwrap();
+    let candidates = gpu().sweep(&work, range).unwrap();
+    let verified = cpu::verify(&work, range, &candidates);
+    assert!(verified.hw_errors.is_empty(), "{verified:?}");
+    assert_eq!(verified.hits.len(), 1, "{verified:?}");
+    let hit = verified.hits[0];
+    let hash = "0000000000000000000269d52c24ea451225613aab095d90d771d4e29aa96cdd";
+    assert_eq!((hit.nonce, hit.version, hit.hash.to_string().as_str()), (0xff05_fb02, own, hash));
+    assert!(candidates.contains(&Candidate { nonce: header.nonce, version: 3 }));
+}
+
+/// Eight versions of every nonce a candidate: each dispatch overflows the buffer eight times
+/// faster than one version would, and the re-sweep's parts shrink by eight to hold theirs.
+#[test]
+fn overflow_with_several_versions_loses_nothing() {
+    let mut header = random_header(300);
+    header.version = bitcoin::block::Version::from_consensus(0x2000_0000);
+    let work = Work::with_versions(header, Target::from_be_bytes([0xff; 32]), &rolled(0x2000_0000, 8));
+    let range = NonceRange::new(0xffff_f000, 1 << 14).unwrap();
+    let n = assert_same_candidates(&work, range);
+    assert_eq!(n, 8 << 14);
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::DeviceSelector;
+use wgminer::device::Sweeper;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
 use wgminer::pool::{EmbeddedPool, PoolOptions};
 use wgminer::source::Share;
@@ -40,30 +41,52 @@ fn journal_path(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The GPU (lavapipe in CI) mines through the embedded pool in its default shape, four
+/// versions per nonce: where the pool grants version rolling, its shares carry versions from
+/// every place in a unit (the version index the kernel reports); where the pool refuses it
+/// (`"version-rolling": false`, BIP310's answer for an extension not granted), work units have
+/// one version and shares none. The pool re-hashes each share with the version it carries, so
+/// every accepted one is a version the kernel really hashed.
 #[test]
 fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
-    let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
-    let gpu = GpuSweeper::open(adapter, GpuOptions { batch: 1 << 20, ..GpuOptions::default() }).unwrap();
-    runtime().block_on(async {
-        let options = PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), ..Default::default() };
-        let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
-        let config = PoolConfig {
-            url: format!("stratum+tcp://{}", pool.addr),
-            user: "test".into(),
-            pass: "x".into(),
-            journal: journal_path("demo"),
-            trust: Default::default(),
-            suggest_difficulty: None,
-            channel: Default::default(),
-        };
-        let run = MineOptions::until_accepted(3, Duration::from_secs(60));
-        let (summary, _) = mine(Source::Pools(vec![config]), vec![Box::new(gpu)], &run).await;
-        assert!(summary.accepted >= 3, "{summary:?}");
-        assert_eq!((summary.rejected, summary.hw_errors, summary.journaled), (0, 0, 0), "{summary:?}");
-        // Every share the miner counts as accepted, the pool validated by SHA-256d.
-        assert_eq!(pool.stats.accepted.load(Relaxed), summary.accepted);
-        assert_eq!(pool.stats.rejected.load(Relaxed), 0);
-    });
+    for version_rolling in [true, false] {
+        let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
+        let gpu = GpuSweeper::open(adapter, GpuOptions { batch: 1 << 20, ..GpuOptions::default() }).unwrap();
+        assert_eq!(gpu.versions_per_nonce(), 4);
+        runtime().block_on(async {
+            let difficulty = Difficulty::new(0.0005).unwrap();
+            let options = PoolOptions { difficulty, share_interval: None, version_rolling, ..Default::default() };
+            let pool = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();
+            let config = PoolConfig {
+                url: format!("stratum+tcp://{}", pool.addr),
+                user: "test".into(),
+                pass: "x".into(),
+                journal: journal_path("demo"),
+                trust: Default::default(),
+                suggest_difficulty: None,
+                channel: Default::default(),
+            };
+            let mut miner = Miner(wgminer::miner::Miner::start(Source::Pools(vec![config]), vec![Box::new(gpu)]));
+            let (mut accepted, mut places) = (0, std::collections::BTreeSet::new());
+            while accepted < 12 {
+                let (share, outcome) = miner.outcome().await;
+                assert!(matches!(outcome, ShareOutcome::Accepted | ShareOutcome::Stale(_)), "{outcome:?}");
+                accepted += usize::from(outcome == ShareOutcome::Accepted);
+                assert_eq!(share.version_bits.is_some(), version_rolling, "{share:?}");
+                // Units start at a multiple of four rolled versions: the low two bits of the
+                // rolled value are the version's place in its unit.
+                places.extend(share.version_bits.map(|bits| bits >> 13 & 3));
+            }
+            if version_rolling {
+                assert!(places.len() >= 2, "every share at one place of four: {places:?}");
+            }
+            assert_eq!((miner.stats.counts().rejected, miner.stats.hw_errors()), (0, 0));
+            miner.stop().await;
+            // Every share the miner saw accepted, the pool validated by SHA-256d.
+            assert!(pool.stats.accepted.load(Relaxed) >= accepted as u64);
+            assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+        });
+    }
 }
 
 /// One side of a scripted pool connection.
@@ -412,8 +435,10 @@ fn clean_jobs_every_second_move_the_devices_along() {
         miner.stop().await;
         // A share sent just before a clean job reaches the miner is stale: the pool refuses it
         // as "job not found" (code 21), which the miner counts stale; nothing else is refused.
+        // One found after the clean job reached the session is stale without being sent
+        // (`v1::session`), so the pool refuses at most as many as the miner counts stale.
         assert_eq!(stats.counts().rejected, 0);
-        assert_eq!(pool.stats.rejected.load(Relaxed), stats.counts().stale);
+        assert!(pool.stats.rejected.load(Relaxed) <= stats.counts().stale);
     });
 }
 

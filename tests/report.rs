@@ -27,7 +27,7 @@ fn records_merge_into_the_golden_table_and_chart() {
     let rows = report::rows(&reports);
     // Fastest first: the 64×64 kernel, then 32×16, then the sha2 reference.
     let order: Vec<(&str, &str)> = rows.iter().map(|r| (r.backend.as_str(), r.kernel.as_str())).collect();
-    assert_eq!(order, [("Vulkan", "64×64"), ("Vulkan", "32×16"), ("cpu", "-")]);
+    assert_eq!(order, [("Vulkan", "64×64, K=1"), ("Vulkan", "32×16, K=1"), ("cpu", "-")]);
     golden("expected.md", &report::markdown(&rows));
     golden("expected.svg", &report::svg(&rows).unwrap());
 }

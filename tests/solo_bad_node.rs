@@ -15,8 +15,8 @@ use wgminer::source::Share;
 use wgminer::source::gbt::client::{self, SoloConfig};
 use wgminer::source::gbt::rpc::{Auth, Node, RpcError};
 use wgminer::stats::Stats;
-use wgminer::work::Work;
 use wgminer::work::block::BlockPlan;
+use wgminer::work::{Candidate, Work};
 
 type Handler = dyn Fn(&str, usize) -> (u16, String) + Send + Sync;
 
@@ -91,7 +91,8 @@ fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
     let extranonce = vec![0, 0, 0, 0, 0, 0, 0, 5];
     let header = work.job.header(&[], &extranonce, work.job.time, work.job.version);
     let unit = Work::new(header, work.target);
-    let nonce = (0..).find(|&n| unit.target.is_met_by(unit.hash(n))).unwrap();
+    let hash = |nonce| unit.hash(Candidate::first(nonce)).unwrap();
+    let nonce = (0..).find(|&n| unit.target.is_met_by(hash(n))).unwrap();
     let share = Share {
         source: wgminer::work::PoolId(0),
         job_id: work.job.id.clone(),
@@ -100,7 +101,7 @@ fn found_share(work: &wgminer::source::SourceWork) -> (Share, u32) {
         time: work.job.time,
         nonce,
         version_bits: None,
-        hash: unit.hash(nonce),
+        hash: hash(nonce),
         device: wgminer::work::DeviceId(0),
     };
     (share, nonce)
@@ -196,7 +197,7 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
     let plan = BlockPlan::new(template.block, payout.clone(), client::COINBASE_TAG).unwrap();
     let (share, nonce) = found_share(&work);
     let extranonce = share.extranonce2.clone();
-    assert_eq!(share.hash, plan.header(&extranonce, work.job.time, nonce).block_hash());
+    assert_eq!(share.hash, plan.header(&extranonce, work.job.time, work.job.version, nonce).block_hash());
     share_tx.send(share).await.unwrap();
 
     // Journaled at once; accepted on the retry, five seconds later.
@@ -208,7 +209,7 @@ async fn the_session_retries_through_bad_answers_and_loses_no_block() {
     assert_eq!(submitted.lock().unwrap().len(), 1);
     let lines = std::fs::read_to_string(&journal).unwrap();
     let kept: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
-    let block = plan.block(&extranonce, work.job.time, nonce).unwrap();
+    let block = plan.block(&extranonce, work.job.time, work.job.version, nonce).unwrap();
     assert_eq!(kept["hex"], bitcoin::consensus::encode::serialize_hex(&block));
     assert_eq!(kept["hash"], block.block_hash().to_string());
     assert_eq!(kept["height"], 2);

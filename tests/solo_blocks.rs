@@ -13,6 +13,7 @@ use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{ScriptBuf, Transaction};
 use serde_json::{Value, json};
 use wgminer::source::gbt::template;
+use wgminer::work::VersionMask;
 use wgminer::work::block::{BlockError, BlockPlan};
 
 const P2SH_P2WPKH: &str = "01000000000101db6b1b20aa0fd7b23880be2ecbd4a98130974cf4748fb66092ac4d3ceb1a5477010000001716001479091972186c449eb1ded22b78e40d009bdf0089feffffff02b8b4eb0b000000001976a914a457b684d7f0d539a46a45bbc043f35b59d0d96388ac0008af2f000000001976a914fd270b1ee6abcaea97fea7ad0402e8bd8ad6d77c88ac02473044022047ac8e878352d3ebbde1c94ce3a10d057c24175747116f8288e5d794d12d482f0220217f36a485cae903c713331d877c1f64677e3622ad4010726870540656fe9dcb012103ad1d8e89212f0b92c74d23bb710c00662ad1470198ac48c43f7d6f93a2a2687392040000";
@@ -91,7 +92,7 @@ fn segwit_template_becomes_the_expected_block_byte_for_byte() {
     let template = core_template(true);
     let plan = plan(&template).unwrap();
     let extranonce = [0, 0, 0, 0, 0, 0, 0x01, 0x2c];
-    let block = plan.block(&extranonce, 1_713_571_800, 0x1234_5678).unwrap();
+    let block = plan.block(&extranonce, 1_713_571_800, plan.template.version as u32, 0x1234_5678).unwrap();
 
     // The coinbase, field by field (BIP144 serialization).
     let coinbase = [
@@ -143,9 +144,31 @@ fn display_to_internal(hex: &str) -> String {
 
 #[test]
 fn an_older_node_without_the_commitment_gets_the_same_block() {
-    let with = plan(&core_template(true)).unwrap().block(&[7; 8], 1_713_571_800, 1).unwrap();
-    let without = plan(&core_template(false)).unwrap().block(&[7; 8], 1_713_571_800, 1).unwrap();
+    let with = plan(&core_template(true)).unwrap().block(&[7; 8], 1_713_571_800, 0x2000_0000, 1).unwrap();
+    let without = plan(&core_template(false)).unwrap().block(&[7; 8], 1_713_571_800, 0x2000_0000, 1).unwrap();
     assert_eq!(serialize(&with), serialize(&without));
+}
+
+/// Solo work rolls BIP320's bits of a BIP9 version (as ckpool's solo mode lets its miners:
+/// `version_mask` 1fffe000 in its config) less any bit the node set, and a block's version may
+/// differ from the template's there only.
+#[test]
+fn solo_blocks_roll_only_bip320_bits_the_node_left_clear() {
+    let plan = plan(&core_template(true)).unwrap();
+    assert_eq!(plan.version_mask(), VersionMask(0x1fff_e000));
+    let rolled = plan.block(&[7; 8], 1_713_571_800, 0x2e59_6000, 1).unwrap();
+    assert_eq!(rolled.header.version.to_consensus(), 0x2e59_6000);
+    for outside in [0x6000_0000, 0x2000_0001, 0x4000_0000] {
+        let error = plan.block(&[7; 8], 1_713_571_800, outside, 1).unwrap_err();
+        assert_eq!(error, BlockError::Check("version bits outside BIP320's"), "{outside:#x}");
+    }
+    // A node signalling on bit 28 keeps its signal; a version before BIP9 rolls nothing.
+    let mut signalling = core_template(true);
+    signalling["version"] = json!(0x3000_0000);
+    assert_eq!(self::plan(&signalling).unwrap().version_mask(), VersionMask(0x0fff_e000));
+    let mut old = core_template(true);
+    old["version"] = json!(4);
+    assert_eq!(self::plan(&old).unwrap().version_mask(), VersionMask::NONE);
 }
 
 #[test]

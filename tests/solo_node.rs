@@ -62,13 +62,19 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
     assert_eq!((summary.rejected, summary.hw_errors), (0, 0), "{summary:?}");
     assert!(summary.templates >= summary.accepted, "{summary:?}");
 
-    // Every new block pays the address, carries our tag, and is the one the journal kept.
+    // Every new block pays the address, carries our tag, and is the one the journal kept; its
+    // version is the template's (0x20000000 on regtest) with BIP320's bits rolled, as the GPU
+    // hashes four versions of each nonce, and the node took those too.
     let journal: Vec<Value> =
         std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(journal.len() as u64, summary.blocks);
+    let mut rolled = Vec::new();
     for height in start + 1..=end {
         let hash = a.call("getblockhash", &[json!(height)]);
         let block = a.call("getblock", &[hash.clone(), json!(2)]);
+        let version = block["version"].as_u64().unwrap() as u32;
+        assert_eq!(version & !0x1fff_e000, 0x2000_0000, "block {height}: {version:#x}");
+        rolled.push(version & 0x1fff_e000);
         let coinbase = &block["tx"][0];
         assert_eq!(coinbase["vout"][0]["scriptPubKey"]["hex"], PAYOUT_SCRIPT, "block {height}");
         assert!(coinbase["vin"][0]["coinbase"].as_str().unwrap().contains(&b"/wgminer/".to_lower_hex_string()));
@@ -76,6 +82,8 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
         assert_eq!(kept["height"], height);
         assert_eq!(kept["hex"], a.call("getblock", &[hash, json!(0)]), "block {height}");
     }
+    // A new template starts a new unit, four rolled versions on from the last.
+    assert!(rolled.iter().any(|&bits| bits != 0), "{rolled:x?}");
     // The payment was mined, in one of our blocks, and the fee went to the address.
     let tx = a.call("getrawtransaction", &[txid, json!(1)]);
     let mined_in = a.call("getblock", &[tx["blockhash"].clone(), json!(2)]);

@@ -111,15 +111,24 @@ pub struct KernelArgs {
     /// Invocations per workgroup (the kernel's @workgroup_size) [default: measured]
     ///
     /// On a device's first use wgminer measures a few shapes (64, 128, 256, 32 invocations ×
-    /// 64, 256, 16 nonces), about 100 ms each, and remembers the fastest for that adapter,
-    /// driver and kernel in ~/.cache/wgminer/kernel-shapes.json. A value given here wins; the
-    /// other dimension is still measured unless given too.
+    /// 4, 8, 2, 1 versions × 64, 256, 16 nonces), about 200 ms each, and remembers the
+    /// fastest for that adapter, driver and kernel in ~/.cache/wgminer/kernel-shapes.json. A
+    /// value given here wins; the other dimensions are still measured unless given too.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workgroup_size: Option<u32>,
 
     /// Nonces each invocation tests [default: measured, see --workgroup-size]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub nonces_per_invocation: Option<u32>,
+
+    /// Versions hashed with each nonce, K: 1, 2, 4 or 8 [default: measured, see --workgroup-size]
+    ///
+    /// Headers that differ only in BIP320's rolled version bits share their second SHA-256
+    /// block, so the kernel computes each nonce's message schedule once for K versions (overt
+    /// AsicBoost). Used where the pool grants version rolling (or over SV2, or solo); work
+    /// without it is hashed one version at a time.
+    #[arg(long, value_name = "K", value_parser = versions_per_nonce)]
+    pub versions_per_nonce: Option<u32>,
 
     /// Measure the kernel's shape again instead of using the remembered one (after a driver
     /// update that the adapter's description does not show, or on a busy machine)
@@ -133,11 +142,19 @@ impl KernelArgs {
             shape: ShapeRequest {
                 workgroup_size: self.workgroup_size,
                 nonces_per_invocation: self.nonces_per_invocation,
+                versions_per_nonce: self.versions_per_nonce,
                 retune: self.retune,
                 cache: shape::default_cache_path(),
             },
             dispatch: Some(Duration::from_millis(self.dispatch_ms)),
         }
+    }
+}
+
+pub fn versions_per_nonce(s: &str) -> Result<u32, ValueError> {
+    match s.parse() {
+        Ok(k) if crate::device::VERSIONS_PER_NONCE.contains(&k) => Ok(k),
+        _ => Err(ValueError::VersionsPerNonce(s.to_string())),
     }
 }
 
@@ -154,6 +171,8 @@ pub enum ValueError {
     Network(String),
     #[error("expected a temperature in °C from 0 to 150, got `{0}`")]
     Temperature(String),
+    #[error("expected 1, 2, 4 or 8 versions per nonce, got `{0}`")]
+    VersionsPerNonce(String),
 }
 
 /// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot

@@ -60,8 +60,11 @@ pub struct Rate {
     /// A GPU's kernel shape, and where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelShape>,
-    /// Effective integer throughput of a GPU, Gops/s: the median rate × the kernel's operations
-    /// per nonce (rotates as one), to hold against a spec sheet.
+    /// A GPU kernel's 32-bit operations per header hashed at its K (rotates as one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_hash: Option<f64>,
+    /// Effective integer throughput of a GPU, Gops/s: the median rate × `ops_per_hash`, to
+    /// hold against a spec sheet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gops: Option<f64>,
     /// With `--sustained`: the rate sampled over the whole run.
@@ -182,7 +185,8 @@ pub struct KernelSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonces_per_invocation: Option<u32>,
     pub dispatch_ms: Option<u64>,
-    /// The kernel's 32-bit integer operations per nonce, counted from its IR (`gpu::ops`).
+    /// The kernel's 32-bit integer operations per nonce of one version (K = 1), counted from
+    /// its IR (`gpu::ops`); each device's `ops_per_hash` is at its own K.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_per_nonce: Option<OpCount>,
 }
@@ -253,7 +257,7 @@ fn host_cpu() -> Option<String> {
 }
 
 /// What `bench` runs besides the rates.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BenchOptions {
     /// Seconds per measurement, and measurements of each device.
     pub seconds: f64,
@@ -267,18 +271,19 @@ pub struct BenchOptions {
     pub sample: Duration,
     /// Mine over Stratum V2 too (after v1), on this kind of channel.
     pub sv2: Option<ChannelKind>,
+    /// Measure each device once per K of this list.
+    pub compare_k: Vec<u32>,
 }
 
 /// Measures each device and the CPU reference `runs` times, `seconds` each, interleaved so
 /// that a shared machine's drift touches all of them alike; then what `bench` asks for.
 pub fn run(selectors: &[DeviceSelector], options: &DeviceOptions, bench: &BenchOptions) -> anyhow::Result<()> {
     let BenchOptions { seconds, runs, json, mining, .. } = *bench;
-    let mut opened: Vec<Box<dyn Sweeper>> =
-        selectors.iter().map(|selector| open_device(selector, options)).collect::<anyhow::Result<_>>()?;
-    let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep")?;
-    let (cpu_reference, mut devices) = measure_all(&mut opened, seconds, runs, ops)?;
+    let mut opened = open_all(selectors, options, &bench.compare_k)?;
+    let ops = crate::gpu::ops::per_header(crate::gpu::kernel::SOURCE, "sweep", 1)?;
+    let (cpu_reference, mut devices) = measure_all(&mut opened, seconds, runs)?;
     if !json {
-        print_rates(&cpu_reference, &devices, ops);
+        print_rates(&cpu_reference, &devices)?;
     }
     if let Some(duration) = bench.sustained {
         for (rate, sustained) in devices.iter_mut().zip(sustain(&mut opened, duration, bench.sample)?) {
@@ -354,13 +359,37 @@ struct Runs {
     powers: Vec<(f64, Reading)>,
 }
 
+/// Each device, once per K of `compare_k` (as if several devices: the A/B of sharing a nonce's
+/// schedule, measured interleaved in one run), or once at its own K.
+fn open_all(
+    selectors: &[DeviceSelector],
+    options: &DeviceOptions,
+    compare_k: &[u32],
+) -> anyhow::Result<Vec<Box<dyn Sweeper>>> {
+    let each_k: Vec<Option<u32>> =
+        if compare_k.is_empty() { vec![None] } else { compare_k.iter().copied().map(Some).collect() };
+    let mut opened = Vec::new();
+    for selector in selectors {
+        for &k in &each_k {
+            let mut options = options.clone();
+            options.shape.versions_per_nonce = k.or(options.shape.versions_per_nonce);
+            opened.push(open_device(selector, &options)?);
+        }
+    }
+    Ok(opened)
+}
+
+/// A GPU kernel's operations per header hashed at the device's K (rotates as one).
+fn ops_per_hash(device: &dyn Sweeper) -> anyhow::Result<Option<f64>> {
+    if device.kernel_shape().is_none() {
+        return Ok(None);
+    }
+    let ops = crate::gpu::ops::per_header(crate::gpu::kernel::SOURCE, "sweep", device.versions_per_nonce())?;
+    Ok(Some(ops.fused))
+}
+
 /// `runs` interleaved measurements of the CPU reference and of each device.
-fn measure_all(
-    opened: &mut [Box<dyn Sweeper>],
-    seconds: f64,
-    runs: usize,
-    ops: OpCount,
-) -> anyhow::Result<(Rate, Vec<Rate>)> {
+fn measure_all(opened: &mut [Box<dyn Sweeper>], seconds: f64, runs: usize) -> anyhow::Result<(Rate, Vec<Rate>)> {
     let mut cpu = CpuSweeper::new();
     // The CPU reference first, then each device.
     let mut measuring: Vec<Runs> = std::iter::once(cpu.info())
@@ -386,6 +415,7 @@ fn measure_all(
         ratio_to_cpu: 1.0,
         mhs: cpu_mhs.clone(),
         kernel: None,
+        ops_per_hash: None,
         gops: None,
         sustained: None,
         sensor,
@@ -396,22 +426,24 @@ fn measure_all(
         .zip(rates)
         .map(|(device, (mhs, power, sensor))| {
             let kernel = device.kernel_shape().map(|(shape, origin)| KernelShape { shape, origin });
-            Rate {
+            let ops_per_hash = ops_per_hash(device.as_ref())?;
+            Ok(Rate {
                 device: device.info().clone(),
                 ratio_to_cpu: mhs.median / cpu_mhs.median,
-                gops: kernel.map(|_| mhs.median * f64::from(ops.fused) / 1e3),
+                gops: ops_per_hash.map(|ops| mhs.median * ops / 1e3),
+                ops_per_hash,
                 kernel,
                 mhs,
                 sustained: None,
                 sensor,
                 power,
-            }
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     Ok((cpu_reference, devices))
 }
 
-fn print_rates(cpu_reference: &Rate, devices: &[Rate], ops: OpCount) {
+fn print_rates(cpu_reference: &Rate, devices: &[Rate]) -> anyhow::Result<()> {
     let line = |r: &Rate| {
         let power = match &r.power {
             Some(p) => {
@@ -430,16 +462,24 @@ fn print_rates(cpu_reference: &Rate, devices: &[Rate], ops: OpCount) {
     };
     println!("{}", line(cpu_reference));
     for d in devices {
-        let kernel = match (&d.kernel, d.gops) {
-            (Some(k), Some(gops)) => format!(", kernel {} ({}), {gops:.1} Gops/s", k.shape, k.origin),
+        let kernel = match (&d.kernel, d.ops_per_hash, d.gops) {
+            (Some(k), Some(ops), Some(gops)) => {
+                format!(", kernel {} ({}), {ops:.0} ops/hash, {gops:.1} Gops/s", k.shape, k.origin)
+            }
             _ => String::new(),
         };
         println!("{}  {:.2}x the CPU reference{kernel}", line(d), d.ratio_to_cpu);
     }
+    let mut work = Vec::new();
+    for k in crate::device::VERSIONS_PER_NONCE {
+        let ops = crate::gpu::ops::per_header(crate::gpu::kernel::SOURCE, "sweep", k)?;
+        work.push(format!("K={k} {:.0} ({:.0})", ops.fused, ops.split));
+    }
     println!(
-        "kernel work: {} integer operations per nonce with rotates as one ({} as shift, shift, or)",
-        ops.fused, ops.split
+        "kernel work: integer operations per header hashed with rotates as one (as shift, shift, or), K versions a nonce: {}",
+        work.join(", ")
     );
+    Ok(())
 }
 
 /// Mines through the embedded pool (v1, or V2 on a `sv2` channel) on `device` for `seconds`,
@@ -576,6 +616,11 @@ pub struct Args {
     /// With --sustained: seconds per sample
     #[arg(long, default_value_t = 5.0, value_name = "S", value_parser = super::args::positive_number)]
     pub sample: f64,
+    /// Measure each device once per K in this list (of 1, 2, 4, 8 versions per nonce),
+    /// interleaved in the same run as if separate devices: the A/B of sharing each nonce's
+    /// schedule among K versions
+    #[arg(long, value_name = "K,…", value_delimiter = ',', num_args = 1.., value_parser = super::args::versions_per_nonce)]
+    pub compare_k: Vec<u32>,
     #[command(flatten)]
     pub kernel: KernelArgs,
 }
@@ -590,6 +635,7 @@ impl Args {
             sustained: self.sustained.map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
             sample: Duration::from_secs_f64(self.sample),
             sv2: self.sv2,
+            compare_k: self.compare_k,
         };
         run(&self.device, &self.kernel.options(), &bench)?;
         Ok(ExitCode::SUCCESS)

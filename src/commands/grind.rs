@@ -38,7 +38,7 @@ pub fn grind(device: &mut dyn Sweeper, header: Header) -> anyhow::Result<Option<
         let candidates = device.sweep(&work, chunk)?;
         let verified = cpu::verify(&work, chunk, &candidates);
         for error in &verified.hw_errors {
-            tracing::warn!("hardware error: {} reported nonce {:#010x}", device.info().name, error.nonce);
+            tracing::warn!("hardware error: {} reported {error}", device.info().name);
         }
         if let Some(hit) = verified.hits.first() {
             return Ok(Some(Header { nonce: hit.nonce, ..header }));

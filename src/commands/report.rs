@@ -97,7 +97,8 @@ pub fn rows(reports: &[Report]) -> Vec<Row> {
                     (Some(k), _, _) => k.shape.to_string(),
                     // The sha2 reference runs no kernel.
                     _ if d.device.backend == "cpu" => "-".into(),
-                    (None, Some(w), Some(n)) => format!("{w}×{n}"),
+                    // Records from before K was measured: one version a nonce.
+                    (None, Some(w), Some(n)) => format!("{w}×{n}, K=1"),
                     _ => "?".into(),
                 },
                 gops: d.gops,
@@ -127,7 +128,7 @@ fn cell(text: &str) -> String {
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces) | MH/s (median) | Gops/s | W | MH/J | J/GH | Peak °C | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
+        "| # | Device | Vendor | Type | Backend | Driver | OS | Kernel (wg×nonces, K) | MH/s (median) | Gops/s | W | MH/J | J/GH | Peak °C | Spread | Runs | × CPU ref | CPU ref MH/s | Host CPU | Date |\n\
          |---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for (i, r) in rows.iter().enumerate() {

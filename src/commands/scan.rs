@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::cpu;
 use crate::device::Sweeper;
-use crate::work::{NonceRange, Work};
+use crate::work::{MAX_VERSIONS, NonceRange, Work};
 
 /// Nonces per chunk: a few seconds on lavapipe, a fraction of one on a real GPU.
 const CHUNK: u64 = 1 << 26;
@@ -27,16 +27,11 @@ pub fn run(device: &mut dyn Sweeper, work: &Work, range: NonceRange) -> anyhow::
         let candidates = device.sweep(work, chunk)?;
         let verified = cpu::verify(work, chunk, &candidates);
         for hit in &verified.hits {
-            let line = json!({"type": "hit", "nonce": hit.nonce, "nonce_hex": format!("{:08x}", hit.nonce), "hash": hit.hash.to_string()});
+            let line = json!({"type": "hit", "nonce": hit.nonce, "nonce_hex": format!("{:08x}", hit.nonce), "version_hex": format!("{:08x}", hit.version), "hash": hit.hash.to_string()});
             writeln!(out, "{line}")?;
         }
         for error in &verified.hw_errors {
-            eprintln!(
-                "hardware error: {} reported nonce {:#010x}, whose hash {} does not meet the target",
-                device.info().name,
-                error.nonce,
-                error.hash
-            );
+            eprintln!("hardware error: {} reported {error}", device.info().name);
         }
         out.flush()?;
         hits += verified.hits.len();
@@ -45,15 +40,19 @@ pub fn run(device: &mut dyn Sweeper, work: &Work, range: NonceRange) -> anyhow::
     let seconds = started.elapsed().as_secs_f64();
     let summary = json!({
         "type": "summary",
-        "hashes": range.count,
+        "hashes": range.count * work.versions().len() as u64,
         "hits": hits,
         "seconds": seconds,
-        "mhs": range.count as f64 / seconds / 1e6,
+        "mhs": (range.count * work.versions().len() as u64) as f64 / seconds / 1e6,
         "hw_errors": hw_errors,
         "device": device.info(),
     });
     writeln!(out, "{summary}")?;
     Ok(())
+}
+
+fn parse_version(s: &str) -> Result<u32, crate::work::HexError> {
+    crate::work::hex_u32(s.trim_start_matches("0x"))
 }
 
 /// The arguments of `wgminer scan` (its help is on `main.rs`'s subcommand).
@@ -74,6 +73,10 @@ pub struct Args {
     /// Pool difficulty of the target (1 = 0x00000000ffff0000…; fractions allowed)
     #[arg(long, value_name = "D")]
     pub difficulty: Option<f64>,
+    /// Versions to hash with each nonce instead of the header's own, up to 8, as 8 hex digits
+    /// each (a pool's rolled versions: 20000000,20002000,…)
+    #[arg(long, value_name = "HEX,…", value_delimiter = ',', num_args = 1.., value_parser = parse_version)]
+    pub versions: Vec<u32>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -102,6 +105,9 @@ impl Args {
             (None, Some(d)) => Work::new(header, crate::work::Difficulty::new(d)?.to_target()),
             (None, None) => Work::block(header)?,
         };
-        Ok((work, range))
+        if self.versions.len() > MAX_VERSIONS {
+            anyhow::bail!("--versions takes at most {MAX_VERSIONS} versions, got {}", self.versions.len());
+        }
+        Ok((Work::with_versions(work.header, work.target, &self.versions), range))
     }
 }

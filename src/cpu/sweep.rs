@@ -4,7 +4,7 @@
 use crate::device::{DeviceInfo, SweepError, Sweeper};
 use crate::work::sha256::{Midstate, header_tail_block, sha256d_from_midstate};
 use crate::work::target::{candidate_mask, passes_filter};
-use crate::work::{NonceRange, Work};
+use crate::work::{Candidate, NonceRange, Work};
 
 pub struct CpuSweeper {
     info: DeviceInfo,
@@ -48,23 +48,26 @@ impl Sweeper for CpuSweeper {
         Ok(())
     }
 
-    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError> {
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError> {
         Ok(self.queued.pop_front().map(|(work, range)| (range, sweep(&work, range))))
     }
 }
 
-/// Candidates of `range` by the same rule as the kernel (`candidate_mask`).
-pub fn sweep(work: &Work, range: NonceRange) -> Vec<u32> {
-    let header = work.header_bytes();
-    let midstate = Midstate::of_header(&header);
-    let mut tail = header_tail_block(&header);
+/// Candidates of `range` in every version of `work`, by the same rule as the kernel
+/// (`candidate_mask`), in nonce order.
+pub fn sweep(work: &Work, range: NonceRange) -> Vec<Candidate> {
+    let midstates: Vec<Midstate> =
+        (0..work.versions().len()).map(|i| Midstate::of_header(&work.header_bytes(i))).collect();
+    // Versions share the second block.
+    let mut tail = header_tail_block(&work.header_bytes(0));
     let mask = candidate_mask(&work.target);
     let mut candidates = Vec::new();
     for nonce in range.iter() {
         tail[12..16].copy_from_slice(&nonce.to_le_bytes());
-        let digest = sha256d_from_midstate(&midstate, &tail);
-        if passes_filter(&digest, mask) {
-            candidates.push(nonce);
+        for (version, midstate) in midstates.iter().enumerate() {
+            if passes_filter(&sha256d_from_midstate(midstate, &tail), mask) {
+                candidates.push(Candidate { nonce, version: version as u32 });
+            }
         }
     }
     candidates

@@ -1,31 +1,40 @@
-//! Work per nonce, counted from the kernel's naga IR: the 32-bit integer operations that one
-//! turn of the sweep loop executes, so that a rate can be held against a spec sheet's integer
-//! throughput (MH/s × ops per nonce = effective operations per second).
+//! Work per header hashed, counted from the kernel's naga IR: the 32-bit integer operations that
+//! one turn of the sweep loop executes, over the headers it hashes (one per version), so that a
+//! rate can be held against a spec sheet's integer throughput (MH/s × ops per hash = effective
+//! operations per second).
 //!
 //! What counts: every arithmetic, bitwise, shift, comparison or built-in function whose value
-//! depends on the nonce and that feeds the loop's outcome (its conditions and stores), through
-//! every call. What does not: values of the uniform or of the invocation's id alone (any
-//! compiler hoists them out of the loop), constants, loads and swizzles, dead code, and the
-//! body of the rare branch that records a candidate. A rotate written as shift, shift, or is
-//! three operations in `split` and one in `fused`, since GPUs have a rotate (or funnel shift)
-//! instruction and their compilers fuse the pattern.
+//! depends on the nonce and that feeds the loop's outcome (its conditions, stores and calls),
+//! through every call, in the blocks that a pipeline of `versions` versions compiles (`if
+//! (VERSIONS > j)`, with the kernel's override). What does not: values of the uniform or of the
+//! invocation's id alone (any compiler hoists them out of the loop), constants, loads and
+//! swizzles, dead code, and the body of the rare branch that records a candidate. A rotate
+//! written as shift, shift, or is three operations in `split` and one in `fused`, since GPUs
+//! have a rotate (or funnel shift) instruction and their compilers fuse the pattern.
 
 use std::collections::HashMap;
 
-use naga::{BinaryOperator, Block, Expression, Function, Handle, Module, Statement};
+use naga::{Arena, BinaryOperator, Block, Expression, Function, Handle, Literal, Module, Statement};
 use serde::{Deserialize, Serialize};
 
-/// Operations per nonce, two ways of counting rotates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Operations per header hashed, two ways of counting rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct OpCount {
     /// A rotate as shift, shift, or.
-    pub split: u32,
+    pub split: f64,
     /// A rotate as one operation.
-    pub fused: u32,
+    pub fused: f64,
 }
 
-impl std::ops::AddAssign for OpCount {
-    fn add_assign(&mut self, other: OpCount) {
+/// Whole operations, while counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Ops {
+    split: u32,
+    fused: u32,
+}
+
+impl std::ops::AddAssign for Ops {
+    fn add_assign(&mut self, other: Ops) {
         self.split += other.split;
         self.fused += other.fused;
     }
@@ -42,8 +51,9 @@ pub enum OpsError {
     NoLoop,
 }
 
-/// Counts one turn of the first loop of the entry point `entry` in `source` (WGSL).
-pub fn per_nonce(source: &str, entry: &str) -> Result<OpCount, OpsError> {
+/// Counts one turn of the first loop of the entry point `entry` in `source` (WGSL), in a
+/// pipeline whose `VERSIONS` is `versions`, over the `versions` headers it hashes.
+pub fn per_header(source: &str, entry: &str, versions: u32) -> Result<OpCount, OpsError> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| OpsError::Parse(e.emit_to_string(source)))?;
     let entry_point = module
         .entry_points
@@ -52,27 +62,36 @@ pub fn per_nonce(source: &str, entry: &str) -> Result<OpCount, OpsError> {
         .ok_or_else(|| OpsError::NoEntryPoint(entry.to_string()))?;
     let function = &entry_point.function;
     let (body, continuing, break_if) = find_loop(&function.body).ok_or(OpsError::NoLoop)?;
-    let mut counter = Counter { module: &module, memo: HashMap::new() };
+    let mut counter = Counter { module: &module, versions, memo: HashMap::new() };
     // The loop's own variables (its counter) change every turn; everything the entry point
     // computed before the loop stays put.
     let scope = Scope::new(function, Varying::LocalLoads);
-    let mut roots = Vec::new();
-    let mut calls = Calls::new();
+    let mut found = Found::default();
     for block in [body, continuing] {
-        collect(block, false, &mut roots, &mut calls);
+        counter.collect(&function.expressions, block, false, &mut found);
     }
-    roots.extend(break_if);
-    Ok(counter.count(&scope, &roots, &calls).0)
+    found.roots.extend(break_if);
+    let (ops, _) = counter.count(&scope, &found);
+    let headers = f64::from(versions.max(1));
+    Ok(OpCount { split: f64::from(ops.split) / headers, fused: f64::from(ops.fused) / headers })
 }
 
-/// The expressions `roots` depend on (through calls' arguments, not into their bodies).
-fn live(
-    expressions: &naga::Arena<Expression>,
-    roots: &[Handle<Expression>],
-    calls: &Calls,
-) -> std::collections::HashSet<Handle<Expression>> {
+/// What a block's outcome depends on: conditions, stored and returned values, and calls made
+/// for their effect; and which call produced each call result.
+#[derive(Default)]
+struct Found {
+    roots: Vec<Handle<Expression>>,
+    calls: Calls,
+    effects: Vec<(Handle<Function>, Vec<Handle<Expression>>)>,
+}
+
+/// The expressions the roots and the effects' arguments depend on (through calls' arguments, not
+/// into their bodies).
+fn live(expressions: &naga::Arena<Expression>, found: &Found) -> std::collections::HashSet<Handle<Expression>> {
+    let calls = &found.calls;
     let mut live = std::collections::HashSet::new();
-    let mut stack: Vec<Handle<Expression>> = roots.to_vec();
+    let mut stack: Vec<Handle<Expression>> = found.roots.clone();
+    stack.extend(found.effects.iter().flat_map(|(_, arguments)| arguments.iter().copied()));
     while let Some(h) = stack.pop() {
         if !live.insert(h) {
             continue;
@@ -91,30 +110,6 @@ fn find_loop(block: &Block) -> Option<(&Block, &Block, Option<Handle<Expression>
         Statement::Block(inner) => find_loop(inner),
         _ => None,
     })
-}
-
-/// Gathers what a block's outcome depends on: conditions, stored values, returned values; and
-/// which call produced each call result. With `branches`, descends into both arms of an `if`;
-/// without, counts only the condition (the sweep loop's arms are the rare hit and the exit).
-fn collect(block: &Block, branches: bool, roots: &mut Vec<Handle<Expression>>, calls: &mut Calls) {
-    for statement in block.iter() {
-        match statement {
-            Statement::If { condition, accept, reject } => {
-                roots.push(*condition);
-                if branches {
-                    collect(accept, true, roots, calls);
-                    collect(reject, true, roots, calls);
-                }
-            }
-            Statement::Store { value, .. } => roots.push(*value),
-            Statement::Return { value: Some(value) } => roots.push(*value),
-            Statement::Call { function, arguments, result: Some(result) } => {
-                calls.insert(*result, (*function, arguments.clone()));
-            }
-            Statement::Block(inner) => collect(inner, branches, roots, calls),
-            _ => {}
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -138,20 +133,105 @@ impl<'a> Scope<'a> {
 
 struct Counter<'m> {
     module: &'m Module,
+    /// The pipeline's `VERSIONS`: which of the kernel's guarded blocks it compiles.
+    versions: u32,
     /// A function's count and whether its result varies, per set of varying arguments.
-    memo: HashMap<(Handle<Function>, u64), (OpCount, bool)>,
+    memo: HashMap<(Handle<Function>, u64), (Ops, bool)>,
 }
 
 type Calls = HashMap<Handle<Expression>, (Handle<Function>, Vec<Handle<Expression>>)>;
 
 impl Counter<'_> {
-    /// Counts the live, varying operations behind `roots`, each expression once; and says
-    /// whether any root varies.
-    fn count(&mut self, scope: &Scope, roots: &[Handle<Expression>], calls: &Calls) -> (OpCount, bool) {
+    /// Gathers what a block's outcome depends on into `found`. With `branches`, descends into
+    /// both arms of an `if`; without, counts only the condition (the sweep loop's arms are the
+    /// rare hit and the exit). A block guarded by `VERSIONS > j` is straight code where the
+    /// pipeline has version j, and dead code where it does not.
+    fn collect(&self, expressions: &Arena<Expression>, block: &Block, branches: bool, found: &mut Found) {
+        for statement in block.iter() {
+            match statement {
+                Statement::If { condition, accept, .. } if self.guard(expressions, *condition) == Some(true) => {
+                    self.collect(expressions, accept, branches, found);
+                }
+                Statement::If { condition, .. } if self.guard(expressions, *condition).is_some() => {}
+                Statement::If { condition, accept, reject } => {
+                    found.roots.push(*condition);
+                    if branches {
+                        self.collect(expressions, accept, true, found);
+                        self.collect(expressions, reject, true, found);
+                    }
+                }
+                Statement::Store { value, .. } => found.roots.push(*value),
+                Statement::Return { value: Some(value) } => found.roots.push(*value),
+                Statement::Call { function, arguments, result: Some(result) } => {
+                    found.calls.insert(*result, (*function, arguments.clone()));
+                }
+                Statement::Call { function, arguments, result: None } => {
+                    found.effects.push((*function, arguments.clone()));
+                }
+                Statement::Block(inner) => self.collect(expressions, inner, branches, found),
+                _ => {}
+            }
+        }
+    }
+
+    /// `Some(VERSIONS > j)` for the kernel's guard of version j's block, `None` for another
+    /// condition.
+    fn guard(&self, expressions: &Arena<Expression>, condition: Handle<Expression>) -> Option<bool> {
+        let Expression::Binary { op: BinaryOperator::Greater, left, right } = expressions[condition] else {
+            return None;
+        };
+        let (Expression::Override(o), Expression::Literal(Literal::U32(j))) = (&expressions[left], &expressions[right])
+        else {
+            return None;
+        };
+        (self.module.overrides[*o].name.as_deref() == Some("VERSIONS")).then_some(self.versions > *j)
+    }
+
+    /// Counts the live, varying operations behind what `found` holds, each expression once,
+    /// and the calls made for their effect with a varying argument; and says whether any root
+    /// varies.
+    fn count(&mut self, scope: &Scope, found: &Found) -> (Ops, bool) {
+        let expressions = &scope.function.expressions;
+        let (varies, call_counts) = self.varying(scope, &found.calls);
+        let varying_mask = |arguments: &[Handle<Expression>]| {
+            arguments.iter().enumerate().filter(|(_, a)| varies[a]).fold(0u64, |m, (i, _)| m | 1 << i)
+        };
+        let live = live(expressions, found);
+        // The shifts of a rotate, counted once with their `or` when rotates fuse.
+        let in_rotate: std::collections::HashSet<_> =
+            live.iter().filter(|&&h| is_rotate(expressions, h)).flat_map(|&h| operands(&expressions[h])).collect();
+        let mut total = Ops::default();
+        for &h in live.iter().filter(|h| varies[h]) {
+            match &expressions[h] {
+                Expression::CallResult(_) => total += call_counts.get(&h).copied().unwrap_or_default(),
+                Expression::Binary { .. } if in_rotate.contains(&h) => total.split += 1,
+                Expression::Binary { .. }
+                | Expression::Unary { .. }
+                | Expression::Math { .. }
+                | Expression::Select { .. } => total += Ops { split: 1, fused: 1 },
+                _ => {}
+            }
+        }
+        for (function, arguments) in &found.effects {
+            let mask = varying_mask(arguments);
+            if mask != 0 {
+                total += self.function(*function, mask).0;
+            }
+        }
+        (total, found.roots.iter().any(|r| varies[r]))
+    }
+
+    /// Which expressions of the scope vary; and the count of each call whose result is used.
+    #[allow(clippy::type_complexity)]
+    fn varying(
+        &mut self,
+        scope: &Scope,
+        calls: &Calls,
+    ) -> (HashMap<Handle<Expression>, bool>, HashMap<Handle<Expression>, Ops>) {
         let expressions = &scope.function.expressions;
         let mut varies: HashMap<Handle<Expression>, bool> = HashMap::new();
+        let mut call_counts = HashMap::new();
         // Arena order puts operands before their users, so one pass settles what varies.
-        let mut call_counts: HashMap<Handle<Expression>, OpCount> = HashMap::new();
         for (handle, expression) in expressions.iter() {
             let value = match expression {
                 Expression::FunctionArgument(i) => match scope.varying {
@@ -179,40 +259,18 @@ impl Counter<'_> {
             };
             varies.insert(handle, value);
         }
-
-        let live = live(expressions, roots, calls);
-
-        // The shifts of a rotate, counted once with their `or` when rotates fuse.
-        let in_rotate: std::collections::HashSet<_> =
-            live.iter().filter(|&&h| is_rotate(expressions, h)).flat_map(|&h| operands(&expressions[h])).collect();
-        let mut total = OpCount::default();
-        for &h in &live {
-            if !varies[&h] {
-                continue;
-            }
-            match &expressions[h] {
-                Expression::CallResult(_) => total += call_counts.get(&h).copied().unwrap_or_default(),
-                Expression::Binary { .. } if in_rotate.contains(&h) => total.split += 1,
-                Expression::Binary { .. }
-                | Expression::Unary { .. }
-                | Expression::Math { .. }
-                | Expression::Select { .. } => total += OpCount { split: 1, fused: 1 },
-                _ => {}
-            }
-        }
-        (total, roots.iter().any(|r| varies[r]))
+        (varies, call_counts)
     }
 
-    fn function(&mut self, handle: Handle<Function>, mask: u64) -> (OpCount, bool) {
+    fn function(&mut self, handle: Handle<Function>, mask: u64) -> (Ops, bool) {
         if let Some(done) = self.memo.get(&(handle, mask)) {
             return *done;
         }
         let function = &self.module.functions[handle];
-        let mut roots = Vec::new();
-        let mut calls = HashMap::new();
-        collect(&function.body, true, &mut roots, &mut calls);
+        let mut found = Found::default();
+        self.collect(&function.expressions, &function.body, true, &mut found);
         let scope = Scope::new(function, Varying::Arguments(mask));
-        let done = self.count(&scope, &roots, &calls);
+        let done = self.count(&scope, &found);
         self.memo.insert((handle, mask), done);
         done
     }
@@ -280,21 +338,64 @@ mod tests {
 
     #[test]
     fn counts_a_hand_counted_kernel() {
-        assert_eq!(per_nonce(TINY, "sweep").unwrap(), OpCount { split: 8, fused: 6 });
+        assert_eq!(per_header(TINY, "sweep", 1).unwrap(), OpCount { split: 8.0, fused: 6.0 });
+    }
+
+    /// Counted by hand: per nonce, `i < 4u`, `i ^ n`, `i++`; per version compiled, `+ j`,
+    /// `>> 3u`, `== 0u` in `each`, called for its effect. Four versions: (3 + 3 × 2) / 2 per
+    /// header hashed with VERSIONS = 2; the blocks past it count nothing.
+    const VERSIONS: &str = r#"
+        override VERSIONS: u32 = 1u;
+        @group(0) @binding(0) var<uniform> u: vec4<u32>;
+        @group(0) @binding(1) var<storage, read_write> out: array<u32>;
+        fn each(x: u32, j: u32) {
+            if (((x + j) >> 3u) == 0u) {
+                out[j] = x;
+            }
+        }
+        fn versions(x: u32) {
+            each(x, u.x);
+            if (VERSIONS > 1u) {
+                each(x, u.y);
+            }
+            if (VERSIONS > 2u) {
+                each(x, u.z);
+            }
+        }
+        @compute @workgroup_size(1)
+        fn sweep(@builtin(global_invocation_id) id: vec3<u32>) {
+            let n = u.w;
+            for (var i = 0u; i < 4u; i++) {
+                versions(i ^ n);
+            }
+        }
+    "#;
+
+    #[test]
+    fn counts_the_versions_a_pipeline_compiles() {
+        assert_eq!(per_header(VERSIONS, "sweep", 1).unwrap(), OpCount { split: 6.0, fused: 6.0 });
+        assert_eq!(per_header(VERSIONS, "sweep", 2).unwrap(), OpCount { split: 4.5, fused: 4.5 });
+        assert_eq!(per_header(VERSIONS, "sweep", 3).unwrap(), OpCount { split: 4.0, fused: 4.0 });
     }
 
     /// Pinned, so that a change to the kernel's work shows up in review. For scale: the best
     /// published hand-written kernel, hdminer's (AMD IL, with BFI_INT and bitalign), states
-    /// 3,757 per nonce with its rotates and selects as one instruction each.
+    /// 3,757 per nonce with its rotates and selects as one instruction each; before versions
+    /// shared a nonce's schedule this kernel did 3,721.
     #[test]
     fn counts_the_kernel() {
-        let count = per_nonce(crate::gpu::kernel::SOURCE, "sweep").unwrap();
-        assert_eq!(count, OpCount { split: 5765, fused: 3721 });
+        let count = |k| per_header(crate::gpu::kernel::SOURCE, "sweep", k).unwrap();
+        assert_eq!(count(1), OpCount { split: 5765.0, fused: 3721.0 });
+        assert_eq!(count(2), OpCount { split: 5338.0, fused: 3448.0 });
+        assert_eq!(count(4), OpCount { split: 5124.5, fused: 3311.5 });
+        assert_eq!(count(8), OpCount { split: 5017.75, fused: 3243.25 });
+        // What a nonce costs once (its schedule, 546) and what each version adds (3,175).
+        assert_eq!(count(3).fused * 3.0 - count(2).fused * 2.0, 3175.0);
     }
 
     #[test]
     fn says_what_is_missing() {
-        assert_eq!(per_nonce(TINY, "main"), Err(OpsError::NoEntryPoint("main".into())));
-        assert!(per_nonce("fn f() {", "sweep").is_err());
+        assert_eq!(per_header(TINY, "main", 1), Err(OpsError::NoEntryPoint("main".into())));
+        assert!(per_header("fn f() {", "sweep", 1).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The kernel's shape on each device: invocations per workgroup × nonces per invocation. The
-//! best one differs by vendor (wave32 or wave64, Apple's SIMD groups, Intel's EUs, llvmpipe's
+//! The kernel's shape on each device: invocations per workgroup × nonces per invocation, and
+//! the versions hashed with each nonce (K). The best one differs by vendor (wave32 or wave64, Apple's SIMD groups, Intel's EUs, llvmpipe's
 //! vector width), so it is measured on a device's first use, a few shapes for about 100 ms
 //! each, and remembered per adapter, driver and kernel in the user's cache directory, as
 //! hashcat's autotune does. Options given on the command line win over both.
@@ -19,6 +19,7 @@ pub use crate::device::{Origin, Shape};
 pub struct ShapeRequest {
     pub workgroup_size: Option<u32>,
     pub nonces_per_invocation: Option<u32>,
+    pub versions_per_nonce: Option<u32>,
     pub retune: bool,
     /// The cache file; `None` measures every time and remembers nothing.
     pub cache: Option<PathBuf>,
@@ -30,13 +31,30 @@ impl ShapeRequest {
         ShapeRequest {
             workgroup_size: Some(shape.workgroup_size),
             nonces_per_invocation: Some(shape.nonces_per_invocation),
+            versions_per_nonce: Some(shape.versions_per_nonce),
             ..Default::default()
         }
     }
 
-    /// Both dimensions given: nothing to measure.
+    /// Every dimension given: nothing to measure.
     pub fn explicit(&self) -> Option<Shape> {
-        Some(Shape { workgroup_size: self.workgroup_size?, nonces_per_invocation: self.nonces_per_invocation? })
+        Some(Shape {
+            workgroup_size: self.workgroup_size?,
+            nonces_per_invocation: self.nonces_per_invocation?,
+            versions_per_nonce: self.versions_per_nonce?,
+        })
+    }
+
+    /// No dimension given: what a search finds is worth remembering.
+    pub fn free(&self) -> bool {
+        self.workgroup_size.is_none() && self.nonces_per_invocation.is_none() && self.versions_per_nonce.is_none()
+    }
+
+    /// Whether `shape` agrees with every dimension given.
+    pub fn fits(&self, shape: Shape) -> bool {
+        self.workgroup_size.is_none_or(|w| w == shape.workgroup_size)
+            && self.nonces_per_invocation.is_none_or(|n| n == shape.nonces_per_invocation)
+            && self.versions_per_nonce.is_none_or(|k| k == shape.versions_per_nonce)
     }
 }
 
@@ -46,6 +64,9 @@ const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
 /// Nonces per invocation, tried at the best workgroup size: longer loops amortise the
 /// invocation's setup, shorter ones fill small devices.
 const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
+/// Versions per nonce, tried at the best workgroup size before the nonces (they need no new
+/// pipeline): each shares a nonce's schedule among more versions, and holds more state.
+const VERSIONS_PER_NONCE: [u32; 4] = [4, 8, 2, 1];
 
 /// How much faster a shape must measure to replace the best so far: a 100 ms reading on a
 /// busy machine moves by about that much, and the shapes tried first are the safe ones.
@@ -55,9 +76,10 @@ pub const MARGIN: f64 = 0.05;
 /// shapes measured so far (a pipeline compile on llvmpipe alone takes most of a second).
 pub const BUDGET: Duration = Duration::from_secs(3);
 
-/// Measures shapes in order, workgroup size first, then nonces per invocation at the best
-/// workgroup size, while `budget_left` says so (the first is always measured). Returns the
-/// fastest, its rate, and how many shapes were measured. Pure: the measuring is the caller's.
+/// Measures shapes in order, workgroup size first, then versions per nonce and then nonces per
+/// invocation at the best so far, while `budget_left` says so (the first is always measured).
+/// Returns the fastest, its rate, and how many shapes were measured. Pure: the measuring is the
+/// caller's.
 pub fn search<E>(
     request: &ShapeRequest,
     max_invocations: u32,
@@ -73,6 +95,10 @@ pub fn search<E>(
         Some(fixed) => vec![fixed],
         None => NONCES_PER_INVOCATION.to_vec(),
     };
+    let versions: Vec<u32> = match request.versions_per_nonce {
+        Some(fixed) => vec![fixed],
+        None => VERSIONS_PER_NONCE.to_vec(),
+    };
     let mut best: Option<(Shape, f64)> = None;
     let mut measured = 0;
     let mut try_shape = |shape: Shape, best: &mut Option<(Shape, f64)>| -> Result<bool, E> {
@@ -86,14 +112,20 @@ pub fn search<E>(
         }
         Ok(true)
     };
+    let first = Shape { workgroup_size: sizes[0], nonces_per_invocation: nonces[0], versions_per_nonce: versions[0] };
+    let best_or_first = |best: &Option<(Shape, f64)>| best.map_or(first, |(s, _)| s);
     for &workgroup_size in &sizes {
-        if !try_shape(Shape { workgroup_size, nonces_per_invocation: nonces[0] }, &mut best)? {
+        if !try_shape(Shape { workgroup_size, ..first }, &mut best)? {
             break;
         }
     }
-    let workgroup_size = best.map_or(sizes[0], |(s, _)| s.workgroup_size);
+    for &versions_per_nonce in &versions[1..] {
+        if !try_shape(Shape { versions_per_nonce, ..best_or_first(&best) }, &mut best)? {
+            break;
+        }
+    }
     for &nonces_per_invocation in &nonces[1..] {
-        if !try_shape(Shape { workgroup_size, nonces_per_invocation }, &mut best)? {
+        if !try_shape(Shape { nonces_per_invocation, ..best_or_first(&best) }, &mut best)? {
             break;
         }
     }
@@ -187,7 +219,7 @@ mod tests {
     use super::*;
     use std::convert::Infallible;
 
-    /// A made-up device whose rate peaks at 128 × 256.
+    /// A made-up device whose rate peaks at 128 × 256, K = 8.
     fn rate(shape: Shape) -> Result<f64, Infallible> {
         let w = match shape.workgroup_size {
             128 => 10.0,
@@ -200,7 +232,13 @@ mod tests {
             64 => 1.5,
             _ => 1.0,
         };
-        Ok(w * n)
+        let k = match shape.versions_per_nonce {
+            8 => 1.2,
+            4 => 1.1,
+            2 => 1.05,
+            _ => 1.0,
+        };
+        Ok(w * n * k)
     }
 
     fn run(request: &ShapeRequest, max: u32, budget: usize) -> (Shape, f64, Vec<Shape>) {
@@ -223,17 +261,27 @@ mod tests {
         (shape, mhs, tried)
     }
 
-    fn shape(workgroup_size: u32, nonces_per_invocation: u32) -> Shape {
-        Shape { workgroup_size, nonces_per_invocation }
+    fn shape(workgroup_size: u32, nonces_per_invocation: u32, versions_per_nonce: u32) -> Shape {
+        Shape { workgroup_size, nonces_per_invocation, versions_per_nonce }
     }
 
     #[test]
     fn finds_the_fastest_shape_workgroup_first() {
         let (best, mhs, tried) = run(&ShapeRequest::default(), 1024, 100);
-        assert_eq!((best, mhs), (shape(128, 256), 20.0));
+        assert_eq!((best, mhs), (shape(128, 256, 8), 24.0));
         assert_eq!(
             tried,
-            [shape(64, 64), shape(128, 64), shape(256, 64), shape(32, 64), shape(128, 256), shape(128, 16)]
+            [
+                shape(64, 64, 4),
+                shape(128, 64, 4),
+                shape(256, 64, 4),
+                shape(32, 64, 4),
+                shape(128, 64, 8),
+                shape(128, 64, 2),
+                shape(128, 64, 1),
+                shape(128, 256, 8),
+                shape(128, 16, 8)
+            ]
         );
     }
 
@@ -243,11 +291,15 @@ mod tests {
         assert!(tried.iter().all(|s| s.workgroup_size <= 64), "{tried:?}");
         let fixed = ShapeRequest { workgroup_size: Some(256), ..Default::default() };
         let (best, _, tried) = run(&fixed, 1024, 100);
-        assert_eq!(best, shape(256, 256));
+        assert_eq!(best, shape(256, 256, 8));
         assert!(tried.iter().all(|s| s.workgroup_size == 256), "{tried:?}");
         let fixed = ShapeRequest { nonces_per_invocation: Some(16), ..Default::default() };
         let (best, _, _) = run(&fixed, 1024, 100);
-        assert_eq!(best, shape(128, 16));
+        assert_eq!(best, shape(128, 16, 8));
+        let fixed = ShapeRequest { versions_per_nonce: Some(1), ..Default::default() };
+        let (best, _, tried) = run(&fixed, 1024, 100);
+        assert_eq!(best, shape(128, 256, 1));
+        assert!(tried.iter().all(|s| s.versions_per_nonce == 1), "{tried:?}");
     }
 
     #[test]
@@ -255,16 +307,16 @@ mod tests {
         let request = ShapeRequest { nonces_per_invocation: Some(64), ..Default::default() };
         let rates = |s: Shape| -> Result<f64, Infallible> { Ok(if s.workgroup_size == 64 { 10.0 } else { 10.4 }) };
         let (best, _, _) = search(&request, 1024, || true, rates).unwrap();
-        assert_eq!(best, shape(64, 64));
+        assert_eq!(best, shape(64, 64, 4));
     }
 
     #[test]
     fn the_budget_stops_the_search_but_not_before_one_shape() {
         let (best, _, tried) = run(&ShapeRequest::default(), 1024, 2);
-        assert_eq!(tried, [shape(64, 64), shape(128, 64)]);
-        assert_eq!(best, shape(128, 64));
+        assert_eq!(tried, [shape(64, 64, 4), shape(128, 64, 4)]);
+        assert_eq!(best, shape(128, 64, 4));
         let (_, _, tried) = run(&ShapeRequest::default(), 1024, 0);
-        assert_eq!(tried, [shape(64, 64)]);
+        assert_eq!(tried, [shape(64, 64, 4)]);
     }
 
     #[test]
@@ -274,17 +326,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(load(&path).unwrap().is_empty());
         let entry = |s: Shape| Entry { shape: s, mhs: 1.5, measured: "2026-11-25T00:00:00Z".into() };
-        store(&path, "gpu a", entry(shape(32, 16))).unwrap();
-        store(&path, "gpu b", entry(shape(256, 64))).unwrap();
-        store(&path, "gpu a", entry(shape(128, 64))).unwrap();
+        store(&path, "gpu a", entry(shape(32, 16, 4))).unwrap();
+        store(&path, "gpu b", entry(shape(256, 64, 4))).unwrap();
+        store(&path, "gpu a", entry(shape(128, 64, 4))).unwrap();
         let all = load(&path).unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all["gpu a"].shape, shape(128, 64));
-        assert_eq!(all["gpu b"].shape, shape(256, 64));
+        assert_eq!(all["gpu a"].shape, shape(128, 64, 4));
+        assert_eq!(all["gpu b"].shape, shape(256, 64, 4));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("kernel-shapes.json"));
         // Storing over a bad file starts it afresh.
-        store(&path, "gpu c", entry(shape(64, 64))).unwrap();
+        store(&path, "gpu c", entry(shape(64, 64, 4))).unwrap();
         assert_eq!(load(&path).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

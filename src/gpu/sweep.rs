@@ -1,8 +1,9 @@
-//! The sweep pipeline: one compute pipeline, a ring of dispatch slots so that the next dispatch
-//! is queued while the host reads the last one's candidates, and the re-sweep that makes sure
-//! no candidate is lost when more arrive than the buffer holds.
+//! The sweep pipelines: one per count of versions the work has (the kernel's `VERSIONS`: the
+//! shape's K where the source rolls versions, one where it does not), a ring of dispatch slots
+//! so that the next dispatch is queued while the host reads the last one's candidates, and the
+//! re-sweep that makes sure no candidate is lost when more arrive than the buffer holds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 
 use bytemuck::Zeroable;
@@ -12,11 +13,14 @@ use super::adapter::{GpuError, describe, supports_compute};
 use super::kernel::{KernelParams, SOURCE};
 use super::shape::{Origin, Shape};
 use crate::device::{DeviceInfo, SweepError, Sweeper};
-use crate::work::{NonceRange, Work};
+use crate::work::{Candidate, NonceRange, Work};
 
 /// Candidates one dispatch can return before the host re-sweeps its range in parts. At any
 /// real share target a dispatch has a handful; only test targets come near this.
 pub const CANDIDATE_CAPACITY: u32 = 4096;
+
+/// A candidate as the shader writes it: the nonce, then the index of its version.
+const CANDIDATE_WORDS: usize = 2;
 
 /// Dispatches in flight: one running while the host reads the one before.
 const SLOTS: usize = 2;
@@ -59,7 +63,9 @@ pub struct GpuSweeper {
     device: wgpu::Device,
     queue: wgpu::Queue,
     module: wgpu::ShaderModule,
-    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::PipelineLayout,
+    /// By `VERSIONS`, built when work of that many versions first comes.
+    pipelines: HashMap<u32, wgpu::ComputePipeline>,
     slots: Vec<Slot>,
     options: GpuOptions,
     /// Where the shape in use came from.
@@ -70,10 +76,10 @@ pub struct GpuSweeper {
     /// for a re-sweep).
     in_flight: VecDeque<(InFlight, KernelParams)>,
     /// Results collected early (while handling an overflow), oldest first.
-    ready: VecDeque<(NonceRange, Vec<u32>)>,
+    ready: VecDeque<(NonceRange, Vec<Candidate>)>,
 }
 
-const CANDIDATE_BYTES: u64 = 4 * (1 + CANDIDATE_CAPACITY as u64);
+const CANDIDATE_BYTES: u64 = 4 * (1 + CANDIDATE_WORDS as u64 * CANDIDATE_CAPACITY as u64);
 
 impl Slot {
     /// One dispatch's buffers: its parameters, the candidates it writes and their readback.
@@ -129,7 +135,15 @@ impl GpuSweeper {
             label: Some("sha256d.wgsl"),
             source: wgpu::ShaderSource::Wgsl(SOURCE.into()),
         });
-        let (pipeline, slots) = build(&device, &module, options.shape);
+        let bind_group_layout = bind_group_layout(&device);
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("sweep"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let slots = (0..SLOTS).map(|i| Slot::new(&device, &bind_group_layout, i)).collect();
+        let versions = options.shape.versions_per_nonce;
+        let pipelines = HashMap::from([(versions, build(&device, &module, &layout, options.shape, versions))]);
         let options = GpuOptions { batch: clamp_batch(options.batch, options.shape), ..options };
         Ok(GpuSweeper {
             info,
@@ -138,7 +152,8 @@ impl GpuSweeper {
             device,
             queue,
             module,
-            pipeline,
+            layout,
+            pipelines,
             slots,
             options,
             origin: Origin::CommandLine,
@@ -167,7 +182,7 @@ impl GpuSweeper {
         self.max_invocations
     }
 
-    /// Sets the shape and where it came from, rebuilding the pipeline if the shape is another
+    /// Sets the shape and where it came from, building its pipeline if the shape is another
     /// (only between sweeps).
     pub fn set_shape(&mut self, shape: Shape, origin: Origin) -> Result<(), SweepError> {
         if shape != self.options.shape {
@@ -175,11 +190,21 @@ impl GpuSweeper {
                 return Err(self.error("the kernel's shape changes only on an idle device"));
             }
             check_shape(shape, self.max_invocations).map_err(|e| self.error(e))?;
-            (self.pipeline, self.slots) = build(&self.device, &self.module, shape);
+            let old = self.options.shape;
+            if (old.workgroup_size, old.nonces_per_invocation) != (shape.workgroup_size, shape.nonces_per_invocation) {
+                self.pipelines.clear();
+            }
             self.options = GpuOptions { shape, batch: clamp_batch(self.options.batch, shape) };
+            self.pipeline(shape.versions_per_nonce);
         }
         self.origin = origin;
         Ok(())
+    }
+
+    /// The pipeline for work of `versions` versions, built now if it is the first such work.
+    fn pipeline(&mut self, versions: u32) -> &wgpu::ComputePipeline {
+        let (device, module, layout, shape) = (&self.device, &self.module, &self.layout, self.options.shape);
+        self.pipelines.entry(versions).or_insert_with(|| build(device, module, layout, shape, versions))
     }
 
     fn error(&self, message: impl ToString) -> SweepError {
@@ -190,6 +215,7 @@ impl GpuSweeper {
         debug_assert!(range.count > 0 && range.count <= u64::from(MAX_BATCH));
         let slot_index = self.submitted % SLOTS;
         self.submitted += 1;
+        let pipeline = self.pipeline(params.sweep.versions).clone();
         let slot = &self.slots[slot_index];
         let dispatch = params.dispatch(range.start, range.count as u32);
         self.queue.write_buffer(&slot.params, 0, bytemuck::bytes_of(&dispatch));
@@ -197,7 +223,7 @@ impl GpuSweeper {
         encoder.clear_buffer(&slot.candidates, 0, Some(4));
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.pipeline);
+            pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &slot.bind_group, &[]);
             let (x, y) = grid(range.count as u32, self.options.shape.per_group(), self.max_groups_per_dimension);
             pass.dispatch_workgroups(x, y, 1);
@@ -212,7 +238,7 @@ impl GpuSweeper {
     }
 
     /// Waits for a dispatch; returns how many candidates it found and those that fit.
-    fn collect(&self, flight: InFlight) -> Result<(u32, Vec<u32>), SweepError> {
+    fn collect(&self, flight: InFlight) -> Result<(u32, Vec<Candidate>), SweepError> {
         self.device
             .poll(wgpu::PollType::Wait { submission_index: Some(flight.submission), timeout: None })
             .map_err(|e| self.error(e))?;
@@ -222,26 +248,29 @@ impl GpuSweeper {
             .map_err(|_| self.error("the driver dropped a buffer mapping"))?
             .map_err(|e| self.error(e))?;
         let readback = &self.slots[flight.slot].readback;
-        let (count, nonces) = {
+        let (count, candidates) = {
             let view = readback.get_mapped_range(..).map_err(|e| self.error(e))?;
             let words: &[u32] = bytemuck::cast_slice(&view);
             let count = words[0];
-            (count, words[1..1 + count.min(CANDIDATE_CAPACITY) as usize].to_vec())
+            let fitted = &words[1..1 + CANDIDATE_WORDS * count.min(CANDIDATE_CAPACITY) as usize];
+            let candidates = fitted.chunks_exact(CANDIDATE_WORDS).map(|c| Candidate { nonce: c[0], version: c[1] });
+            (count, candidates.collect())
         };
         readback.unmap();
-        Ok((count, nonces))
+        Ok((count, candidates))
     }
 
     /// Sweeps a range that overflowed the candidate buffer again, in parts small enough that
     /// each holds its candidates; parts that still overflow split again. A part of at most
-    /// `CANDIDATE_CAPACITY` nonces cannot overflow, so this ends.
+    /// `CANDIDATE_CAPACITY` headers (nonces × versions) cannot overflow, so this ends.
     fn resweep(
         &mut self,
         params: &KernelParams,
         range: NonceRange,
         found: u32,
-        out: &mut Vec<u32>,
+        out: &mut Vec<Candidate>,
     ) -> Result<(), SweepError> {
+        let safe = u64::from(CANDIDATE_CAPACITY / params.sweep.versions.max(1));
         let parts = u64::from(found).div_ceil(u64::from(CANDIDATE_CAPACITY / 2)).clamp(2, range.count.max(2));
         let part = range.count.div_ceil(parts);
         let mut rest = range;
@@ -249,29 +278,25 @@ impl GpuSweeper {
             let (head, tail) = rest.split_at(part);
             rest = tail;
             let flight = self.submit(params, head);
-            let (count, nonces) = self.collect(flight)?;
+            let (count, candidates) = self.collect(flight)?;
             // A part that cannot overflow yet says it did comes from a faulty driver: what it
             // read back goes to the verifier, which counts the wrong ones as hardware errors.
-            if count > CANDIDATE_CAPACITY && head.count > u64::from(CANDIDATE_CAPACITY) {
+            if count > CANDIDATE_CAPACITY && head.count > safe {
                 self.resweep(params, head, count, out)?;
             } else {
-                out.extend(nonces);
+                out.extend(candidates);
             }
         }
         Ok(())
     }
 
-    /// Runs one dispatch of `count` nonces against a target nothing meets and returns how
-    /// long it took; the auto-tuner's probe, for an idle device.
+    /// Runs one dispatch of `count` nonces (in K versions) against a target nothing meets and
+    /// returns how long it took; the auto-tuner's probe, for an idle device.
     pub fn time_dispatch(&mut self, count: u32) -> Result<std::time::Duration, SweepError> {
         if !self.in_flight.is_empty() || !self.ready.is_empty() {
             return Err(self.error("time_dispatch needs an idle device"));
         }
-        let work = Work::new(
-            crate::work::header_from_hex(&"00".repeat(80)).expect("80 zero bytes"),
-            crate::work::Target::ZERO,
-        );
-        let params = KernelParams::new(&work);
+        let params = KernelParams::new(&crate::device::idle_work(self.versions_per_nonce()));
         let started = std::time::Instant::now();
         let flight = self.submit(&params, NonceRange { start: 0, count: u64::from(count.max(1)) });
         self.collect(flight)?;
@@ -300,9 +325,10 @@ pub fn max_invocations(limits: &wgpu::Limits) -> u32 {
 /// A kernel shape the adapter cannot run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "workgroup size {} / {} nonces per invocation is outside the adapter's limits (at most {max_invocations} invocations)",
+    "workgroup size {} / {} nonces per invocation / {} versions per nonce is outside the adapter's limits (at most {max_invocations} invocations) or the kernel's (1, 2, 4 or 8 versions)",
     shape.workgroup_size,
-    shape.nonces_per_invocation
+    shape.nonces_per_invocation,
+    shape.versions_per_nonce
 )]
 pub struct ShapeError {
     pub shape: Shape,
@@ -310,23 +336,52 @@ pub struct ShapeError {
 }
 
 fn check_shape(shape: Shape, max_invocations: u32) -> Result<(), ShapeError> {
-    let Shape { workgroup_size, nonces_per_invocation } = shape;
-    if workgroup_size == 0 || workgroup_size > max_invocations || nonces_per_invocation == 0 {
+    let Shape { workgroup_size, nonces_per_invocation, versions_per_nonce } = shape;
+    if workgroup_size == 0
+        || workgroup_size > max_invocations
+        || nonces_per_invocation == 0
+        || !crate::device::VERSIONS_PER_NONCE.contains(&versions_per_nonce)
+    {
         return Err(ShapeError { shape, max_invocations });
     }
     Ok(())
 }
 
-/// The pipeline for one shape (its constants are the shader's overrides) and the dispatch
-/// slots bound to its layout.
-fn build(device: &wgpu::Device, module: &wgpu::ShaderModule, shape: Shape) -> (wgpu::ComputePipeline, Vec<Slot>) {
+/// The layout every pipeline shares, so that one set of dispatch slots serves them all: the
+/// parameters' uniform and the candidates' storage.
+fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
+    let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("sweep"),
+        entries: &[
+            entry(0, wgpu::BufferBindingType::Uniform),
+            entry(1, wgpu::BufferBindingType::Storage { read_only: false }),
+        ],
+    })
+}
+
+/// The pipeline for one shape and count of versions (its constants are the shader's
+/// overrides).
+fn build(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    layout: &wgpu::PipelineLayout,
+    shape: Shape,
+    versions: u32,
+) -> wgpu::ComputePipeline {
     let constants = [
         ("WORKGROUP_SIZE", f64::from(shape.workgroup_size)),
         ("NONCES_PER_INVOCATION", f64::from(shape.nonces_per_invocation)),
+        ("VERSIONS", f64::from(versions)),
     ];
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some("sweep"),
-        layout: None,
+        layout: Some(layout),
         module,
         entry_point: Some("sweep"),
         compilation_options: wgpu::PipelineCompilationOptions {
@@ -334,10 +389,7 @@ fn build(device: &wgpu::Device, module: &wgpu::ShaderModule, shape: Shape) -> (w
             zero_initialize_workgroup_memory: false,
         },
         cache: None,
-    });
-    let layout = pipeline.get_bind_group_layout(0);
-    let slots = (0..SLOTS).map(|i| Slot::new(device, &layout, i)).collect();
-    (pipeline, slots)
+    })
 }
 
 impl Sweeper for GpuSweeper {
@@ -352,6 +404,10 @@ impl Sweeper for GpuSweeper {
     /// One dispatch.
     fn preferred_chunk(&self) -> u64 {
         u64::from(self.options.batch)
+    }
+
+    fn versions_per_nonce(&self) -> u32 {
+        self.options.shape.versions_per_nonce
     }
 
     /// Both slots of the ring: one dispatch runs while the host reads the other.
@@ -372,7 +428,7 @@ impl Sweeper for GpuSweeper {
         Ok(())
     }
 
-    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, SweepError> {
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError> {
         if let Some(ready) = self.ready.pop_front() {
             return Ok(Some(ready));
         }
@@ -380,29 +436,29 @@ impl Sweeper for GpuSweeper {
             return Ok(None);
         };
         let range = flight.range;
-        let (count, nonces) = self.collect(flight)?;
+        let (count, candidates) = self.collect(flight)?;
         if count <= CANDIDATE_CAPACITY {
-            return Ok(Some((range, nonces)));
+            return Ok(Some((range, candidates)));
         }
         // Overflow: finish what is in flight first, so that the re-sweeps have the ring to
         // themselves, and keep those results for the calls that follow.
         let mut later = Vec::new();
         while let Some((flight, params)) = self.in_flight.pop_front() {
             let range = flight.range;
-            let (count, nonces) = self.collect(flight)?;
-            later.push((params, range, count, nonces));
+            let (count, candidates) = self.collect(flight)?;
+            later.push((params, range, count, candidates));
         }
         let mut out = Vec::new();
         self.resweep(&params, range, count, &mut out)?;
-        for (params, range, count, nonces) in later {
-            let nonces = if count > CANDIDATE_CAPACITY {
+        for (params, range, count, candidates) in later {
+            let candidates = if count > CANDIDATE_CAPACITY {
                 let mut again = Vec::new();
                 self.resweep(&params, range, count, &mut again)?;
                 again
             } else {
-                nonces
+                candidates
             };
-            self.ready.push_back((range, nonces));
+            self.ready.push_back((range, candidates));
         }
         Ok(Some((range, out)))
     }

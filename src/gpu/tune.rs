@@ -43,7 +43,7 @@ pub fn tune(sweeper: &mut GpuSweeper, target: Duration) -> Result<Tuned, SweepEr
 const SHAPE_DISPATCH: Duration = Duration::from_millis(25);
 const SHAPE_MEASURE: Duration = Duration::from_millis(150);
 
-/// The shape the command line gives (both dimensions), else the one remembered for this
+/// The shape the command line gives (every dimension), else the one remembered for this
 /// adapter, driver and kernel if it agrees with a dimension given; `None`: measure it. Read
 /// before the device opens, so that a known shape's pipeline is the only one compiled.
 pub fn known_shape(adapter: &wgpu::Adapter, request: &ShapeRequest) -> Option<(Shape, Origin)> {
@@ -56,14 +56,11 @@ pub fn known_shape(adapter: &wgpu::Adapter, request: &ShapeRequest) -> Option<(S
         .ok()?;
     let entry = all.get(&shape::cache_key(&adapter.get_info(), SOURCE))?;
     let s = entry.shape;
-    let fits = request.workgroup_size.is_none_or(|w| w == s.workgroup_size)
-        && request.nonces_per_invocation.is_none_or(|n| n == s.nonces_per_invocation)
-        && s.workgroup_size <= max_invocations(&adapter.limits());
-    fits.then_some((s, Origin::Cache))
+    (request.fits(s) && s.workgroup_size <= max_invocations(&adapter.limits())).then_some((s, Origin::Cache))
 }
 
 /// Sets the kernel's shape to the fastest of a short search (a dimension given on the command
-/// line is kept) and remembers it when both dimensions were free.
+/// line is kept) and remembers it when every dimension was free.
 pub fn measure_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result<(), SweepError> {
     let started = Instant::now();
     let budget = shape::budget_from_now(shape::BUDGET);
@@ -79,7 +76,7 @@ pub fn measure_shape(sweeper: &mut GpuSweeper, request: &ShapeRequest) -> Result
     sweeper.set_shape(best, origin)?;
     tracing::info!(device = %sweeper.info().name, "kernel shape {best}: {mhs:.2} MH/s, the best of {shapes} measured");
     // A search with a dimension held fixed answers another question; only a free one is kept.
-    if let (Some(path), None, None) = (&request.cache, request.workgroup_size, request.nonces_per_invocation) {
+    if let (Some(path), true) = (&request.cache, request.free()) {
         let key = shape::cache_key(sweeper.adapter_info(), SOURCE);
         let measured = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         if let Err(e) = shape::store(path, &key, Entry { shape: best, mhs, measured }) {

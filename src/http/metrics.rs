@@ -41,7 +41,7 @@ impl Metrics {
         let switch: Histograms = Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14)));
         let mut registry = Registry::default();
         // A rotate counted as one operation, as GPUs run it (see `gpu::ops`).
-        let ops = crate::gpu::ops::per_nonce(crate::gpu::kernel::SOURCE, "sweep").map(|ops| ops.fused);
+        let ops = crate::gpu::ops::per_header(crate::gpu::kernel::SOURCE, "sweep", 1).map(|ops| ops.fused);
         let ops = ops.map_or_else(|_| "unknown".to_string(), |n| n.to_string());
         registry.register_collector(Box::new(Counters { site: site.clone(), ops }));
         registry.register_with_unit(

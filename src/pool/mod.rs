@@ -47,6 +47,9 @@ pub struct PoolOptions {
     /// Give each miner that sent `mining.extranonce.subscribe` a new extranonce1 with every new
     /// chain tip (`mining.set_extranonce`), as proxies and rental services do.
     pub rotate_extranonce: bool,
+    /// Grant BIP310 version rolling to a miner that asks (BIP320's bits); without, answer its
+    /// `mining.configure` with `"version-rolling": false`, as a pool that does not roll does.
+    pub version_rolling: bool,
     /// Connections served at once; more are closed as they come.
     pub max_connections: usize,
     /// A connection not logged in by then (v1: authorized; SV2: a channel open, the Noise
@@ -66,6 +69,7 @@ impl Default for PoolOptions {
             share_interval: Some(Duration::from_secs(2)),
             tls: None,
             rotate_extranonce: false,
+            version_rolling: true,
             max_connections: 256,
             login_timeout: Duration::from_secs(30),
         }
@@ -415,6 +419,7 @@ impl Session {
                 vec![reply(Some(id), Reply::Result(true))]
             }
             ClientMessage::Configure { id, version_rolling } => {
+                let version_rolling = version_rolling.filter(|_| self.options.version_rolling);
                 self.version_mask = version_rolling.map_or(VersionMask::NONE, |r| r.mask.and(VersionMask::BIP320));
                 let granted = version_rolling.map(|_| self.version_mask);
                 vec![reply(Some(id), Reply::Configured { version_rolling: granted })]

@@ -1,5 +1,6 @@
 //! The scheduler turns the source's latest work into work units and keeps every device busy.
-//! Each unit has its own extranonce2 (and rolled version), so no search space is swept twice.
+//! Each unit has its own extranonce2 (and rolled versions: as many as the device hashes with
+//! each nonce, where the source allows rolling), so no search space is swept twice.
 //! A device keeps `depth()` pieces queued, and each piece queued is cut from the newest job, so
 //! a new job waits only for the piece already running (one dispatch on a GPU). Verified shares
 //! go back to the source, which knows whether their job is still current.
@@ -21,7 +22,7 @@ use crate::device::Sweeper;
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::target::candidate_mask;
-use crate::work::{DeviceId, Difficulty, Extranonce1, Extranonce2, NonceRange, Target, Work};
+use crate::work::{Candidate, DeviceId, Difficulty, Extranonce1, Extranonce2, NonceRange, Target, Work};
 
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
@@ -38,10 +39,11 @@ fn piece_size(preferred: u64, target: &Target) -> u64 {
     preferred.min((EXPECTED_CANDIDATES * per_candidate).max(256))
 }
 
-/// Hands out work units, each an (extranonce2, version, ntime) triple, from one counter per
+/// Hands out work units, each an (extranonce2, K versions, ntime) triple, from one counter per
 /// extranonce1. With version rolling, up to 2^16 versions inside the mask come before the next
-/// extranonce2; once the extranonce2 space is spent, ntime moves on by a second, as far as the
-/// source allows (header-only work has no extranonce2 at all). The counter does not start over
+/// extranonce2, K at a time (fewer when the mask has fewer); once the extranonce2 space is
+/// spent, ntime moves on by a second, as far as the source allows (header-only work has no
+/// extranonce2 at all). The counter does not start over
 /// on a new job: a pool may send the same coinbase again under a new job id (a difficulty
 /// change), and fresh units keep that space from being swept twice.
 #[derive(Debug, Default)]
@@ -68,20 +70,27 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Roll {
     extranonce2: Extranonce2,
-    version: u32,
+    /// The versions hashed with each nonce (one without rolling).
+    versions: Vec<u32>,
     time: u32,
 }
 
 impl Extranonces {
-    fn next(&self, work: &SourceWork) -> Option<Roll> {
+    /// The next unit of `versions` versions (a power of two, at most what the mask allows).
+    fn next(&self, work: &SourceWork, versions: u32) -> Option<Roll> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 != work.extranonce1 {
             *state = (work.extranonce1.clone(), 0);
         }
         let roll_bits = work.version_mask.0.count_ones().min(16);
-        let unit = state.1;
+        let k = u64::from(versions.max(1).next_power_of_two()).min(1 << roll_bits);
+        // Devices with another K share the counter: a unit starts at a multiple of its K, so
+        // that its versions never straddle two extranonce2s. What is skipped is never swept.
+        let unit = state.1.next_multiple_of(k);
         let roll = (unit & ((1 << roll_bits) - 1)) as u32;
-        let version = work.version_mask.apply(work.job.version, deposit(roll, work.version_mask.0));
+        let versions = (roll..roll + k as u32)
+            .map(|r| work.version_mask.apply(work.job.version, deposit(r, work.version_mask.0)))
+            .collect();
         let value = unit >> roll_bits;
         let size = work.extranonce2_size.min(8);
         let (value, seconds) =
@@ -89,11 +98,11 @@ impl Extranonces {
         if seconds > u64::from(work.time_roll) {
             return None; // the space is spent: wait for a new job or extranonce1
         }
-        state.1 += 1;
+        state.1 = unit + k;
         let mut extranonce2 = vec![0u8; work.extranonce2_size];
         let n = extranonce2.len();
         extranonce2[n - size..].copy_from_slice(&value.to_be_bytes()[8 - size..]);
-        Some(Roll { extranonce2: Extranonce2(extranonce2), version, time: work.job.time.wrapping_add(seconds as u32) })
+        Some(Roll { extranonce2: Extranonce2(extranonce2), versions, time: work.job.time.wrapping_add(seconds as u32) })
     }
 }
 
@@ -206,7 +215,8 @@ impl DeviceLoop {
             if let Some(received) = self.queued.front_mut().and_then(|(_, r)| r.take()) {
                 self.record_switch(received);
             }
-            self.stats.record(Event::Hashes { device: self.id, count: range.count });
+            let count = range.count * unit.work.versions().len() as u64;
+            self.stats.record(Event::Hashes { device: self.id, count });
             self.report(&unit, range, &candidates);
         }
         Ok(())
@@ -230,30 +240,25 @@ impl DeviceLoop {
             }
         }
         let source_work = self.work.borrow_and_update().clone()?;
-        let roll = self.extranonces.next(&source_work)?;
+        let roll = self.extranonces.next(&source_work, self.device.versions_per_nonce())?;
         let new_job = self
             .unit
             .as_ref()
             .is_none_or(|u| u.source_work.generation != source_work.generation)
             .then_some(source_work.received);
         let job = &source_work.job;
-        let header = job.header(&source_work.extranonce1, &roll.extranonce2, roll.time, roll.version);
-        let work = Work::new(header, source_work.target);
+        let header = job.header(&source_work.extranonce1, &roll.extranonce2, roll.time, roll.versions[0]);
+        let work = Work::with_versions(header, source_work.target, &roll.versions);
         let unit = Arc::new(Unit { source_work: source_work.clone(), roll, work, rest: source_work.nonces });
         self.unit = Some(unit.clone());
         Some((unit, new_job))
     }
 
-    fn report(&self, unit: &Unit, range: NonceRange, candidates: &[u32]) {
+    fn report(&self, unit: &Unit, range: NonceRange, candidates: &[Candidate]) {
         let verified = cpu::verify(&unit.work, range, candidates);
         for error in &verified.hw_errors {
             self.stats.record(Event::HardwareError { device: self.id });
-            tracing::warn!(
-                "hardware error on {}: nonce {:08x} hashes to {}",
-                self.device.info().name,
-                error.nonce,
-                error.hash
-            );
+            tracing::warn!("hardware error on {}: {error}", self.device.info().name);
         }
         let source_work = &unit.source_work;
         for hit in verified.hits {
@@ -265,8 +270,7 @@ impl DeviceLoop {
                 extranonce2: unit.roll.extranonce2.clone(),
                 time: unit.roll.time,
                 nonce: hit.nonce,
-                version_bits: (!source_work.version_mask.is_none())
-                    .then_some(unit.roll.version & source_work.version_mask.0),
+                version_bits: (!source_work.version_mask.is_none()).then_some(hit.version & source_work.version_mask.0),
                 hash: hit.hash,
                 device: self.id,
             };
@@ -329,7 +333,7 @@ mod tests {
             self.queued.push_back(range);
             Ok(())
         }
-        fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<u32>)>, crate::device::SweepError> {
+        fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, crate::device::SweepError> {
             let Some(range) = self.queued.pop_front() else { return Ok(None) };
             let _ = self.release.recv(); // the test ends a piece, or has ended
             Ok(Some((range, Vec::new())))
@@ -401,11 +405,43 @@ mod tests {
         let e = Extranonces::default();
         let mut w = work(1, 4);
         w.version_mask = VersionMask::BIP320;
-        let units: Vec<_> = (0..65537).map(|_| e.next(&w).map(|r| (r.extranonce2.0, r.version)).unwrap()).collect();
+        let units: Vec<_> =
+            (0..65537).map(|_| e.next(&w, 1).map(|r| (r.extranonce2.0, r.versions[0])).unwrap()).collect();
         assert_eq!(units[0], (vec![0, 0, 0, 0], 0x2000_0000));
         assert_eq!(units[1], (vec![0, 0, 0, 0], 0x2000_2000));
         assert_eq!(units[65535], (vec![0, 0, 0, 0], 0x3fff_e000));
         assert_eq!(units[65536], (vec![0, 0, 0, 1], 0x2000_0000));
+    }
+
+    /// A unit holds K consecutive rolled versions; K shrinks to what the mask holds, is one
+    /// without rolling, and a unit of another K starts at a multiple of its own, so that no
+    /// unit straddles two extranonce2s and none is swept twice.
+    #[test]
+    fn a_unit_holds_k_versions_within_the_mask() {
+        let e = Extranonces::default();
+        let mut w = work(1, 4);
+        w.version_mask = VersionMask::BIP320;
+        let unit = |k| e.next(&w, k).map(|r| (r.extranonce2.0[3], r.versions)).unwrap();
+        assert_eq!(unit(4), (0, vec![0x2000_0000, 0x2000_2000, 0x2000_4000, 0x2000_6000]));
+        assert_eq!(unit(1), (0, vec![0x2000_8000]));
+        assert_eq!(unit(2), (0, vec![0x2000_c000, 0x2000_e000])); // 0x2000_a000 is skipped
+        assert_eq!(unit(8).1, (8..16).map(|r| 0x2000_0000 | r << 13).collect::<Vec<_>>());
+        for _ in 0..(65536 - 16) / 8 {
+            e.next(&w, 8).unwrap();
+        }
+        assert_eq!(unit(4), (1, vec![0x2000_0000, 0x2000_2000, 0x2000_4000, 0x2000_6000]));
+
+        // Two rolled bits: four versions at most, then the next extranonce2.
+        let e = Extranonces::default();
+        w.version_mask = VersionMask(0x0001_8000);
+        let units: Vec<_> = (0..2).map(|_| e.next(&w, 8).map(|r| (r.extranonce2.0[3], r.versions)).unwrap()).collect();
+        let four = vec![0x2000_0000, 0x2000_8000, 0x2001_0000, 0x2001_8000];
+        assert_eq!(units, [(0, four.clone()), (1, four)]);
+
+        // No rolling: one version, the job's.
+        let e = Extranonces::default();
+        let roll = e.next(&work(1, 4), 8).unwrap();
+        assert_eq!(roll.versions, [0x2000_0000]);
     }
 
     /// Header-only work (an SV2 standard channel) has no extranonce2: after the versions,
@@ -417,7 +453,7 @@ mod tests {
         w.job.time = 1_700_000_000;
         w.version_mask = VersionMask(0x0000_6000); // two bits: four versions a second
         w.time_roll = 2;
-        let units: Vec<_> = std::iter::from_fn(|| e.next(&w)).map(|r| (r.version, r.time)).collect();
+        let units: Vec<_> = std::iter::from_fn(|| e.next(&w, 1)).map(|r| (r.versions[0], r.time)).collect();
         let t = 1_700_000_000;
         let expected: Vec<_> =
             (0..3).flat_map(|s| [0x2000_0000, 0x2000_2000, 0x2000_4000, 0x2000_6000].map(|v| (v, t + s))).collect();
@@ -427,7 +463,7 @@ mod tests {
     #[test]
     fn each_unit_gets_its_own_extranonce2_until_the_session_changes() {
         let e = Extranonces::default();
-        let en2 = |w: &SourceWork| e.next(w).map(|r| r.extranonce2.0);
+        let en2 = |w: &SourceWork| e.next(w, 1).map(|r| r.extranonce2.0);
         assert_eq!(en2(&work(1, 4)), Some(vec![0, 0, 0, 0]));
         let mut next_job = work(1, 4);
         next_job.generation = 2;

@@ -14,6 +14,7 @@ use bitcoin::consensus::encode;
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{Amount, BlockHash, CompactTarget, ScriptBuf, Witness};
 
+use super::VersionMask;
 use super::job::Job;
 
 /// Bytes of the extranonce in the coinbase's scriptSig: 2^64 work units per template.
@@ -204,16 +205,30 @@ impl BlockPlan {
         }
     }
 
-    /// The header for `extranonce` and `time`, nonce set.
-    pub fn header(&self, extranonce: &[u8], time: u32, nonce: u32) -> Header {
-        let mut header = self.job("".into(), time).header(&[], extranonce, time, self.template.version as u32);
+    /// The version bits a miner may roll in this template's blocks: BIP320's general-purpose
+    /// bits where the version is a BIP9 one (top bits 001), as ckpool's solo mode offers its
+    /// miners (its `version_mask`, 1fffe000 by default), less any the node set (a deployment's
+    /// signal stays as the node wrote it); none in an older version.
+    pub fn version_mask(&self) -> VersionMask {
+        let version = self.template.version as u32;
+        if version >> 29 == 0b001 { VersionMask(VersionMask::BIP320.0 & !version) } else { VersionMask::NONE }
+    }
+
+    /// The header for `extranonce`, `time` and `version` (the template's, with rolled bits),
+    /// nonce set.
+    pub fn header(&self, extranonce: &[u8], time: u32, version: u32, nonce: u32) -> Header {
+        let mut header = self.job("".into(), time).header(&[], extranonce, time, version);
         header.nonce = nonce;
         header
     }
 
-    /// The full block for a found (extranonce, time, nonce), checked as a node would: merkle
-    /// root, witness commitment and, where it applies, the BIP34 height.
-    pub fn block(&self, extranonce: &[u8], time: u32, nonce: u32) -> Result<Block, BlockError> {
+    /// The full block for a found (extranonce, time, version, nonce), checked as a node would:
+    /// merkle root, witness commitment and, where it applies, the BIP34 height; and the version
+    /// differs from the template's only in the bits `version_mask` allows.
+    pub fn block(&self, extranonce: &[u8], time: u32, version: u32, nonce: u32) -> Result<Block, BlockError> {
+        if (version ^ self.template.version as u32) & !self.version_mask().0 != 0 {
+            return Err(BlockError::Check("version bits outside BIP320's"));
+        }
         let bytes = [&self.coinb1[..], extranonce, &self.coinb2[..]].concat();
         let mut coinbase: Transaction = encode::deserialize(&bytes).map_err(|e| BlockError::Coinbase(e.to_string()))?;
         if self.segwit {
@@ -222,7 +237,7 @@ impl BlockPlan {
         let mut txdata = Vec::with_capacity(1 + self.template.transactions.len());
         txdata.push(coinbase);
         txdata.extend(self.template.transactions.iter().cloned());
-        let block = Block { header: self.header(extranonce, time, nonce), txdata };
+        let block = Block { header: self.header(extranonce, time, version, nonce), txdata };
         if !block.check_merkle_root() {
             return Err(BlockError::Check("merkle root"));
         }

@@ -113,38 +113,87 @@ impl fmt::Display for NonceRange {
     }
 }
 
-/// What a device sweeps: a header whose every field but the nonce is fixed, and the target a
-/// hash must meet to count.
+/// The most versions a device hashes with each nonce (the kernel's `MAX_VERSIONS`).
+pub const MAX_VERSIONS: usize = 8;
+
+/// What a device sweeps: a header whose every field but the nonce and the version is fixed, the
+/// versions hashed with each nonce (BIP320's rolled bits: headers that differ only there share
+/// their second SHA-256 block, which devices exploit), and the target a hash must meet to count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Work {
+    /// The header, with the first of the versions.
     pub header: Header,
     pub target: Target,
+    /// 1 to `MAX_VERSIONS` versions, the header's first.
+    versions: Vec<u32>,
+}
+
+/// A nonce a device reports, with the index of its version in the work's versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Candidate {
+    pub nonce: u32,
+    pub version: u32,
+}
+
+impl Candidate {
+    /// A nonce of the work's first (or only) version.
+    pub fn first(nonce: u32) -> Candidate {
+        Candidate { nonce, version: 0 }
+    }
 }
 
 impl Work {
+    /// Work of the header's one version.
     pub fn new(header: Header, target: Target) -> Self {
-        Work { header, target }
+        Work { versions: vec![header.version.to_consensus() as u32], header, target }
     }
 
     /// Work whose target is the header's own nBits: a hit is a valid block.
     pub fn block(header: Header) -> Result<Self, target::CompactError> {
-        Ok(Work { target: target::target_from_compact(header.bits)?, header })
+        Ok(Work::new(header, target::target_from_compact(header.bits)?))
     }
 
-    pub fn header_bytes(&self) -> [u8; 80] {
-        header_bytes(&self.header)
+    /// Work of `versions` of the header (the header's own when empty; the first
+    /// `MAX_VERSIONS` when more).
+    pub fn with_versions(mut header: Header, target: Target, versions: &[u32]) -> Self {
+        let Some(&first) = versions.first() else { return Work::new(header, target) };
+        header.version = bitcoin::block::Version::from_consensus(first as i32);
+        Work { header, target, versions: versions[..versions.len().min(MAX_VERSIONS)].to_vec() }
     }
 
-    /// The header's hash with this nonce.
-    pub fn hash(&self, nonce: u32) -> BlockHash {
-        Header { nonce, ..self.header }.block_hash()
+    pub fn versions(&self) -> &[u32] {
+        &self.versions
+    }
+
+    /// The header a candidate stands for; `None` when its version index is not one of the
+    /// work's.
+    pub fn header_of(&self, candidate: Candidate) -> Option<Header> {
+        let version = *self.versions.get(candidate.version as usize)?;
+        Some(Header {
+            version: bitcoin::block::Version::from_consensus(version as i32),
+            nonce: candidate.nonce,
+            ..self.header
+        })
+    }
+
+    /// The 80 bytes of the header in its version number `index` (the first when out of range).
+    pub fn header_bytes(&self, index: usize) -> [u8; 80] {
+        let version = Candidate { nonce: self.header.nonce, version: index as u32 };
+        header_bytes(&self.header_of(version).unwrap_or(self.header))
+    }
+
+    /// A candidate's hash; `None` when its version index is not one of the work's.
+    pub fn hash(&self, candidate: Candidate) -> Option<BlockHash> {
+        Some(self.header_of(candidate)?.block_hash())
     }
 }
 
-/// A nonce whose hash the CPU has checked against the work's target.
+/// A candidate whose hash the CPU has checked against the work's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Hit {
     pub nonce: u32,
+    /// The header's whole version field, as hashed.
+    pub version: u32,
     pub hash: BlockHash,
 }
 

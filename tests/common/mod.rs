@@ -39,12 +39,14 @@ pub fn mainnet_headers() -> Vec<MainnetHeader> {
 /// few seconds on lavapipe. A missing adapter fails the test with what to install.
 pub fn gpu() -> MutexGuard<'static, GpuSweeper> {
     static GPU: OnceLock<Mutex<GpuSweeper>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
-        // Small dispatches so that tests exercise many of them, and the ring of slots.
-        let options = GpuOptions { batch: 1 << 16, ..GpuOptions::default() };
-        Mutex::new(GpuSweeper::open(adapter, options).unwrap_or_else(|e| panic!("{e}")))
-    })
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner())
+    GPU.get_or_init(|| Mutex::new(open_gpu())).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The default adapter (lavapipe in CI) in the default shape (four versions per nonce), with
+/// small dispatches so that tests exercise many of them, and the ring of slots.
+#[allow(dead_code)] // not every test binary opens one of its own
+pub fn open_gpu() -> GpuSweeper {
+    let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
+    let options = GpuOptions { batch: 1 << 16, ..GpuOptions::default() };
+    GpuSweeper::open(adapter, options).unwrap_or_else(|e| panic!("{e}"))
 }

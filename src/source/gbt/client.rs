@@ -18,7 +18,7 @@ use super::template::{self, Template};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::block::{BlockPlan, EXTRANONCE_SIZE};
-use crate::work::{DeviceId, Difficulty, Extranonce1, JobId, PoolId, VersionMask};
+use crate::work::{DeviceId, Difficulty, Extranonce1, JobId, PoolId};
 
 /// Written into every coinbase, after the height.
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
@@ -326,7 +326,7 @@ impl Session {
             extranonce1: Extranonce1::default(),
             extranonce2_size: EXTRANONCE_SIZE,
             target,
-            version_mask: VersionMask::NONE,
+            version_mask: plan.version_mask(),
             nonces,
             time_roll: 0,
             received: Instant::now(),
@@ -355,7 +355,8 @@ impl Session {
             self.end_share(&share, ShareEvent::Stale);
             return;
         }
-        let block = match plan.block(&share.extranonce2, share.time, share.nonce) {
+        let version = plan.version_mask().apply(plan.template.version as u32, share.version_bits.unwrap_or(0));
+        let block = match plan.block(&share.extranonce2, share.time, version, share.nonce) {
             Ok(block) => block,
             Err(e) => {
                 self.end_share(&share, ShareEvent::Rejected);
