@@ -99,7 +99,7 @@ fn one() -> u32 {
 pub const VERSIONS_PER_NONCE: [u32; 4] = [1, 2, 4, 8];
 
 impl Shape {
-    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64, versions_per_nonce: 4 };
+    pub const DEFAULT: Shape = Shape { workgroup_size: 64, nonces_per_invocation: 64, versions_per_nonce: 8 };
 
     /// Nonces one workgroup sweeps.
     pub fn per_group(&self) -> u32 {
@@ -154,6 +154,12 @@ pub trait Sweeper: Send {
 
     /// Nonces per queued piece: one dispatch on a GPU.
     fn preferred_chunk(&self) -> u64;
+
+    /// The nonces a device sweeps as one step (a GPU's workgroup): a piece cut to a multiple
+    /// of it leaves no last step part-filled, which costs a full one's time.
+    fn granule(&self) -> u64 {
+        1
+    }
 
     /// Versions of a header this device hashes with each nonce at its best (K): the scheduler
     /// gives it work of that many where the source allows rolling them.

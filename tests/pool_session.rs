@@ -41,7 +41,7 @@ fn journal_path(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// The GPU (lavapipe in CI) mines through the embedded pool in its default shape, four
+/// The GPU (lavapipe in CI) mines through the embedded pool in its default shape, eight
 /// versions per nonce: where the pool grants version rolling, its shares carry versions from
 /// every place in a unit (the version index the kernel reports); where the pool refuses it
 /// (`"version-rolling": false`, BIP310's answer for an extension not granted), work units have
@@ -52,7 +52,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
     for version_rolling in [true, false] {
         let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));
         let gpu = GpuSweeper::open(adapter, GpuOptions { batch: 1 << 20, ..GpuOptions::default() }).unwrap();
-        assert_eq!(gpu.versions_per_nonce(), 4);
+        assert_eq!(gpu.versions_per_nonce(), 8);
         runtime().block_on(async {
             let difficulty = Difficulty::new(0.0005).unwrap();
             let options = PoolOptions { difficulty, share_interval: None, version_rolling, ..Default::default() };

@@ -64,9 +64,10 @@ const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
 /// Nonces per invocation, tried at the best workgroup size: longer loops amortise the
 /// invocation's setup, shorter ones fill small devices.
 const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
-/// Versions per nonce, tried at the best workgroup size before the nonces (they need no new
-/// pipeline): each shares a nonce's schedule among more versions, and holds more state.
-const VERSIONS_PER_NONCE: [u32; 4] = [4, 8, 2, 1];
+/// Versions per nonce, tried at the best workgroup size before the nonces, most first: more
+/// share each nonce's schedule (fewest operations per hash; lavapipe runs 8 fastest), fewer win
+/// where the longer shader costs more than it saves (instruction cache, registers).
+const VERSIONS_PER_NONCE: [u32; 4] = [8, 4, 2, 1];
 
 /// How much faster a shape must measure to replace the best so far: a 100 ms reading on a
 /// busy machine moves by about that much, and the shapes tried first are the safe ones.
@@ -154,6 +155,7 @@ pub fn cache_key(info: &wgpu::AdapterInfo, kernel: &str) -> String {
 /// One remembered choice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    #[serde(deserialize_with = "every_dimension")]
     pub shape: Shape,
     /// Its rate when measured, MH/s.
     pub mhs: f64,
@@ -167,9 +169,30 @@ pub fn default_cache_path() -> Option<PathBuf> {
     Some(dirs::cache_dir()?.join("wgminer").join("kernel-shapes.json"))
 }
 
-/// Reads every remembered choice. A missing file is an empty cache; an unreadable one is an
-/// error that says which file, which the caller logs before measuring again.
+/// A remembered shape names every dimension: an older wgminer, which rewrites the whole file
+/// when it remembers its own shape, drops the versions per nonce it does not know of, and the
+/// entry it leaves is measured again rather than read as one version per nonce.
+fn every_dimension<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Shape, D::Error> {
+    #[derive(Deserialize)]
+    struct Every {
+        workgroup_size: u32,
+        nonces_per_invocation: u32,
+        versions_per_nonce: u32,
+    }
+    let Every { workgroup_size, nonces_per_invocation, versions_per_nonce } = Every::deserialize(deserializer)?;
+    Ok(Shape { workgroup_size, nonces_per_invocation, versions_per_nonce })
+}
+
+/// Reads every remembered choice; an entry this version cannot read is left out (and measured
+/// again). A missing file is an empty cache; an unreadable one is an error that says which
+/// file, which the caller logs before measuring again.
 pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, CacheError> {
+    let entries = load_raw(path)?.into_iter();
+    Ok(entries.filter_map(|(key, raw)| Some((key, serde_json::from_value(raw).ok()?))).collect())
+}
+
+/// The file's entries as they stand, for `store` to keep those written by other versions.
+fn load_raw(path: &Path) -> Result<BTreeMap<String, serde_json::Value>, CacheError> {
     let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| error(e.into())),
@@ -178,11 +201,12 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>, CacheError> {
     }
 }
 
-/// Remembers `entry` under `key`, keeping the others; written whole to a temporary file and
-/// renamed, so that two miners starting at once never leave half a file.
+/// Remembers `entry` under `key`, keeping the others as they are; written whole to a temporary
+/// file and renamed, so that two miners starting at once never leave half a file.
 pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), CacheError> {
-    let mut all = load(path).unwrap_or_default();
-    all.insert(key.to_string(), entry);
+    let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
+    let mut all = load_raw(path).unwrap_or_default();
+    all.insert(key.to_string(), serde_json::to_value(entry).map_err(|e| error(e.into()))?);
     let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(error)?;
@@ -219,7 +243,7 @@ mod tests {
     use super::*;
     use std::convert::Infallible;
 
-    /// A made-up device whose rate peaks at 128 × 256, K = 8.
+    /// A made-up device whose rate peaks at 128 × 256, K = 4.
     fn rate(shape: Shape) -> Result<f64, Infallible> {
         let w = match shape.workgroup_size {
             128 => 10.0,
@@ -233,8 +257,8 @@ mod tests {
             _ => 1.0,
         };
         let k = match shape.versions_per_nonce {
-            8 => 1.2,
-            4 => 1.1,
+            4 => 1.2,
+            8 => 1.1,
             2 => 1.05,
             _ => 1.0,
         };
@@ -268,19 +292,19 @@ mod tests {
     #[test]
     fn finds_the_fastest_shape_workgroup_first() {
         let (best, mhs, tried) = run(&ShapeRequest::default(), 1024, 100);
-        assert_eq!((best, mhs), (shape(128, 256, 8), 24.0));
+        assert_eq!((best, mhs), (shape(128, 256, 4), 24.0));
         assert_eq!(
             tried,
             [
-                shape(64, 64, 4),
-                shape(128, 64, 4),
-                shape(256, 64, 4),
-                shape(32, 64, 4),
+                shape(64, 64, 8),
                 shape(128, 64, 8),
+                shape(256, 64, 8),
+                shape(32, 64, 8),
+                shape(128, 64, 4),
                 shape(128, 64, 2),
                 shape(128, 64, 1),
-                shape(128, 256, 8),
-                shape(128, 16, 8)
+                shape(128, 256, 4),
+                shape(128, 16, 4)
             ]
         );
     }
@@ -291,11 +315,11 @@ mod tests {
         assert!(tried.iter().all(|s| s.workgroup_size <= 64), "{tried:?}");
         let fixed = ShapeRequest { workgroup_size: Some(256), ..Default::default() };
         let (best, _, tried) = run(&fixed, 1024, 100);
-        assert_eq!(best, shape(256, 256, 8));
+        assert_eq!(best, shape(256, 256, 4));
         assert!(tried.iter().all(|s| s.workgroup_size == 256), "{tried:?}");
         let fixed = ShapeRequest { nonces_per_invocation: Some(16), ..Default::default() };
         let (best, _, _) = run(&fixed, 1024, 100);
-        assert_eq!(best, shape(128, 16, 8));
+        assert_eq!(best, shape(128, 16, 4));
         let fixed = ShapeRequest { versions_per_nonce: Some(1), ..Default::default() };
         let (best, _, tried) = run(&fixed, 1024, 100);
         assert_eq!(best, shape(128, 256, 1));
@@ -307,16 +331,16 @@ mod tests {
         let request = ShapeRequest { nonces_per_invocation: Some(64), ..Default::default() };
         let rates = |s: Shape| -> Result<f64, Infallible> { Ok(if s.workgroup_size == 64 { 10.0 } else { 10.4 }) };
         let (best, _, _) = search(&request, 1024, || true, rates).unwrap();
-        assert_eq!(best, shape(64, 64, 4));
+        assert_eq!(best, shape(64, 64, 8));
     }
 
     #[test]
     fn the_budget_stops_the_search_but_not_before_one_shape() {
         let (best, _, tried) = run(&ShapeRequest::default(), 1024, 2);
-        assert_eq!(tried, [shape(64, 64, 4), shape(128, 64, 4)]);
-        assert_eq!(best, shape(128, 64, 4));
+        assert_eq!(tried, [shape(64, 64, 8), shape(128, 64, 8)]);
+        assert_eq!(best, shape(128, 64, 8));
         let (_, _, tried) = run(&ShapeRequest::default(), 1024, 0);
-        assert_eq!(tried, [shape(64, 64, 4)]);
+        assert_eq!(tried, [shape(64, 64, 8)]);
     }
 
     #[test]
@@ -333,6 +357,17 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all["gpu a"].shape, shape(128, 64, 4));
         assert_eq!(all["gpu b"].shape, shape(256, 64, 4));
+        // As a wgminer from before versions per nonce leaves the file when it remembers a shape
+        // of its own: the entry without K is measured again, the others are kept as they were.
+        let mut raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        raw["gpu b"]["shape"].as_object_mut().unwrap().remove("versions_per_nonce");
+        raw["gpu old"] = serde_json::json!({"shape": {"workgroup_size": 64, "nonces_per_invocation": 64}, "mhs": 2.0, "measured": "x"});
+        std::fs::write(&path, raw.to_string()).unwrap();
+        assert_eq!(load(&path).unwrap().keys().collect::<Vec<_>>(), ["gpu a"]);
+        store(&path, "gpu d", entry(shape(32, 64, 2))).unwrap();
+        let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(kept["gpu old"], raw["gpu old"]);
+        assert_eq!(load(&path).unwrap().keys().collect::<Vec<_>>(), ["gpu a", "gpu d"]);
         std::fs::write(&path, "{ not json").unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("kernel-shapes.json"));
         // Storing over a bad file starts it afresh.

@@ -22,7 +22,7 @@ use crate::device::Sweeper;
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::work::target::candidate_mask;
-use crate::work::{Candidate, DeviceId, Difficulty, Extranonce1, Extranonce2, NonceRange, Target, Work};
+use crate::work::{Candidate, DeviceId, Difficulty, Extranonce1, Extranonce2, NonceRange, Work};
 
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
@@ -32,11 +32,13 @@ pub const SHARE_QUEUE: usize = 4096;
 /// candidate buffer seldom overflows into re-sweeps and the source is not flooded.
 const EXPECTED_CANDIDATES: u64 = 1024;
 
-/// The nonces of one piece: the device's preferred size, or less for an easy target.
-fn piece_size(preferred: u64, target: &Target) -> u64 {
+/// The nonces of one piece of work with `versions` versions a nonce: the device's preferred
+/// size, or less for an easy target.
+fn piece_size(preferred: u64, work: &Work) -> u64 {
     // A hash is a candidate when its top word has no bit of the mask set.
-    let per_candidate = (1u64 << 32) / (u64::from(!candidate_mask(target)) + 1);
-    preferred.min((EXPECTED_CANDIDATES * per_candidate).max(256))
+    let per_candidate = (1u64 << 32) / (u64::from(!candidate_mask(&work.target)) + 1);
+    let versions = work.versions().len() as u64;
+    preferred.min((EXPECTED_CANDIDATES * per_candidate / versions).max(256))
 }
 
 /// Hands out work units, each an (extranonce2, K versions, ntime) triple, from one counter per
@@ -185,12 +187,16 @@ impl DeviceLoop {
         // the rest of the running piece and the one behind it, two thirds of a dispatch, and
         // the host's and driver's jitter still leave it within one.
         let depth = self.device.depth().max(1);
-        let preferred = (self.device.preferred_chunk() / (depth as u64 + 1)).max(1);
+        // In the device's whole steps (see `Sweeper::granule`): with K versions a nonce a
+        // piece has K times fewer workgroups, and a step left part-filled weighs K times more.
+        let granule = self.device.granule().max(1);
+        let preferred = (self.device.preferred_chunk() / (depth as u64 + 1)) / granule * granule;
+        let preferred = preferred.max(granule);
         while !self.stop.load(Relaxed) {
             // Keep the device's queue full, each new piece from the newest job.
             while self.queued.len() < depth && !self.pause.load(Relaxed) {
                 let Some((unit, new_job)) = self.current_unit() else { break };
-                let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work.target));
+                let (piece, rest) = unit.rest.split_at(piece_size(preferred, &unit.work));
                 let next = Arc::new(Unit { rest, ..(*unit).clone() });
                 self.device.queue(&next.work, piece)?;
                 // An idle device starts a new job's first piece at once; a busy one when the
@@ -291,7 +297,7 @@ impl DeviceLoop {
 mod tests {
     use super::*;
     use crate::work::job::Job;
-    use crate::work::{PoolId, VersionMask};
+    use crate::work::{PoolId, Target, VersionMask};
 
     fn work(extranonce1: u8, size: usize) -> SourceWork {
         let job =
@@ -323,7 +329,10 @@ mod tests {
             &self.info
         }
         fn preferred_chunk(&self) -> u64 {
-            3 << 20
+            (3 << 20) + 999
+        }
+        fn granule(&self) -> u64 {
+            1 << 10 // a third of the dispatch, cut down to whole workgroups: 1 << 20
         }
         fn depth(&self) -> usize {
             2
@@ -391,11 +400,16 @@ mod tests {
 
     #[test]
     fn easy_targets_get_small_pieces() {
+        let header = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin).header;
+        let size =
+            |target: Target, versions: &[u32]| piece_size(1 << 24, &Work::with_versions(header, target, versions));
         let regtest = crate::work::target::target_from_compact(crate::work::CompactTarget::from_consensus(0x207f_ffff));
-        assert_eq!(piece_size(1 << 24, &regtest.unwrap()), 2048);
-        assert_eq!(piece_size(1 << 24, &Difficulty::ONE.to_target()), 1 << 24);
-        assert_eq!(piece_size(1 << 24, &Target::MAX_ATTAINABLE_MAINNET), 1 << 24);
-        assert_eq!(piece_size(1 << 24, &Target::from_be_bytes([0xff; 32])), 1024);
+        assert_eq!(size(regtest.unwrap(), &[1]), 2048);
+        // Eight versions a nonce: eight times the hashes, so an eighth of the nonces.
+        assert_eq!(size(regtest.unwrap(), &[1, 2, 3, 4, 5, 6, 7, 8]), 256);
+        assert_eq!(size(Difficulty::ONE.to_target(), &[1]), 1 << 24);
+        assert_eq!(size(Target::MAX_ATTAINABLE_MAINNET, &[1, 2, 3, 4, 5, 6, 7, 8]), 1 << 24);
+        assert_eq!(size(Target::from_be_bytes([0xff; 32]), &[1]), 1024);
     }
 
     #[test]
