@@ -279,7 +279,7 @@ pub fn measure_rate(sweeper: &mut dyn Sweeper, seconds: f64, chunk: u64) -> Resu
             queued += 1;
         }
         let Some((range, _)) = sweeper.next_result()? else { break };
-        hashes += range.count * work.versions().len() as u64;
+        hashes += work.hashes(range);
         queued -= 1;
     }
     Ok((hashes, started.elapsed().as_secs_f64()))

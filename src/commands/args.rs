@@ -111,7 +111,7 @@ pub struct KernelArgs {
     /// Invocations per workgroup (the kernel's @workgroup_size) [default: measured]
     ///
     /// On a device's first use wgminer measures a few shapes (64, 128, 256, 32 invocations ×
-    /// 4, 8, 2, 1 versions × 64, 256, 16 nonces), about 200 ms each, and remembers the
+    /// 8, 4, 2, 1 versions × 64, 256, 16 nonces), about 200 ms each, and remembers the
     /// fastest for that adapter, driver and kernel in ~/.cache/wgminer/kernel-shapes.json. A
     /// value given here wins; the other dimensions are still measured unless given too.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]

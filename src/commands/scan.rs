@@ -40,10 +40,10 @@ pub fn run(device: &mut dyn Sweeper, work: &Work, range: NonceRange) -> anyhow::
     let seconds = started.elapsed().as_secs_f64();
     let summary = json!({
         "type": "summary",
-        "hashes": range.count * work.versions().len() as u64,
+        "hashes": work.hashes(range),
         "hits": hits,
         "seconds": seconds,
-        "mhs": (range.count * work.versions().len() as u64) as f64 / seconds / 1e6,
+        "mhs": work.hashes(range) as f64 / seconds / 1e6,
         "hw_errors": hw_errors,
         "device": device.info(),
     });

@@ -1,8 +1,9 @@
 //! The kernel's shape on each device: invocations per workgroup × nonces per invocation, and
-//! the versions hashed with each nonce (K). The best one differs by vendor (wave32 or wave64, Apple's SIMD groups, Intel's EUs, llvmpipe's
-//! vector width), so it is measured on a device's first use, a few shapes for about 100 ms
-//! each, and remembered per adapter, driver and kernel in the user's cache directory, as
-//! hashcat's autotune does. Options given on the command line win over both.
+//! the versions hashed with each nonce (K). The best one differs by vendor (wave32 or wave64,
+//! Apple's SIMD groups, Intel's EUs, llvmpipe's vector width), so it is measured on a device's
+//! first use, a few shapes for about 100 ms each, and remembered per adapter, driver and
+//! kernel in the user's cache directory, as hashcat's autotune does. Options given on the
+//! command line win over both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -207,7 +208,6 @@ pub fn store(path: &Path, key: &str, entry: Entry) -> Result<(), CacheError> {
     let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     let mut all = load_raw(path).unwrap_or_default();
     all.insert(key.to_string(), serde_json::to_value(entry).map_err(|e| error(e.into()))?);
-    let error = |source: std::io::Error| CacheError { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(error)?;
     }

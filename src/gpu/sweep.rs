@@ -142,10 +142,8 @@ impl GpuSweeper {
             immediate_size: 0,
         });
         let slots = (0..SLOTS).map(|i| Slot::new(&device, &bind_group_layout, i)).collect();
-        let versions = options.shape.versions_per_nonce;
-        let pipelines = HashMap::from([(versions, build(&device, &module, &layout, options.shape, versions))]);
         let options = GpuOptions { batch: clamp_batch(options.batch, options.shape), ..options };
-        Ok(GpuSweeper {
+        let mut sweeper = GpuSweeper {
             info,
             adapter_info,
             max_invocations,
@@ -153,7 +151,7 @@ impl GpuSweeper {
             queue,
             module,
             layout,
-            pipelines,
+            pipelines: HashMap::new(),
             slots,
             options,
             origin: Origin::CommandLine,
@@ -161,7 +159,11 @@ impl GpuSweeper {
             submitted: 0,
             in_flight: VecDeque::new(),
             ready: VecDeque::new(),
-        })
+        };
+        // The shape's own K is compiled now, so that opening a device pays for it, not its
+        // first dispatch.
+        sweeper.pipeline(options.shape.versions_per_nonce);
+        Ok(sweeper)
     }
 
     pub fn options(&self) -> GpuOptions {

@@ -32,8 +32,8 @@ pub const SHARE_QUEUE: usize = 4096;
 /// candidate buffer seldom overflows into re-sweeps and the source is not flooded.
 const EXPECTED_CANDIDATES: u64 = 1024;
 
-/// The nonces of one piece of work with `versions` versions a nonce: the device's preferred
-/// size, or less for an easy target.
+/// The nonces of one piece of `work`: the device's preferred size, or fewer for an easy target,
+/// counting each nonce's hashes in every version.
 fn piece_size(preferred: u64, work: &Work) -> u64 {
     // A hash is a candidate when its top word has no bit of the mask set.
     let per_candidate = (1u64 << 32) / (u64::from(!candidate_mask(&work.target)) + 1);
@@ -221,8 +221,7 @@ impl DeviceLoop {
             if let Some(received) = self.queued.front_mut().and_then(|(_, r)| r.take()) {
                 self.record_switch(received);
             }
-            let count = range.count * unit.work.versions().len() as u64;
-            self.stats.record(Event::Hashes { device: self.id, count });
+            self.stats.record(Event::Hashes { device: self.id, count: unit.work.hashes(range) });
             self.report(&unit, range, &candidates);
         }
         Ok(())

@@ -165,6 +165,11 @@ impl Work {
         &self.versions
     }
 
+    /// The headers a sweep of `range` hashes: each nonce in every version.
+    pub fn hashes(&self, range: NonceRange) -> u64 {
+        range.count * self.versions.len() as u64
+    }
+
     /// The header a candidate stands for; `None` when its version index is not one of the
     /// work's.
     pub fn header_of(&self, candidate: Candidate) -> Option<Header> {
