@@ -166,3 +166,16 @@ fn bad_duty_and_power_limit_values_get_a_clear_error() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `duty` and `power-limit` are config-file options like every other, one value a device.
+#[test]
+fn duty_and_power_limit_come_from_the_config_file() {
+    let config = std::env::temp_dir().join(format!("wgminer-test-limits-{}.toml", std::process::id()));
+    let text = "device = [\"cpu\", \"cpu\"]\nduty = [50, 100]\npower-limit = [15, 20.5]\n\n[[pool]]\nurl = \"stratum+tcp://127.0.0.1:1\"\nuser = \"w\"\n";
+    std::fs::write(&config, text).unwrap();
+    let out = wgminer(&["--config", config.to_str().unwrap(), "config", "--print", "mine"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("duty = [50, 100]  # config file"), "{stdout}");
+    assert!(stdout.contains("power-limit = [15, 20.5]  # config file"), "{stdout}");
+}
