@@ -95,31 +95,20 @@ enum Command {
     ///
     /// `wgminer --config wgminer.toml config --print mine -o URL` prints what `mine` would
     /// run with, as TOML, each value with where it came from; passwords masked.
-    Config {
-        /// Print the configuration (the only action so far)
-        #[arg(long)]
-        print: bool,
-        /// The command line to evaluate, as you would run it (default: mine)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
-        args: Vec<String>,
-    },
+    Config(commands::config::Args),
     /// Measure the hash rate of devices against the sha2 one-thread CPU reference
     Bench(commands::bench::Args),
-}
-
-/// `config --print [COMMAND ARGS…]`: parses the command line given as the real one would be,
-/// with the same config file.
-fn print_config(print: bool, args: Vec<String>, file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    if !print {
-        anyhow::bail!("say what to do: `wgminer config --print [COMMAND ARGS…]`");
-    }
-    let mut argv: Vec<OsString> = vec!["wgminer".into()];
-    if let Some(path) = file {
-        argv.extend(["--config".into(), path.into()]);
-    }
-    argv.extend(if args.is_empty() { vec!["mine".to_string()] } else { args }.into_iter().map(OsString::from));
-    let (matches, from_file) = parse_merged(argv, false)?;
-    commands::config::print(&Cli::command(), &matches, &from_file, file)
+    /// Print a completion script for your shell: bash, zsh, fish, elvish or powershell
+    ///
+    /// bash: `wgminer completions bash > ~/.local/share/bash-completion/completions/wgminer`;
+    /// zsh: into a directory of your $fpath, as `_wgminer`; fish:
+    /// `wgminer completions fish > ~/.config/fish/completions/wgminer.fish`.
+    Completions(commands::completions::Args),
+    /// Print the manual page (roff), or write a page per subcommand with --dir
+    ///
+    /// `wgminer man | man -l -` reads it; `wgminer man --dir /usr/local/share/man/man1` installs
+    /// wgminer(1) and wgminer-mine(1), wgminer-solo(1), ….
+    Man(commands::man::Args),
 }
 
 /// Parses `argv` with the config file merged in under the command line and environment.
@@ -150,7 +139,7 @@ fn parse_merged(argv: Vec<OsString>, strict: bool) -> anyhow::Result<(clap::ArgM
 }
 
 fn main() -> ExitCode {
-    wgminer::gpu::adapter::widen_lavapipe_vectors();
+    wgminer::gpu::adapter::prepare_driver_environment();
     let cli = parse_merged(std::env::args_os().collect(), true).and_then(|(m, _)| Ok(Cli::from_arg_matches(&m)?));
     match cli.and_then(run) {
         Ok(code) => code,
@@ -175,6 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pool(args) => args.run(),
         Command::Report(args) => args.run(),
         Command::Bench(args) => args.run(),
-        Command::Config { print, args } => print_config(print, args, cli.config.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Config(args) => args.run(&Cli::command(), cli.config.as_deref(), &|argv| parse_merged(argv, false)),
+        Command::Completions(args) => args.run(Cli::command()),
+        Command::Man(args) => args.run(config::with_env(Cli::command())),
     }
 }

@@ -581,25 +581,70 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
     });
 }
 
+/// A pool that stops reading after the login, under paused time: the miner submits what it may
+/// (`MAX_IN_FLIGHT`), holds the rest, leaves the connection once the submits go unanswered for
+/// `ANSWER_TIMEOUT` (30 s of virtual time, not of the test's) and dials again; every share,
+/// sent or held, ends in the journal once.
 #[test]
 fn a_pool_that_stops_reading_is_left_for_a_new_connection() {
-    runtime().block_on(async {
+    use wgminer::source::stratum::driver::{Links, run};
+    const SHARES: u32 = 300;
+    let journal = journal_path("deaf");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let miner = start_miner(listener.local_addr().unwrap(), journal_path("deaf"));
+        let stats = Arc::new(wgminer::stats::Stats::new());
+        let (work, mut work_rx) = tokio::sync::watch::channel(None);
+        let (share_tx, shares) = tokio::sync::mpsc::channel(SHARES as usize);
+        let (_control, control) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = PoolConfig {
+            url: format!("stratum+tcp://{}", listener.local_addr().unwrap()),
+            user: "slush.miner1".into(),
+            pass: "password".into(),
+            journal: journal.clone(),
+            trust: Default::default(),
+            suggest_difficulty: None,
+            channel: Default::default(),
+        };
+        let links = Links { work, shares, stats: stats.clone(), outcomes: None, control, stop: stop_rx };
+        let driver = tokio::spawn(run(vec![config], links));
         let mut pool = Peer::accept(&listener).await;
         pool.line().await;
         pool.send(r#"{"id":1,"result":null,"error":[20,"no",null]}"#).await;
         pool.line().await;
         pool.send(&subscribed(2)).await;
         pool.send(r#"{"id":3,"result":true,"error":null}"#).await;
-        // Every nonce is a share: the miner floods submits that this pool never reads.
-        pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[1e-12]}"#).await;
         pool.send(SLUSH_NOTIFY).await;
-        // Once its submits go unanswered for 30 s (or its writes stall for 10 s), the miner
-        // journals them, gives up on this connection and dials again.
-        let again = tokio::time::timeout(Duration::from_secs(60), listener.accept()).await;
-        assert!(matches!(again, Ok(Ok(_))), "the miner came back");
+        // From here on the pool reads nothing; the shares come as a device would hand them over.
+        work_rx.changed().await.unwrap();
+        let source = work_rx.borrow().clone().unwrap();
+        for nonce in 0..SHARES {
+            let share = Share {
+                source: source.source,
+                job_id: source.job.id.clone(),
+                extranonce1: source.extranonce1.clone(),
+                extranonce2: wgminer::work::Extranonce2(vec![0; source.extranonce2_size]),
+                time: source.job.time,
+                nonce,
+                version_bits: None,
+                hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
+                device: wgminer::work::DeviceId(0),
+            };
+            share_tx.send(share).await.unwrap();
+        }
+        let started = tokio::time::Instant::now();
+        let _again = listener.accept().await.expect("the miner came back");
+        let waited = started.elapsed();
+        assert!(waited >= wgminer::source::stratum::v1::session::ANSWER_TIMEOUT, "{waited:?}");
+        let _ = stop.send(true);
+        driver.await.unwrap();
         drop(pool);
-        miner.stop().await;
+        let lines: Vec<Value> =
+            std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let nonces: std::collections::BTreeSet<String> =
+            lines.iter().map(|l| l["nonce"].as_str().unwrap().to_string()).collect();
+        assert_eq!((lines.len(), nonces.len()), (SHARES as usize, SHARES as usize), "each share journaled once");
+        assert_eq!(stats.counts().journaled, u64::from(SHARES));
     });
 }

@@ -157,15 +157,20 @@ fn nvml_readings_in_watts_joules_and_reasons() {
     assert_eq!(older.read_at(2.0).power_w, Some(200.0));
 }
 
-/// A sensor whose temperature the test sets.
-struct Thermometer(Arc<AtomicU64>);
+/// A sensor whose temperature the test sets, counting its readings: the sampler's clock, which
+/// the test waits on where it must let the guard act.
+struct Thermometer {
+    temp: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+}
 
 impl Sensor for Thermometer {
     fn name(&self) -> String {
         "test thermometer".into()
     }
     fn read(&mut self) -> Reading {
-        Reading { temp_c: Some(self.0.load(Relaxed) as f64), power_w: Some(50.0), ..Default::default() }
+        self.reads.fetch_add(1, Relaxed);
+        Reading { temp_c: Some(self.temp.load(Relaxed) as f64), power_w: Some(50.0), ..Default::default() }
     }
 }
 
@@ -187,9 +192,10 @@ fn the_temperature_guard_pauses_and_resumes_without_losing_a_share() {
             suggest_difficulty: None,
             channel: Default::default(),
         };
-        let temp = Arc::new(AtomicU64::new(60));
+        let (temp, reads) = (Arc::new(AtomicU64::new(60)), Arc::new(AtomicU64::new(0)));
+        let thermometer = Thermometer { temp: temp.clone(), reads: reads.clone() };
         let sensing = Sensing {
-            sensors: vec![Some(Box::new(Thermometer(temp.clone())) as Box<dyn Sensor>)],
+            sensors: vec![Some(Box::new(thermometer) as Box<dyn Sensor>)],
             limits: Some(TempLimits { cutoff: 90.0, target: 80.0 }),
             every: Duration::from_millis(100),
             budgets: Vec::new(),
@@ -203,13 +209,25 @@ fn the_temperature_guard_pauses_and_resumes_without_losing_a_share() {
 
         temp.store(95, Relaxed);
         assert!(miner.until(ceiling, |s| device(s).paused()).await, "not paused at 95 °C");
-        // What was queued finishes; then nothing more is hashed.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let held = miner.stats.hashes();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(miner.stats.hashes(), held, "a paused device hashed");
+        // What was queued finishes: two readings pass with no hash counted between them.
+        // Then nothing more is hashed while ten more readings come, five of them at 85 °C.
+        let (mark, hashes_at_mark) = (AtomicU64::new(0), AtomicU64::new(u64::MAX));
+        let drained = miner
+            .until(ceiling, |s| {
+                let (now, hashes) = (reads.load(Relaxed), s.hashes());
+                if hashes != hashes_at_mark.load(Relaxed) {
+                    mark.store(now, Relaxed);
+                    hashes_at_mark.store(hashes, Relaxed);
+                }
+                now >= mark.load(Relaxed) + 2
+            })
+            .await;
+        assert!(drained, "a paused device went on hashing");
+        let (held, seen) = (miner.stats.hashes(), reads.load(Relaxed));
+        assert!(miner.until(ceiling, |_| reads.load(Relaxed) >= seen + 5).await, "the sampler stopped");
         temp.store(85, Relaxed);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(miner.until(ceiling, |_| reads.load(Relaxed) >= seen + 10).await, "the sampler stopped");
+        assert_eq!(miner.stats.hashes(), held, "a paused device hashed");
         assert!(device(&miner.stats).paused(), "between target and cutoff it stays paused");
 
         temp.store(75, Relaxed);

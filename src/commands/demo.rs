@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::mine::{HttpOptions, MineOptions, Source, Summary, mine, print_summary};
-use crate::device::Sweeper;
+use crate::device::{DeviceSelector, Sweeper};
+use crate::gpu::adapter::GpuError;
 use crate::listen::{ListenOptions, Listener};
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions, PoolStats};
@@ -16,16 +17,26 @@ use crate::source::stratum::PoolConfig;
 use crate::source::stratum::v2::session::ChannelKind;
 use crate::wire::stratum_v2::key::AuthorityPair;
 
-/// Runs the demo and prints its summary; an error when no share was accepted.
+/// What the demo says, first and in its summary, when it mines on the CPU for want of an adapter.
+const ON_THE_CPU: &str = "no GPU adapter found: mining on the CPU reference device (`-d cpu`, one thread); \
+for lavapipe, which runs the GPU kernel on every core of the CPU, `sudo apt-get install mesa-vulkan-drivers`, \
+or install your GPU's driver";
+
+/// Runs the demo and prints its summary (and `note`, when given, under it); an error when no
+/// share was accepted.
 pub fn run(
     devices: Vec<Box<dyn Sweeper>>,
     options: &MineOptions,
     pool: PoolOptions,
     journal: PathBuf,
     sv2: Option<ChannelKind>,
+    note: Option<&str>,
 ) -> anyhow::Result<Summary> {
     let (summary, _) = super::runtime()?.block_on(demo(devices, options, pool, journal, sv2))?;
     print_summary(&summary);
+    if let Some(note) = note {
+        println!("{note}");
+    }
     if summary.accepted == 0 {
         anyhow::bail!("no share was accepted");
     }
@@ -110,7 +121,25 @@ impl Args {
         }
         let pool = PoolOptions { difficulty: self.difficulty, ..Default::default() };
         crate::source::check_journal(&self.run.journal)?;
-        run(self.run.open()?, &options, pool, self.run.journal.clone(), self.sv2)?;
+        let (devices, note) = self.devices()?;
+        run(devices, &options, pool, self.run.journal.clone(), self.sv2, note)?;
         Ok(ExitCode::SUCCESS)
     }
+
+    /// The devices asked for; where that is `auto` and the machine shows no adapter at all,
+    /// the CPU reference device, said first, with the note for the summary. `mine` and `solo`
+    /// refuse instead: a pool or a node is no place to find out that a driver is missing.
+    fn devices(&self) -> anyhow::Result<(Vec<Box<dyn Sweeper>>, Option<&'static str>)> {
+        match self.run.open() {
+            Err(e) if self.run.device == [DeviceSelector::Auto] && no_adapter(&e) => {
+                println!("{ON_THE_CPU}");
+                Ok((vec![Box::new(crate::cpu::CpuSweeper::new())], Some(ON_THE_CPU)))
+            }
+            opened => Ok((opened?, None)),
+        }
+    }
+}
+
+fn no_adapter(error: &anyhow::Error) -> bool {
+    matches!(error.downcast_ref::<GpuError>(), Some(GpuError::NoAdapter { .. }))
 }

@@ -3,10 +3,12 @@
 
 pub mod args;
 pub mod bench;
+pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod devices;
 pub mod grind;
+pub mod man;
 pub mod mine;
 pub mod pool;
 pub mod report;

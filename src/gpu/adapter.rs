@@ -23,11 +23,27 @@ pub enum GpuError {
     Open { name: String, message: String },
 }
 
+/// Sets what the drivers read from the environment when they load; `main` calls it first,
+/// before any other thread exists. A value the user set is left alone.
+///
 /// Mesa's llvmpipe (lavapipe, the CPU "GPU") caps its vectors at 256 bits even where the CPU
-/// has AVX-512, unless `LP_NATIVE_VECTOR_WIDTH=512` is set before the driver loads. Wider
-/// vectors sweep twice the nonces per instruction and AVX-512 rotates in one (`vprord`), so
-/// wgminer asks for them on AVX-512 hosts; a value the user set is left alone.
-pub fn widen_lavapipe_vectors() {
+/// has AVX-512, unless `LP_NATIVE_VECTOR_WIDTH=512` is set. Wider vectors sweep twice the
+/// nonces per instruction and AVX-512 rotates in one (`vprord`), so wgminer asks for them on
+/// AVX-512 hosts.
+///
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` reorders the adapters for
+/// programs that take the first, and asks libwayland for the compositor's default GPU on the
+/// way, which on a headless machine prints `error: XDG_RUNTIME_DIR is invalid or not set in
+/// the environment.` twice before wgminer says a word. wgminer lists every adapter and ranks
+/// them itself, so it turns the layer off as its manifest provides
+/// (`"disable_environment": {"NODEVICE_SELECT": "1"}` in
+/// /usr/share/vulkan/implicit_layer.d/VkLayer_MESA_device_select.json).
+pub fn prepare_driver_environment() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: `main` calls this first, before any other thread exists to read the
+        // environment.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let avx512 = {
         #[cfg(target_arch = "x86_64")]
         {
@@ -50,8 +66,15 @@ fn lavapipe_width(user: Option<&std::ffi::OsStr>, avx512: bool) -> Option<&'stat
     (user.is_none() && avx512).then_some("512")
 }
 
+/// Every backend (or those `WGPU_BACKEND` names), with a release build's flags in every build:
+/// the debug flags route the drivers' own chatter (EGL's "DRI2: failed to load driver" before it
+/// falls back to software, the Vulkan loader's "Failed to detect any valid GPUs") into our log
+/// as errors, and their validation layers are not what a miner runs under. `WGPU_DEBUG=1` and
+/// `WGPU_VALIDATION=1` bring them back.
 fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    descriptor.flags = wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL.with_env();
+    wgpu::Instance::new(descriptor)
 }
 
 /// Every adapter, in enumeration order (the indices of `wgminer devices`).

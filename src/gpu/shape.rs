@@ -38,7 +38,7 @@ impl ShapeRequest {
     }
 
     /// Every dimension given: nothing to measure.
-    pub fn explicit(&self) -> Option<Shape> {
+    pub(crate) fn explicit(&self) -> Option<Shape> {
         Some(Shape {
             workgroup_size: self.workgroup_size?,
             nonces_per_invocation: self.nonces_per_invocation?,
@@ -52,7 +52,7 @@ impl ShapeRequest {
     }
 
     /// Whether `shape` agrees with every dimension given.
-    pub fn fits(&self, shape: Shape) -> bool {
+    pub(crate) fn fits(&self, shape: Shape) -> bool {
         self.workgroup_size.is_none_or(|w| w == shape.workgroup_size)
             && self.nonces_per_invocation.is_none_or(|n| n == shape.nonces_per_invocation)
             && self.versions_per_nonce.is_none_or(|k| k == shape.versions_per_nonce)
@@ -72,17 +72,17 @@ const VERSIONS_PER_NONCE: [u32; 4] = [8, 4, 2, 1];
 
 /// How much faster a shape must measure to replace the best so far: a 100 ms reading on a
 /// busy machine moves by about that much, and the shapes tried first are the safe ones.
-pub const MARGIN: f64 = 0.05;
+pub(crate) const MARGIN: f64 = 0.05;
 
 /// The most a search takes: a shape starts only if it should end within it, going by the
 /// shapes measured so far (a pipeline compile on llvmpipe alone takes most of a second).
-pub const BUDGET: Duration = Duration::from_secs(3);
+pub(crate) const BUDGET: Duration = Duration::from_secs(3);
 
 /// Measures shapes in order, workgroup size first, then versions per nonce and then nonces per
 /// invocation at the best so far, while `budget_left` says so (the first is always measured).
 /// Returns the fastest, its rate, and how many shapes were measured. Pure: the measuring is the
 /// caller's.
-pub fn search<E>(
+pub(crate) fn search<E>(
     request: &ShapeRequest,
     max_invocations: u32,
     mut budget_left: impl FnMut() -> bool,
@@ -137,7 +137,7 @@ pub fn search<E>(
 
 /// What identifies a device for the cache: adapter, backend, driver and its version, and the
 /// kernel itself (a changed kernel is measured again).
-pub fn cache_key(info: &wgpu::AdapterInfo, kernel: &str) -> String {
+pub(crate) fn cache_key(info: &wgpu::AdapterInfo, kernel: &str) -> String {
     use bitcoin::hex::DisplayHex;
     use sha2::Digest;
     let fingerprint = sha2::Sha256::digest(kernel.as_bytes());
@@ -166,7 +166,7 @@ pub struct Entry {
 
 /// The cache file: `wgminer/kernel-shapes.json` in the user's cache directory
 /// (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%`).
-pub fn default_cache_path() -> Option<PathBuf> {
+pub(crate) fn default_cache_path() -> Option<PathBuf> {
     Some(dirs::cache_dir()?.join("wgminer").join("kernel-shapes.json"))
 }
 
@@ -227,7 +227,7 @@ pub struct CacheError {
 
 /// A clock for `search`'s budget: asked before each shape after the first, it says whether one
 /// more as long as the longest so far still ends within `budget`.
-pub fn budget_from_now(budget: Duration) -> impl FnMut() -> bool {
+pub(crate) fn budget_from_now(budget: Duration) -> impl FnMut() -> bool {
     let started = Instant::now();
     let (mut last, mut longest) = (started, Duration::ZERO);
     move || {

@@ -8,7 +8,7 @@ pub mod stratum_v1;
 pub mod stratum_v2;
 
 /// A peer that does not take a message within this long has stopped reading.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a connection's messages go, client or pool side, v1 lines or V2 frames; a peer that
 /// does not take one within `SEND_TIMEOUT` has stopped reading.

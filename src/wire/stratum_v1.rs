@@ -17,16 +17,16 @@ use crate::work::job::Job;
 use crate::work::{Difficulty, hex_decode, hex_u32};
 
 /// Lines longer than this are refused: no pool message comes near it.
-pub const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;
 
 /// Stratum's error codes (slush's documentation; cgminer and every pool use them).
 pub mod code {
-    pub const OTHER: i64 = 20;
-    pub const JOB_NOT_FOUND: i64 = 21;
-    pub const DUPLICATE: i64 = 22;
-    pub const LOW_DIFFICULTY: i64 = 23;
-    pub const UNAUTHORIZED: i64 = 24;
-    pub const NOT_SUBSCRIBED: i64 = 25;
+    pub(crate) const OTHER: i64 = 20;
+    pub(crate) const JOB_NOT_FOUND: i64 = 21;
+    pub(crate) const DUPLICATE: i64 = 22;
+    pub(crate) const LOW_DIFFICULTY: i64 = 23;
+    pub(crate) const UNAUTHORIZED: i64 = 24;
+    pub(crate) const NOT_SUBSCRIBED: i64 = 25;
 }
 
 /// A request id. Miners number their requests; pools may send strings, and an answer must
@@ -315,7 +315,7 @@ impl ServerMessage {
         }
     }
 
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let notification = |method: &str, params: Value| json!({"id": null, "method": method, "params": params});
         let value = match self {
             ServerMessage::Notify(job) => notification("mining.notify", notify_params(job)),
@@ -501,7 +501,7 @@ impl ClientMessage {
         }
     }
 
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let request =
             |id: &Id, method: &str, params: Value| json!({"id": id.to_value(), "method": method, "params": params});
         let value = match self {
@@ -650,7 +650,7 @@ impl super::Outbox<ClientMessage> for LineWriter {
 
 /// Reads lines in a task of its own (reading is not cancel-safe inside `select!`). A line over
 /// `max_line` bytes or a read error ends the stream with an error.
-pub fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+pub(crate) fn spawn_line_reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     read: R,
     max_line: usize,
 ) -> tokio::sync::mpsc::Receiver<Result<String, TransportError>> {

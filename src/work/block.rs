@@ -18,13 +18,13 @@ use super::VersionMask;
 use super::job::Job;
 
 /// Bytes of the extranonce in the coinbase's scriptSig: 2^64 work units per template.
-pub const EXTRANONCE_SIZE: usize = 8;
+pub(crate) const EXTRANONCE_SIZE: usize = 8;
 
 /// Consensus limit on a coinbase scriptSig.
-pub const MAX_COINBASE_SCRIPT: usize = 100;
+pub(crate) const MAX_COINBASE_SCRIPT: usize = 100;
 
 /// The coinbase's witness reserved value (BIP141): all zeros, as every miner uses.
-pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0; 32];
+pub(crate) const WITNESS_RESERVED_VALUE: [u8; 32] = [0; 32];
 
 /// What the template says about the block to build, in rust-bitcoin's types.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +84,7 @@ pub struct BlockPlan {
 
 /// Merkle branch of the transaction at index 0 (the coinbase) over the other txids: the
 /// sibling hashes from the bottom level up, as Stratum's `mining.notify` carries them.
-pub fn coinbase_merkle_branch(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
+pub(crate) fn coinbase_merkle_branch(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let mut branch = Vec::new();
     let mut level = txids.to_vec();
     while let Some(&sibling) = level.first() {

@@ -93,7 +93,7 @@ impl HashRate {
         HashRate(if hashes_per_second.is_finite() && hashes_per_second > 0.0 { hashes_per_second } else { 0.0 })
     }
 
-    pub fn from_mhs(mhs: f64) -> HashRate {
+    pub(crate) fn from_mhs(mhs: f64) -> HashRate {
         HashRate::new(mhs * 1e6)
     }
 

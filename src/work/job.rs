@@ -83,7 +83,7 @@ impl Job {
 
     /// The notify's prevhash field for this job's previous-block hash (the inverse of the
     /// word swap above); the embedded pool sends it.
-    pub fn prev_hash_hex(&self) -> String {
+    pub(crate) fn prev_hash_hex(&self) -> String {
         let mut bytes = self.prev_hash.to_byte_array();
         for word in bytes.chunks_exact_mut(4) {
             word.reverse();

@@ -57,7 +57,7 @@ pub enum HexError {
 }
 
 /// A 32-bit integer as Stratum writes it: exactly 8 hex digits, big-endian.
-pub fn hex_u32(s: &str) -> Result<u32, HexError> {
+pub(crate) fn hex_u32(s: &str) -> Result<u32, HexError> {
     if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(HexError::Word(s.to_string()));
     }
@@ -78,9 +78,9 @@ pub struct NonceRange {
 }
 
 impl NonceRange {
-    pub const FULL: u64 = 1 << 32;
+    pub(crate) const FULL: u64 = 1 << 32;
     /// Every nonce, from 0.
-    pub const FULL_RANGE: NonceRange = NonceRange { start: 0, count: Self::FULL };
+    pub(crate) const FULL_RANGE: NonceRange = NonceRange { start: 0, count: Self::FULL };
 
     pub fn new(start: u32, count: u64) -> Result<Self, NonceRangeError> {
         if count > Self::FULL {
@@ -94,7 +94,7 @@ impl NonceRange {
     }
 
     /// The first `n` nonces of the range and the rest.
-    pub fn split_at(&self, n: u64) -> (NonceRange, NonceRange) {
+    pub(crate) fn split_at(&self, n: u64) -> (NonceRange, NonceRange) {
         let n = n.min(self.count);
         let head = NonceRange { start: self.start, count: n };
         let tail = NonceRange { start: self.start.wrapping_add(n as u32), count: self.count - n };
@@ -172,7 +172,7 @@ impl Work {
 
     /// The header a candidate stands for; `None` when its version index is not one of the
     /// work's.
-    pub fn header_of(&self, candidate: Candidate) -> Option<Header> {
+    pub(crate) fn header_of(&self, candidate: Candidate) -> Option<Header> {
         let version = *self.versions.get(candidate.version as usize)?;
         Some(Header {
             version: bitcoin::block::Version::from_consensus(version as i32),

@@ -36,7 +36,7 @@ impl Midstate {
 
 /// The padded second block of an 80-byte message: its last 16 bytes, the 0x80 terminator and the
 /// length (640 bits).
-pub fn header_tail_block(header: &[u8; 80]) -> [u8; 64] {
+pub(crate) fn header_tail_block(header: &[u8; 80]) -> [u8; 64] {
     let mut block = [0u8; 64];
     block[..16].copy_from_slice(&header[64..]);
     block[16] = 0x80;
@@ -46,7 +46,7 @@ pub fn header_tail_block(header: &[u8; 80]) -> [u8; 64] {
 
 /// Double SHA-256 of a header from its midstate and padded tail block, as the kernel computes it.
 /// Returns the digest in byte order (the internal order of a `BlockHash`).
-pub fn sha256d_from_midstate(midstate: &Midstate, tail: &[u8; 64]) -> [u8; 32] {
+pub(crate) fn sha256d_from_midstate(midstate: &Midstate, tail: &[u8; 64]) -> [u8; 32] {
     let mut first = midstate.0;
     compress256(&mut first, std::slice::from_ref(tail));
     let mut block = [0u8; 64];
@@ -84,7 +84,7 @@ pub fn ch(e: u32, f: u32, g: u32) -> u32 {
     g ^ (e & (f ^ g))
 }
 
-pub fn maj(a: u32, b: u32, c: u32) -> u32 {
+pub(crate) fn maj(a: u32, b: u32, c: u32) -> u32 {
     (a & b) | (c & (a | b))
 }
 

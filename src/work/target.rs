@@ -57,7 +57,7 @@ fn target_top_word(target: &Target) -> u32 {
 /// Whether a hash (its bytes as SHA-256 gives them, the little-endian number Bitcoin
 /// compares) passes the devices' filter `mask` (`candidate_mask`): the kernel's rule, which
 /// the CPU sweeper applies and the verifier checks.
-pub fn passes_filter(hash: &[u8; 32], mask: u32) -> bool {
+pub(crate) fn passes_filter(hash: &[u8; 32], mask: u32) -> bool {
     top_word(hash) & mask == 0
 }
 
@@ -82,7 +82,7 @@ pub struct Difficulty(f64);
 pub struct DifficultyError(pub f64);
 
 impl Difficulty {
-    pub const ONE: Difficulty = Difficulty(1.0);
+    pub(crate) const ONE: Difficulty = Difficulty(1.0);
 
     pub fn new(value: f64) -> Result<Self, DifficultyError> {
         if value.is_finite() && value > 0.0 { Ok(Difficulty(value)) } else { Err(DifficultyError(value)) }
@@ -105,7 +105,7 @@ impl Difficulty {
 
     /// The difficulty a hash meets: that of the hash read as a target (a share's "best
     /// share" difficulty, as cgminer shows it).
-    pub fn of_hash(hash: &bitcoin::BlockHash) -> Self {
+    pub(crate) fn of_hash(hash: &bitcoin::BlockHash) -> Self {
         Difficulty::from_target(&Target::from_le_bytes(*AsRef::<[u8; 32]>::as_ref(hash)))
     }
 

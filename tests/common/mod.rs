@@ -42,8 +42,8 @@ pub fn gpu() -> MutexGuard<'static, GpuSweeper> {
     GPU.get_or_init(|| Mutex::new(open_gpu())).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The default adapter (lavapipe in CI) in the default shape (four versions per nonce), with
-/// small dispatches so that tests exercise many of them, and the ring of slots.
+/// The default adapter (lavapipe in CI) in the default shape (`Shape::DEFAULT`: eight versions
+/// per nonce), with small dispatches so that tests exercise many of them, and the ring of slots.
 #[allow(dead_code)] // not every test binary opens one of its own
 pub fn open_gpu() -> GpuSweeper {
     let adapter = select_adapter(&DeviceSelector::Auto).unwrap_or_else(|e| panic!("{e}"));

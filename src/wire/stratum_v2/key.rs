@@ -71,12 +71,12 @@ impl AuthorityPair {
         AuthorityPair::from_secret(Secp256k1SecretKey(secret))
     }
 
-    pub fn from_secret(secret: Secp256k1SecretKey) -> AuthorityPair {
+    pub(crate) fn from_secret(secret: Secp256k1SecretKey) -> AuthorityPair {
         AuthorityPair { public: AuthorityKey(secret.into()), secret }
     }
 
     /// Reads a secret key written as SRI's configs write `authority_secret_key` (base58-check).
-    pub fn parse_secret(text: &str) -> Result<AuthorityPair, KeyError> {
+    pub(crate) fn parse_secret(text: &str) -> Result<AuthorityPair, KeyError> {
         let text = text.trim();
         text.parse::<Secp256k1SecretKey>().map(AuthorityPair::from_secret).map_err(|e| KeyError::Secret(e.to_string()))
     }

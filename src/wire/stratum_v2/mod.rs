@@ -56,7 +56,7 @@ fn decode(header: Header, payload: &mut [u8]) -> Result<Message, FrameError> {
 
 /// Decodes a whole plaintext frame (6-byte header, then the payload), as it is inside the
 /// Noise transport.
-pub fn decode_frame(bytes: &mut [u8]) -> Result<Message, FrameError> {
+pub(crate) fn decode_frame(bytes: &mut [u8]) -> Result<Message, FrameError> {
     if bytes.len() < Header::SIZE {
         return Err(FrameError::NoHeader(bytes.len()));
     }

@@ -2,7 +2,7 @@
 //! connection): it takes a pool's messages, the shares devices found and the clock's ticks,
 //! and returns what to do: lines to send, work to publish, answers to count, shares to
 //! journal, and when to close. It holds no socket, reads no clock and never sleeps, so every
-//! exchange with a pool is a test that feeds it lines. `client.rs` is the driver.
+//! exchange with a pool is a test that feeds it lines. `stratum::driver` does the I/O.
 //!
 //! Difficulty: `mining.set_difficulty` applies to the work of the *next* `mining.notify`, as
 //! pools (ckpool, slush) expect; shares of earlier jobs are checked against the difficulty their
