@@ -54,20 +54,21 @@ struct Sessions {
     v2: v2::session::Session,
 }
 
-/// The session of protocol `P`.
-trait Of<P> {
-    fn of(&mut self) -> &mut P;
+/// A protocol the driver carries: its I/O (`Wire`, in the protocol's folder) and which of
+/// the driver's sessions is its.
+trait Driven: Wire {
+    fn of(sessions: &mut Sessions) -> &mut Self;
 }
 
-impl Of<v1::session::Session> for Sessions {
-    fn of(&mut self) -> &mut v1::session::Session {
-        &mut self.v1
+impl Driven for v1::session::Session {
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v1
     }
 }
 
-impl Of<v2::session::Session> for Sessions {
-    fn of(&mut self) -> &mut v2::session::Session {
-        &mut self.v2
+impl Driven for v2::session::Session {
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v2
     }
 }
 
@@ -275,27 +276,21 @@ impl Driver {
 
     /// One connection to `pool` in protocol `P`, from connect to close; whatever way it ends,
     /// the session hears that it is gone.
-    async fn connection<P: Wire>(&mut self, pool: PoolId) -> Ended
-    where
-        Sessions: Of<P>,
-    {
+    async fn connection<P: Driven>(&mut self, pool: PoolId) -> Ended {
         // Shares queued now belong to the last connection: its session carries or journals them.
         for _ in 0..self.shares.len() {
             let Ok(share) = self.shares.try_recv() else { break };
             self.route(share);
         }
         let ended = self.session::<P>(pool).await;
-        let released = Of::<P>::of(&mut self.sessions).disconnected();
+        let released = P::of(&mut self.sessions).disconnected();
         self.perform(pool, released);
         ended
     }
 
     /// Opens the transport to `pool` (a redirect's endpoint once, else its URL): TCP, then
     /// the protocol's handshake, either of which a stop cuts short.
-    async fn open<P: Wire>(&mut self, pool: PoolId) -> Result<(Incoming<P::In>, P::Writer, P::Login), Ended>
-    where
-        Sessions: Of<P>,
-    {
+    async fn open<P: Driven>(&mut self, pool: PoolId) -> Result<(Incoming<P::In>, P::Writer, P::Login), Ended> {
         let config = self.config(pool).clone();
         let endpoint = self.failover.endpoint(pool, &config).map_err(fail)?;
         let open = async {
@@ -311,15 +306,12 @@ impl Driver {
 
     /// Connects (a stop is honoured during the connect and the handshake), then carries
     /// messages, shares and ticks through the session until the connection ends.
-    async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended
-    where
-        Sessions: Of<P>,
-    {
+    async fn session<P: Driven>(&mut self, pool: PoolId) -> Ended {
         let (mut incoming, mut write, login) = match self.open::<P>(pool).await {
             Ok(opened) => opened,
             Err(ended) => return ended,
         };
-        let mut actions = Of::<P>::of(&mut self.sessions).connected(pool, login, now());
+        let mut actions = P::of(&mut self.sessions).connected(pool, login, now());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut probe = tokio::time::interval(FAILBACK_PROBE);
         probe.tick().await;
@@ -333,7 +325,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.say_journaled(Some(0));
                     let rate = self.hash_rate();
-                    Of::<P>::of(&mut self.sessions).tick(now(), rate)
+                    P::of(&mut self.sessions).tick(now(), rate)
                 }
                 _ = probe.tick(), if pool != preferred => {
                     if self.answers(preferred).await {
@@ -349,15 +341,15 @@ impl Driver {
                     }
                 }
                 message = incoming.recv() => match message {
-                    Some(Ok(message)) => Of::<P>::of(&mut self.sessions).received(message, now()),
-                    Some(Err(e)) => Of::<P>::of(&mut self.sessions).closed(Some(e.to_string()), now()),
-                    None => Of::<P>::of(&mut self.sessions).closed(None, now()),
+                    Some(Ok(message)) => P::of(&mut self.sessions).received(message, now()),
+                    Some(Err(e)) => P::of(&mut self.sessions).closed(Some(e.to_string()), now()),
+                    None => P::of(&mut self.sessions).closed(None, now()),
                 },
                 share = self.shares.recv(), if !self.devices_gone => match share {
                     // Shares of this protocol go to this session, whichever of its pools
                     // found them: it knows whether they can still be sent.
                     Some(share) if self.is_v2(share.source) == self.is_v2(pool) => {
-                        Of::<P>::of(&mut self.sessions).share(share, now())
+                        P::of(&mut self.sessions).share(share, now())
                     }
                     Some(share) => {
                         self.route(share);
