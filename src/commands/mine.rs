@@ -408,6 +408,33 @@ const DEFAULT_PASS: &str = "x";
 
 #[cfg(test)]
 mod tests {
+    use clap::{Args as _, FromArgMatches};
+
+    fn pools(args: &[&str]) -> anyhow::Result<Vec<(String, String, String)>> {
+        let command = super::Args::augment_args(clap::Command::new("mine").no_binary_name(true));
+        let args = super::Args::from_arg_matches(&command.try_get_matches_from(args)?)?;
+        Ok(args.pools()?.into_iter().map(|p| (p.url, p.user, p.pass)).collect())
+    }
+
+    /// A URL's `user:password@` is its pool's -u/-p; what is given in the pool's place wins;
+    /// a pool with neither takes the last given, and one with no user at all is refused.
+    #[test]
+    fn credentials_in_urls_and_on_the_command_line() {
+        let own = |u: &str, p: &str| ("stratum+tcp://127.0.0.1:1".to_string(), u.to_string(), p.to_string());
+        assert_eq!(pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1"]).unwrap(), [own("uu", "secret")]);
+        let given = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1", "-u", "w", "-p", "given"]).unwrap();
+        assert_eq!(given, [own("w", "given")]);
+        let default_pass = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1", "-u", "w", "-p", "x"]).unwrap();
+        assert_eq!(default_pass, [own("w", "secret")], "-p x, the default, counts as not given");
+        let second = pools(&["-o", "127.0.0.1:2", "-u", "w", "-o", "stratum+tcp://uu:secret@127.0.0.1:1"]).unwrap();
+        assert_eq!(second[1], own("uu", "secret"), "the URL's, not the last given");
+        assert_eq!(second[0].1, "w");
+        let error = pools(&["-o", "stratum+tcp://127.0.0.1:1"]).unwrap_err().to_string();
+        assert!(error.contains("needs a worker name"), "{error}");
+        let error = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:x"]).unwrap_err().to_string();
+        assert!(!error.contains("secret") && error.contains("stratum+tcp://127.0.0.1:x"), "{error}");
+    }
+
     #[test]
     fn quantiles_by_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
