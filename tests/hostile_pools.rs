@@ -313,3 +313,58 @@ async fn a_silent_sv2_handshake_is_not_a_connect_timeout() {
     assert!(!said.contains("connect to"), "{said}");
     silent.abort();
 }
+
+/// A pool that sends `client.show_message` (slush's Stratum docs: text for the miner's user)
+/// 2,000 times, 20 KB each, 40 MB in all: the log says one a second, cut to 512 characters,
+/// and how many more were not shown. The pool then sends a new job; a submit on it shows the
+/// miner read every message before.
+#[cfg(unix)]
+#[test]
+fn a_pool_that_floods_messages_cannot_fill_the_log() {
+    let rt = runtime();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let pool = listener.local_addr().unwrap();
+    let after = Arc::new(Mutex::new(false));
+    let seen_after = after.clone();
+    rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let text = format!("{}\\nFORGED", "m".repeat(20_000));
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let reply = match v["method"].as_str() {
+                Some("mining.subscribe") => format!(r#"{{"id":{},"result":[[],"08000002",4],"error":null}}"#, v["id"]),
+                Some("mining.authorize") => {
+                    let mut reply = format!("{{\"id\":{},\"result\":true,\"error\":null}}\n", v["id"]);
+                    for _ in 0..2000 {
+                        reply += &format!("{{\"id\":null,\"method\":\"client.show_message\",\"params\":[\"{text}\"]}}\n");
+                    }
+                    reply += "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}\n";
+                    reply + &SLUSH_NOTIFY.replace("\"bf\"", "\"after\"")
+                }
+                Some("mining.submit") => {
+                    if v["params"][1] == "after" {
+                        *seen_after.lock().unwrap() = true;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if write.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (out, err, journal) = (temp("messages-out"), temp("messages-err"), temp("messages-journal.jsonl"));
+    let mut args: Vec<String> = ["mine", "-d", "cpu", "--seconds", "300", "-u", "w"].map(String::from).into();
+    args.extend(["-o".into(), format!("stratum+tcp://{pool}"), "--journal".into(), journal.display().to_string()]);
+    let mut miner = spawn(&args, &out, &err);
+    wait_for(Duration::from_secs(60), "a share on the job after the messages", || *after.lock().unwrap());
+    miner.stop();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(stderr.len() < 64 << 10, "{} bytes of log for 40 MB of messages", stderr.len());
+    assert!(stderr.contains("message from pool") && stderr.contains("m…"), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("FORGED")), "{stderr}");
+    assert!(stderr.contains("not shown"), "the rest is counted: {stderr}");
+}

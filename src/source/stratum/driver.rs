@@ -107,6 +107,8 @@ struct Driver {
     journaled: (Tally, Option<String>),
     /// Journals that reached their limit, said once each.
     journals_full: BTreeSet<PathBuf>,
+    /// Pools' messages for their users not said yet.
+    messages: Tally,
 }
 
 /// What the driver is connected to: the scheduler's work and shares, the counters, the
@@ -145,6 +147,7 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         stop,
         journaled: (Tally::default(), None),
         journals_full: BTreeSet::new(),
+        messages: Tally::default(),
     };
     let mut next = Attempt { pool: first, after: Duration::ZERO };
     while !*driver.stop.borrow() {
@@ -323,7 +326,7 @@ impl Driver {
             actions = tokio::select! {
                 _ = self.stop.changed() => return Ended::Stop,
                 _ = tick.tick() => {
-                    self.say_journaled(Some(0));
+                    self.say_counts(pool);
                     let rate = self.hash_rate();
                     P::of(&mut self.sessions).tick(now(), rate)
                 }
@@ -431,7 +434,7 @@ impl Driver {
                 }
                 Action::Journal { share, reason } => to_journal.push((share, reason)),
                 Action::Notice(text) => tracing::warn!("{text}"),
-                Action::PoolMessage(text) => tracing::info!("message from pool {url}: {text}"),
+                Action::PoolMessage(text) => self.pool_message(&url, &text),
                 Action::Send(_) | Action::Close(_) => unreachable!("carried out by carry_out"),
             }
         }
@@ -542,6 +545,26 @@ impl Driver {
         for entry in over {
             let reason = format!("{}; the journal is full (--journal-max-mb)", entry.reason);
             self.report(entry.share, ShareOutcome::Unjournaled(reason));
+        }
+    }
+
+    /// A pool's message for its users, cut short, and at most one a second: a pool that
+    /// sends them in a flood must not fill the disk through the log.
+    fn pool_message(&mut self, url: &str, text: &str) {
+        const SHOWN: usize = 512;
+        let Some(n) = self.messages.add(1, now()) else { return };
+        let more =
+            if n > 1 { format!(" ({} more in the last second, not shown)", thousands(n - 1)) } else { String::new() };
+        let cut = text.char_indices().nth(SHOWN).map_or(text, |(end, _)| &text[..end]);
+        let ellipsis = if cut.len() < text.len() { "…" } else { "" };
+        tracing::info!("message from pool {url}: {cut}{ellipsis}{more}");
+    }
+
+    /// What the flood guards counted and did not say yet, once a second.
+    fn say_counts(&mut self, pool: PoolId) {
+        self.say_journaled(Some(0));
+        if let Some(n) = self.messages.due(now()) {
+            tracing::info!("{} more message(s) from pool {} not shown", thousands(n), self.config(pool).url);
         }
     }
 
