@@ -338,7 +338,8 @@ fn a_pool_that_floods_messages_cannot_fill_the_log() {
                 Some("mining.authorize") => {
                     let mut reply = format!("{{\"id\":{},\"result\":true,\"error\":null}}\n", v["id"]);
                     for _ in 0..2000 {
-                        reply += &format!("{{\"id\":null,\"method\":\"client.show_message\",\"params\":[\"{text}\"]}}\n");
+                        reply +=
+                            &format!("{{\"id\":null,\"method\":\"client.show_message\",\"params\":[\"{text}\"]}}\n");
                     }
                     reply += "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-9]}\n";
                     reply + &SLUSH_NOTIFY.replace("\"bf\"", "\"after\"")
@@ -367,4 +368,34 @@ fn a_pool_that_floods_messages_cannot_fill_the_log() {
     assert!(stderr.contains("message from pool") && stderr.contains("m…"), "{stderr}");
     assert!(!stderr.lines().any(|l| l.starts_with("FORGED")), "{stderr}");
     assert!(stderr.contains("not shown"), "the rest is counted: {stderr}");
+}
+
+/// The same flood into a journal that fails at every write (`/dev/full`): each share's line
+/// goes to the log, the last copy there is, but only as many bytes as the journal may hold;
+/// past that the shares are counted as unjournaled only (said once), so the flood does not
+/// move into the log.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failing_journal_does_not_move_the_flood_into_the_log() {
+    let rt = runtime();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let deaf = listener.local_addr().unwrap();
+    rt.spawn(deaf_pool(listener, Arc::new(Mutex::new(Seen::default()))));
+    let http = SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
+    let (out, err) = (temp("full-out"), temp("full-err"));
+    let mut args: Vec<String> = ["mine", "-d", "cpu", "--seconds", "300", "-u", "w"].map(String::from).into();
+    args.extend(["-o".into(), format!("stratum+tcp://{deaf}"), "--journal-max-mb".into(), "1".into()]);
+    args.extend(["--journal".into(), "/dev/full".into(), "--http-listen".into(), http.to_string()]);
+    let mut miner = spawn(&args, &out, &err);
+    let unjournaled = || {
+        metric(&http_get(http, "/metrics", Duration::from_secs(10)), "wgminer_shares_total", "outcome=\"unjournaled\"")
+    };
+    wait_for(Duration::from_secs(120), "10,000 shares the journal could not take", || {
+        std::net::TcpStream::connect(http).is_ok() && unjournaled() >= 10_000.0
+    });
+    assert_eq!(miner.stop(), Some(2));
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(stderr.len() < (1 << 20) + (256 << 10), "{} bytes of log", stderr.len());
+    assert!(stderr.contains("the share was: {"), "the first lines are kept");
+    assert_eq!(stderr.matches("more shares are counted as unjournaled only").count(), 1);
 }

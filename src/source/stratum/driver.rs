@@ -109,6 +109,9 @@ struct Driver {
     journals_full: BTreeSet<PathBuf>,
     /// Pools' messages for their users not said yet.
     messages: Tally,
+    /// Bytes of unwritten shares' lines logged so far, and whether their limit was said.
+    logged_unwritten: u64,
+    unwritten_said: bool,
 }
 
 /// What the driver is connected to: the scheduler's work and shares, the counters, the
@@ -148,6 +151,8 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         journaled: (Tally::default(), None),
         journals_full: BTreeSet::new(),
         messages: Tally::default(),
+        logged_unwritten: 0,
+        unwritten_said: false,
     };
     let mut next = Attempt { pool: first, after: Duration::ZERO };
     while !*driver.stop.borrow() {
@@ -514,18 +519,34 @@ impl Driver {
                 }
             }
             Err(e) => {
-                for entry in &entries {
-                    tracing::error!(
-                        "could not write the share journal {}: {e}; the share was: {}",
-                        path.display(),
-                        entry.line
-                    );
-                }
+                self.log_unwritten(path, &e, &entries);
                 self.count(&entries, ShareEvent::Unjournaled);
                 for entry in entries {
                     let reason = format!("{}; the journal could not be written: {e}", entry.reason);
                     self.report(entry.share, ShareOutcome::Unjournaled(reason));
                 }
+            }
+        }
+    }
+
+    /// Shares the journal could not take go to the log whole, the last copy there is, up to
+    /// as many bytes as the journal may hold; past that they are counted only (said once), so
+    /// that a failing journal does not move the flood into the log.
+    fn log_unwritten(&mut self, path: &Path, error: &std::io::Error, entries: &[Entry]) {
+        let max = entries.first().map_or(0, |e| self.config(e.share.source).journal_max);
+        for entry in entries {
+            let text =
+                format!("could not write the share journal {}: {error}; the share was: {}", path.display(), entry.line);
+            self.logged_unwritten += text.len() as u64;
+            if self.logged_unwritten <= max {
+                tracing::error!("{text}");
+            } else if !std::mem::replace(&mut self.unwritten_said, true) {
+                tracing::error!(
+                    "could not write the share journal {}: {error}; {} MB of share lines are in the log, \
+                     more shares are counted as unjournaled only",
+                    path.display(),
+                    max >> 20
+                );
             }
         }
     }
