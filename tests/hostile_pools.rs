@@ -399,3 +399,26 @@ fn a_failing_journal_does_not_move_the_flood_into_the_log() {
     assert!(stderr.contains("the share was: {"), "the first lines are kept");
     assert_eq!(stderr.matches("more shares are counted as unjournaled only").count(), 1);
 }
+
+/// `--journal-max-mb` is an option like every other: in the config file too, checked there.
+#[test]
+fn the_journal_limit_is_in_the_config_file_too() {
+    let file = temp("limit.toml");
+    std::fs::write(&file, "journal-max-mb = 2\n").unwrap();
+    let print = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .arg("--config")
+            .arg(file)
+            .args(["config", "--print", "mine", "-o", "127.0.0.1:1", "-u", "w"])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, said) = print(&file);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("journal-max-mb = 2  # config file"), "{said}");
+    std::fs::write(&file, "journal-max-mb = 0\n").unwrap();
+    let (code, said) = print(&file);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("line 1: `journal-max-mb`"), "{said}");
+}
