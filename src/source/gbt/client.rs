@@ -310,7 +310,7 @@ impl Session {
                 keep
             });
         }
-        self.stats.record(Event::Template { network_difficulty: Difficulty::from_target(&target) });
+        self.stats.record(Event::Template { pool: self.pool, network_difficulty: Difficulty::from_target(&target) });
         // The node's clock at fetch time; a fresh template every `poll` keeps it current.
         let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
         self.generation += 1;
