@@ -127,7 +127,7 @@ impl Tally {
             ShareOutcome::Accepted => 0,
             ShareOutcome::Rejected(_) => 1,
             ShareOutcome::Stale(_) => 2,
-            ShareOutcome::Journaled(_) => 3,
+            ShareOutcome::Journaled(_) | ShareOutcome::Unjournaled(_) => 3,
         };
         self.counts[i] += 1;
     }
@@ -149,6 +149,7 @@ async fn soak(
         user: "soak".into(),
         pass: "x".into(),
         journal,
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel: Default::default(),

@@ -124,7 +124,9 @@ impl ConfigFile {
         for (key, value) in &self.table {
             let line = self.lines.get(key).copied().unwrap_or(0);
             if !known_anywhere(key) {
-                return Err(self.error(line, format!("unknown key `{key}` (keys are long option names, see --help)")));
+                return Err(
+                    self.error(line, format!("unknown key `{}` (keys are long option names, see --help)", cut(key)))
+                );
             }
             if key == "pool" {
                 self.pool_arguments(sub, value, &explicit, &mut out)?;
@@ -168,7 +170,7 @@ impl ConfigFile {
             let Some(pool) = pool.as_table() else { return Err(self.error(line, "each [[pool]] is a table")) };
             if let Some(key) = pool.keys().find(|k| !POOL_KEYS.contains(&k.as_str())) {
                 let line = line_in(i, Some(key));
-                return Err(self.error(line, format!("unknown key `{key}` in [[pool]] (url, user, pass)")));
+                return Err(self.error(line, format!("unknown key `{}` in [[pool]] (url, user, pass)", cut(key))));
             }
             if !pool.contains_key("url") {
                 return Err(self.error(line, "[[pool]] without url"));
@@ -211,7 +213,10 @@ impl ConfigFile {
             toml::Value::Integer(i) => Ok(i.to_string()),
             toml::Value::Float(f) => Ok(f.to_string()),
             toml::Value::Boolean(b) => Ok(b.to_string()),
-            other => Err(self.error(line, format!("`{key}` takes a {}, not {other}", "string, number or true/false"))),
+            other => {
+                let other = cut(&other.to_string());
+                Err(self.error(line, format!("`{key}` takes a string, number or true/false, not {other}")))
+            }
         };
         let flag = matches!(arg.get_action(), ArgAction::SetTrue);
         let many = matches!(arg.get_action(), ArgAction::Append);
@@ -234,10 +239,21 @@ impl ConfigFile {
             if let Err(e) = probe.clone().try_get_matches_from([format!("--{key}={text}")]) {
                 let reason = e.render().to_string();
                 let reason = reason.lines().next().unwrap_or("").trim_start_matches("error: ");
+                // clap repeats the value whole: a 50 MB value made 50 MB of stderr.
+                let reason = reason.replace(text.as_str(), &cut(text));
                 return Err(self.error(line, format!("`{key}`: {reason}")));
             }
         }
         Ok(texts)
+    }
+}
+
+/// A value as an error may repeat it: escaped, and cut short when long.
+fn cut(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        None => crate::logging::printable(value),
+        Some((end, _)) => format!("{}… ({} bytes)", crate::logging::printable(&value[..end]), value.len()),
     }
 }
 
@@ -256,6 +272,8 @@ pub fn render(root: &Command, sub: &Command, matches: &ArgMatches, from_file: &[
         if SECRETS.contains(&long) {
             values = values.iter().map(|_| "********".to_string()).collect();
         }
+        // A URL's `user:password@` keeps its user only.
+        values = values.iter().map(|v| crate::source::stratum::pool_url::masked(v)).collect();
         if POOL_KEYS.contains(&long) && sub.get_arguments().any(|a| a.get_long() == Some("url")) {
             pools.insert(long, values);
             continue;
@@ -373,6 +391,19 @@ mod tests {
             error("pool = 3\n"),
             "config file test.toml, line 1: `pool` is a list of tables: write each as [[pool]]"
         );
+    }
+
+    /// A huge or forged value is cut and escaped in the error, never repeated whole.
+    #[test]
+    fn errors_cut_long_values() {
+        let error = |file: &str| merged(file, &["wgminer", "mine"]).unwrap_err().to_string();
+        let long = "9".repeat(1 << 20);
+        let said = error(&format!("status-every = \"x{long}\"\n"));
+        assert!(said.len() < 400 && said.contains("… (1048577 bytes)"), "{}", &said[..said.len().min(400)]);
+        let said = error(&format!("mining = [\"{long}\"]\n"));
+        assert!(said.len() < 400, "{}", &said[..400]);
+        let said = error(&format!("\"{long}\nforged\" = 1\n"));
+        assert!(said.len() < 400 && !said.contains('\n'), "{}", &said[..said.len().min(400)]);
     }
 
     #[test]

@@ -77,8 +77,9 @@ impl Write for Console {
 /// Logging that cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("--log-file {path}: {source}")]
-    File { path: std::path::PathBuf, source: std::io::Error },
+    // Not a `source`: the reason is said here once, not again by the error chain.
+    #[error("--log-file {path}: {error}")]
+    File { path: std::path::PathBuf, error: std::io::Error },
     #[error("cannot start logging: {0}")]
     Init(String),
 }
@@ -92,7 +93,7 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| LogError::File { path: path.clone(), source })?;
+                .map_err(|error| LogError::File { path: path.clone(), error })?;
             let writer = Mutex::new(file);
             match format {
                 LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
@@ -111,4 +112,74 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
 /// log lines.
 pub fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Events of one kind counted for the log, which says them at most once a second: a flood
+/// (a pool that sets difficulty 1e-9 and never answers) is a line a second, not one an
+/// event. The first of a quiet spell is said at once, on its own.
+#[derive(Debug, Default)]
+pub struct Tally {
+    unsaid: u64,
+    last_said: Option<std::time::Instant>,
+}
+
+impl Tally {
+    /// Counts `n` more; the count to say now (every one not said yet), if a line is due.
+    pub fn add(&mut self, n: u64, now: std::time::Instant) -> Option<u64> {
+        self.unsaid += n;
+        self.due(now)
+    }
+
+    /// The count not said yet, if there is one and a second has passed since the last line
+    /// (call it each second, so that the end of a flood is said too).
+    pub fn due(&mut self, now: std::time::Instant) -> Option<u64> {
+        let quiet = self.last_said.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1));
+        (self.unsaid > 0 && quiet).then(|| {
+            self.last_said = Some(now);
+            std::mem::take(&mut self.unsaid)
+        })
+    }
+
+    /// Whatever is not said yet, now (at the end of a run).
+    pub fn rest(&mut self) -> Option<u64> {
+        (self.unsaid > 0).then(|| std::mem::take(&mut self.unsaid))
+    }
+}
+
+/// A count as people write it: 1,834.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Tally, thousands};
+
+    #[test]
+    fn a_flood_is_a_line_a_second() {
+        let (t0, mut tally) = (Instant::now(), Tally::default());
+        assert_eq!(tally.add(1, t0), Some(1), "the first is said at once");
+        let said: Vec<u64> = (1..=1834).filter_map(|i| tally.add(1, t0 + Duration::from_micros(i * 500))).collect();
+        assert_eq!(said, [] as [u64; 0], "the rest of the second is counted");
+        assert_eq!(tally.due(t0 + Duration::from_millis(999)), None);
+        assert_eq!(tally.due(t0 + Duration::from_secs(1)), Some(1834));
+        assert_eq!(tally.due(t0 + Duration::from_secs(5)), None, "nothing to say");
+        assert_eq!(tally.add(2, t0 + Duration::from_millis(5500)), Some(2));
+        assert_eq!(tally.add(1, t0 + Duration::from_millis(5600)), None);
+        assert_eq!(tally.rest(), Some(1));
+        assert_eq!(
+            (thousands(1834), thousands(999), thousands(1_000_000), thousands(0)),
+            ("1,834".into(), "999".into(), "1,000,000".into(), "0".into())
+        );
+    }
 }

@@ -133,7 +133,8 @@ impl Miner {
         let (control, source) = match source {
             Source::Pools(pools) => {
                 for (i, pool) in pools.iter().enumerate() {
-                    tracing::info!("pool {i}: {} as {}", pool.url, pool.user);
+                    let url = crate::source::stratum::pool_url::PoolUrl::shown(&pool.url);
+                    tracing::info!("pool {i}: {url} as {}", pool.user);
                 }
                 let (control, control_rx) = mpsc::unbounded_channel();
                 let links = Links {

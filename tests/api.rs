@@ -38,6 +38,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
         user: name.into(),
         pass: "x".into(),
         journal: std::env::temp_dir().join(format!("wgminer-test-api-{name}-{}.jsonl", std::process::id())),
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel: Default::default(),

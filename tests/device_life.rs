@@ -317,6 +317,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
         trust: Default::default(),
         suggest_difficulty: None,
         channel: Default::default(),
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
     }
 }
 

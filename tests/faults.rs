@@ -60,6 +60,7 @@ fn pool_config(url: String, journal: std::path::PathBuf) -> PoolConfig {
         user: "w".into(),
         pass: "x".into(),
         journal,
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel: Default::default(),
@@ -202,7 +203,10 @@ fn a_journal_that_fails_at_the_write_is_not_counted_and_fails_the_run() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("could not write the share journal /dev/full"), "{stderr}");
     assert!(stderr.contains("the share was: {"), "{stderr}");
-    assert!(stderr.contains("could not be written to the journal"), "{stderr}");
+    assert!(stderr.contains("could be neither sent nor journaled"), "{stderr}");
+    // Said once and consistently: the error first, then no "share journaled" that contradicts it.
+    assert!(stderr.contains("share neither sent nor journaled"), "{stderr}");
+    assert!(!stderr.contains("share journaled") && !stderr.contains("written to /dev/full"), "{stderr}");
 }
 
 /// A pool that reads every submit and never answers, at a difficulty where every few hashes
@@ -254,6 +258,7 @@ fn a_stop_during_a_handshake_is_honoured_at_once() {
                 user: "w".into(),
                 pass: "x".into(),
                 journal: std::env::temp_dir().join("wgminer-faults-handshake.jsonl"),
+                journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
                 trust: Default::default(),
                 suggest_difficulty: None,
                 channel: Default::default(),

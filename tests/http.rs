@@ -71,6 +71,7 @@ async fn mine_watched(http: SocketAddr, api: u16, done: wgminer::commands::mine:
         user: "watched".into(),
         pass: PASSWORD.into(),
         journal: std::env::temp_dir().join(format!("wgminer-test-http-{}.jsonl", std::process::id())),
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel: Default::default(),

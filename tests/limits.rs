@@ -86,6 +86,7 @@ fn the_power_limit_settles_under_the_limit_and_stays_near_it() {
             trust: Default::default(),
             suggest_difficulty: None,
             channel: Default::default(),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         };
         let busy_ns = Arc::new(AtomicU64::new(0));
         let readings = Arc::new(Mutex::new(Vec::new()));

@@ -62,6 +62,7 @@ fn demo_against_the_embedded_pool_gets_shares_accepted_on_the_gpu() {
                 user: "test".into(),
                 pass: "x".into(),
                 journal: journal_path("demo"),
+                journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
                 trust: Default::default(),
                 suggest_difficulty: None,
                 channel: Default::default(),
@@ -204,6 +205,7 @@ fn start_miner_on(addrs: &[std::net::SocketAddr], journal: std::path::PathBuf) -
             user: "slush.miner1".into(),
             pass: "password".into(),
             journal: journal.clone(),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
             trust: Default::default(),
             suggest_difficulty: None,
             channel: Default::default(),
@@ -353,6 +355,7 @@ fn bad_pools_get_a_reconnect_not_a_panic() {
             user: "slush.miner1".into(),
             pass: "password".into(),
             journal: journal_path("bad"),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
             trust: Default::default(),
             suggest_difficulty: None,
             channel: Default::default(),
@@ -508,6 +511,7 @@ fn tls_pool_with_its_own_ca() {
             user: "tls".into(),
             pass: "x".into(),
             journal: journal_path("tls"),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
             trust: wgminer::source::stratum::tls::Trust { ca_file, cert_sha256: None },
             suggest_difficulty: None,
             channel: Default::default(),
@@ -561,6 +565,7 @@ fn a_suggested_difficulty_is_sent_and_applies_from_the_next_job() {
             user: "suggest".into(),
             pass: "x".into(),
             journal: journal_path("suggest"),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
             trust: Default::default(),
             suggest_difficulty: Some(wgminer::work::Difficulty::new(0.002).unwrap()),
             channel: Default::default(),
@@ -606,6 +611,7 @@ fn a_pool_that_stops_reading_is_left_for_a_new_connection() {
             trust: Default::default(),
             suggest_difficulty: None,
             channel: Default::default(),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         };
         let links = Links { work, shares, stats: stats.clone(), outcomes: None, control, stop: stop_rx };
         let driver = tokio::spawn(run(vec![config], links));

@@ -29,6 +29,7 @@ fn pool_config(url: String, trust: Trust, name: &str) -> PoolConfig {
         user: "worker.1".into(),
         pass: "x".into(),
         journal,
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust,
         suggest_difficulty: None,
         channel: Default::default(),

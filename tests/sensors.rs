@@ -188,6 +188,7 @@ fn the_temperature_guard_pauses_and_resumes_without_losing_a_share() {
             user: "hot".into(),
             pass: "x".into(),
             journal: std::env::temp_dir().join(format!("wgminer-test-guard-{}.jsonl", std::process::id())),
+            journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
             trust: Default::default(),
             suggest_difficulty: None,
             channel: Default::default(),

@@ -32,6 +32,7 @@ fn pool(url: String, channel: ChannelKind) -> PoolConfig {
         user: "wgminer-test".into(),
         pass: "x".into(),
         journal: std::env::temp_dir().join(format!("wgminer-test-{name}-{}.jsonl", std::process::id())),
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel,

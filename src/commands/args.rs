@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// File where shares that could not be sent are appended, one JSON line each
     #[arg(long, default_value = "wgminer-journal.jsonl", value_name = "PATH")]
     pub journal: std::path::PathBuf,
+    /// The journal's size at most, in MiB: past it, shares that cannot be sent are counted as
+    /// unjournaled (said once, and in /metrics), not written, so a pool cannot fill the disk
+    #[arg(long, default_value_t = 64, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub journal_max_mb: u64,
     /// Serve cgminer's monitoring API (read-only) on this address; 127.0.0.1:4028 when given
     /// without a value
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::api::DEFAULT_LISTEN)]

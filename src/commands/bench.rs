@@ -224,12 +224,7 @@ pub struct MiningRun {
     pub bench_after_mhs: f64,
     pub job_interval_s: f64,
     /// The device's `--duty` while mining: at 50 the efficiency should read about 0.5.
-    #[serde(default = "full_duty")]
     pub duty_percent: u32,
-}
-
-fn full_duty() -> u32 {
-    100
 }
 
 /// MH/s of a device over about `seconds`, in pieces of one dispatch.

@@ -70,6 +70,7 @@ pub async fn demo(
         user: "demo".into(),
         pass: "x".into(),
         journal,
+        journal_max: crate::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
         trust: Default::default(),
         suggest_difficulty: None,
         channel: sv2.unwrap_or_default(),

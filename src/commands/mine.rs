@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::args::RunArgs;
 use crate::source::stratum::PoolConfig;
+use crate::source::stratum::pool_url::PoolUrl;
 use crate::source::stratum::tls::Trust;
 use crate::source::stratum::v2::session::ChannelKind;
 use std::sync::Arc;
@@ -134,15 +135,17 @@ pub async fn mine(
         serve_http(http.listen.clone(), site).await;
     }
     let mut quit_rx = start_api(options, if solo { "Solo" } else { "Failover" }, &miner).await;
-    watch_until_stopped(&mut miner, &mut quit_rx, options).await;
+    let mut outcomes = OutcomeLog::default();
+    watch_until_stopped(&mut miner, &mut quit_rx, options, &mut outcomes).await;
     // The rate counts the mining window only, not start-up and shutdown.
     let mining_time = started.elapsed().as_secs_f64();
     let (stats, hashes) = (miner.stats.clone(), miner.stats.hashes());
     let mut stopped = miner.stop().await;
     // Answers and journal entries that came while stopping are logged like the others.
     while let Ok((share, outcome)) = stopped.outcomes.try_recv() {
-        log_outcome(&share, outcome);
+        outcomes.log(&share, outcome);
     }
+    outcomes.flush(true);
     for line in stats.device_lines() {
         println!("{line}");
     }
@@ -152,17 +155,25 @@ pub async fn mine(
 
 /// The status line every few seconds and the outcomes as they come, until the duration ends,
 /// Ctrl-C or SIGTERM, or the API's `quit`.
-async fn watch_until_stopped(miner: &mut Miner, quit_rx: &mut mpsc::UnboundedReceiver<()>, options: &MineOptions) {
+async fn watch_until_stopped(
+    miner: &mut Miner,
+    quit_rx: &mut mpsc::UnboundedReceiver<()>,
+    options: &MineOptions,
+    outcomes: &mut OutcomeLog,
+) {
     let stats = miner.stats.clone();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
     let mut check = tokio::time::interval(Duration::from_millis(50));
+    // Repeated outcomes are summed up in the log once a second.
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
     // One listener for the whole run: a signal between two turns of the loop is not missed.
     let signal = super::stop_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
+            _ = flush.tick() => outcomes.flush(false),
             _ = check.tick(), if options.until.is_some() => {
                 if options.until.as_ref().is_some_and(|done| done(&stats)) { break }
             }
@@ -170,7 +181,7 @@ async fn watch_until_stopped(miner: &mut Miner, quit_rx: &mut mpsc::UnboundedRec
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
             name = &mut signal => { tracing::info!("stopping ({name})"); break }
             _ = status.tick() => crate::logging::status(&stats.status_line()),
-            Some((share, outcome)) = miner.outcomes.recv() => log_outcome(&share, outcome),
+            Some((share, outcome)) = miner.outcomes.recv() => outcomes.log(&share, outcome),
         }
     }
     crate::logging::end_status();
@@ -181,10 +192,7 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
     let (summary, _) = super::runtime()?.block_on(mine(source, devices, options));
     print_summary(&summary);
     if summary.unjournaled > 0 {
-        anyhow::bail!(
-            "{} share(s) could not be written to the journal; their lines are in the log",
-            summary.unjournaled
-        );
+        anyhow::bail!("{} share(s) could be neither sent nor journaled; the log says why", summary.unjournaled);
     }
     Ok(summary)
 }
@@ -216,16 +224,60 @@ async fn start_api(options: &MineOptions, strategy: &'static str, miner: &Miner)
     quit_rx
 }
 
-fn log_outcome(share: &crate::source::Share, outcome: ShareOutcome) {
-    let difficulty = Difficulty::of_hash(&share.hash).value();
-    let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
-    match outcome {
-        ShareOutcome::Accepted => {
-            tracing::info!(%nonce, %job, difficulty = format!("{difficulty:.4}"), "share accepted")
+/// Shares' outcomes in the log: each on its own line while they come slowly, at most a line a
+/// second of each kind when they flood ("1,834 shares journaled in the last second"), so that
+/// a pool that sets difficulty 1e-9 cannot fill the disk through the log.
+#[derive(Default)]
+struct OutcomeLog {
+    tallies: [crate::logging::Tally; 5],
+}
+
+impl OutcomeLog {
+    fn log(&mut self, share: &crate::source::Share, outcome: ShareOutcome) {
+        let kind = outcome_kind(&outcome);
+        let Some(n) = self.tallies[kind].add(1, std::time::Instant::now()) else { return };
+        if n > 1 {
+            say_more(n - 1, WORDS[kind]);
         }
-        ShareOutcome::Rejected(e) => tracing::warn!(%nonce, %job, reason = %e, "share rejected"),
-        ShareOutcome::Stale(why) => tracing::info!(%nonce, %job, reason = %why, "share stale"),
-        ShareOutcome::Journaled(why) => tracing::warn!(%nonce, %job, reason = %why, "share journaled"),
+        let difficulty = Difficulty::of_hash(&share.hash).value();
+        let (nonce, job) = (format!("{:08x}", share.nonce), &share.job_id);
+        match outcome {
+            ShareOutcome::Accepted => {
+                tracing::info!(%nonce, %job, difficulty = format!("{difficulty:.4}"), "share accepted")
+            }
+            ShareOutcome::Rejected(e) => tracing::warn!(%nonce, %job, reason = %e, "share rejected"),
+            ShareOutcome::Stale(why) => tracing::info!(%nonce, %job, reason = %why, "share stale"),
+            ShareOutcome::Journaled(why) => tracing::warn!(%nonce, %job, reason = %why, "share journaled"),
+            ShareOutcome::Unjournaled(why) => {
+                tracing::error!(%nonce, %job, reason = %why, "share neither sent nor journaled")
+            }
+        }
+    }
+
+    /// The counts of the last second not said yet (`end`: all of them).
+    fn flush(&mut self, end: bool) {
+        for (tally, words) in self.tallies.iter_mut().zip(WORDS) {
+            if let Some(n) = if end { tally.rest() } else { tally.due(std::time::Instant::now()) } {
+                say_more(n, words);
+            }
+        }
+    }
+}
+
+/// What became of a share, by `outcome_kind`.
+const WORDS: [&str; 5] = ["accepted", "rejected", "stale", "journaled", "neither sent nor journaled"];
+
+fn say_more(n: u64, words: &str) {
+    tracing::info!("{} share(s) {words} in the last second", crate::logging::thousands(n));
+}
+
+fn outcome_kind(outcome: &ShareOutcome) -> usize {
+    match outcome {
+        ShareOutcome::Accepted => 0,
+        ShareOutcome::Rejected(_) => 1,
+        ShareOutcome::Stale(_) => 2,
+        ShareOutcome::Journaled(_) => 3,
+        ShareOutcome::Unjournaled(_) => 4,
     }
 }
 
@@ -256,7 +308,7 @@ pub fn print_summary(s: &Summary) {
     );
     if s.unjournaled > 0 {
         println!(
-            "NOT journaled: {} share(s) could not be written to the journal (their lines are in the log)",
+            "NOT journaled: {} share(s) could be neither sent nor written to the journal (the log says why)",
             s.unjournaled
         );
     }
@@ -275,8 +327,9 @@ pub struct Args {
     /// stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY for Stratum V2 (the pool publishes its key)
     #[arg(short = 'o', long = "url", value_name = "URL", required = true)]
     pub urls: Vec<String>,
-    /// Worker name, one for each -o (the last one serves the pools after it)
-    #[arg(short, long, value_name = "USER", required = true)]
+    /// Worker name, one for each -o (the last one serves the pools after it); a pool URL may
+    /// carry its own as stratum+tcp://USER:PASS@HOST:PORT
+    #[arg(short, long, value_name = "USER")]
     pub user: Vec<String>,
     /// Worker password, one for each -o
     #[arg(short, long, default_value = "x", value_name = "PASS")]
@@ -315,28 +368,74 @@ impl Args {
     }
 
     /// The pools: each -u/-p belongs to the -o in the same position; a pool without one takes
-    /// the last given. Every URL is checked now, not at its first connection.
+    /// its URL's `user:password@`, else the last given. What is given for a pool's place wins
+    /// over its URL, said once (never the password); `-p x`, the default, counts as not
+    /// given. Every URL is checked now, not at its first connection.
     fn pools(&self) -> anyhow::Result<Vec<PoolConfig>> {
         let trust = Trust { ca_file: self.ca_file.clone(), cert_sha256: self.pool_cert_sha256 };
-        let pick = |v: &[String], i: usize| v.get(i).or(v.last()).cloned().unwrap_or_default();
-        let config = |(i, url): (usize, &String)| {
-            let config = PoolConfig {
-                url: url.clone(),
-                user: pick(&self.user, i),
-                pass: pick(&self.pass, i),
+        let mut pools = Vec::new();
+        for (i, url) in self.urls.iter().enumerate() {
+            let parsed = PoolUrl::parse(url)?;
+            let given_pass = self.pass.get(i).filter(|p| *p != DEFAULT_PASS);
+            if let (Some(user), Some(in_url)) = (self.user.get(i), &parsed.user)
+                && user != in_url
+            {
+                tracing::warn!("pool {i} ({}): -u {user} is used, not the user in its URL", parsed.shown);
+            }
+            if let (Some(_), Some(_)) = (given_pass, &parsed.pass) {
+                tracing::warn!("pool {i} ({}): -p is used, not the password in its URL", parsed.shown);
+            }
+            let user = self.user.get(i).or(parsed.user.as_ref()).or(self.user.last()).cloned().ok_or_else(|| {
+                anyhow::anyhow!("pool {} needs a worker name: -u USER, or USER@ in its URL", parsed.shown)
+            })?;
+            let pass = given_pass.or(parsed.pass.as_ref()).or(self.pass.last()).cloned();
+            pools.push(PoolConfig {
+                url: parsed.shown,
+                user,
+                pass: pass.unwrap_or_else(|| DEFAULT_PASS.into()),
                 journal: self.run.journal.clone(),
+                journal_max: self.run.journal_max_mb << 20,
                 trust: trust.clone(),
                 suggest_difficulty: self.suggest_difficulty,
                 channel: self.sv2_channel,
-            };
-            config.endpoint().map(|_| config)
-        };
-        Ok(self.urls.iter().enumerate().map(config).collect::<Result<_, _>>()?)
+            });
+        }
+        Ok(pools)
     }
 }
 
+/// The worker password pools take when none is given (cgminer's and ckpool's examples use it).
+const DEFAULT_PASS: &str = "x";
+
 #[cfg(test)]
 mod tests {
+    use clap::{Args as _, FromArgMatches};
+
+    fn pools(args: &[&str]) -> anyhow::Result<Vec<(String, String, String)>> {
+        let command = super::Args::augment_args(clap::Command::new("mine").no_binary_name(true));
+        let args = super::Args::from_arg_matches(&command.try_get_matches_from(args)?)?;
+        Ok(args.pools()?.into_iter().map(|p| (p.url, p.user, p.pass)).collect())
+    }
+
+    /// A URL's `user:password@` is its pool's -u/-p; what is given in the pool's place wins;
+    /// a pool with neither takes the last given, and one with no user at all is refused.
+    #[test]
+    fn credentials_in_urls_and_on_the_command_line() {
+        let own = |u: &str, p: &str| ("stratum+tcp://127.0.0.1:1".to_string(), u.to_string(), p.to_string());
+        assert_eq!(pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1"]).unwrap(), [own("uu", "secret")]);
+        let given = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1", "-u", "w", "-p", "given"]).unwrap();
+        assert_eq!(given, [own("w", "given")]);
+        let default_pass = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:1", "-u", "w", "-p", "x"]).unwrap();
+        assert_eq!(default_pass, [own("w", "secret")], "-p x, the default, counts as not given");
+        let second = pools(&["-o", "127.0.0.1:2", "-u", "w", "-o", "stratum+tcp://uu:secret@127.0.0.1:1"]).unwrap();
+        assert_eq!(second[1], own("uu", "secret"), "the URL's, not the last given");
+        assert_eq!(second[0].1, "w");
+        let error = pools(&["-o", "stratum+tcp://127.0.0.1:1"]).unwrap_err().to_string();
+        assert!(error.contains("needs a worker name"), "{error}");
+        let error = pools(&["-o", "stratum+tcp://uu:secret@127.0.0.1:x"]).unwrap_err().to_string();
+        assert!(!error.contains("secret") && error.contains("stratum+tcp://127.0.0.1:x"), "{error}");
+    }
+
     #[test]
     fn quantiles_by_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();

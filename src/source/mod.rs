@@ -15,7 +15,7 @@ pub mod stratum;
 /// What the scheduler mines: the latest job, with the extranonce space and target that go with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceWork {
-    /// The pool the work came from; 0 for a node.
+    /// The pool the work came from (for solo, the node), as the counters' view handed it out.
     pub source: PoolId,
     /// Increases with every new job; a device whose work is of an older generation moves on.
     pub generation: u64,
@@ -43,8 +43,13 @@ pub fn append_to_journal(path: &Path, lines: &[serde_json::Value]) -> std::io::R
         text.push_str(&line.to_string());
         text.push('\n');
     }
+    append_lines(path, text.as_bytes())
+}
+
+/// Appends lines already written out (each ending in a newline) and syncs them.
+pub fn append_lines(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(text)?;
     file.sync_data()
 }
 
@@ -53,8 +58,9 @@ pub fn append_to_journal(path: &Path, lines: &[serde_json::Value]) -> std::io::R
 pub enum JournalError {
     #[error("journal {0} is a directory; give a file")]
     Directory(std::path::PathBuf),
-    #[error("journal {path} cannot be written: {source}")]
-    Unwritable { path: std::path::PathBuf, source: std::io::Error },
+    // Not a `source`: the reason is said here once, not again by the error chain.
+    #[error("journal {path} cannot be written: {error}")]
+    Unwritable { path: std::path::PathBuf, error: std::io::Error },
 }
 
 /// Checks at start that the journal can be written: a directory or an unwritable path is an
@@ -68,13 +74,13 @@ pub fn check_journal(path: &Path) -> Result<(), JournalError> {
         .append(true)
         .open(path)
         .map(drop)
-        .map_err(|source| JournalError::Unwritable { path: path.to_path_buf(), source })
+        .map_err(|error| JournalError::Unwritable { path: path.to_path_buf(), error })
 }
 
 /// A hit the CPU has verified, on its way back to its source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Share {
-    /// The pool whose job this is; 0 for a node.
+    /// The pool whose job this is (for solo, the node), as the counters' view handed it out.
     pub source: PoolId,
     pub job_id: JobId,
     pub extranonce1: Extranonce1,

@@ -52,8 +52,8 @@ pub enum Event {
     PoolDown { pool: PoolId, reason: String },
     /// The failover policy's choice: the pool in use, the one to return to, which are enabled.
     PoolChoice { active: PoolId, preferred: PoolId, enabled: Vec<bool> },
-    /// Solo: a template, at the network's difficulty.
-    Template { network_difficulty: Difficulty },
+    /// Solo: a template from the node `pool`, at the network's difficulty.
+    Template { pool: PoolId, network_difficulty: Difficulty },
     /// Solo: a block found (then journaled and submitted; its end is a `Share` event).
     Block,
     /// `device` took up a new job `latency` after it arrived (at its first dispatch).
@@ -326,10 +326,10 @@ impl Stats {
             Event::Job { pool, difficulty } => self.pools.job(*pool, *difficulty),
             Event::PoolDown { pool, reason } => self.pools.down(*pool, reason),
             Event::PoolChoice { active, preferred, enabled } => self.pools.choice(*active, *preferred, enabled),
-            Event::Template { network_difficulty } => {
+            Event::Template { pool, network_difficulty } => {
                 self.templates.fetch_add(1, Relaxed);
                 self.network_difficulty.store(network_difficulty.value().to_bits(), Relaxed);
-                self.pools.job(PoolId(0), *network_difficulty);
+                self.pools.job(*pool, *network_difficulty);
             }
             Event::Block => _ = self.blocks.fetch_add(1, Relaxed),
             Event::Sensor { device: id, reading } => {

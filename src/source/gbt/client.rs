@@ -149,6 +149,8 @@ struct Session {
     config: SoloConfig,
     work: watch::Sender<Option<Arc<SourceWork>>>,
     stats: Arc<Stats>,
+    /// The node, as the counters' view knows it (the API's only "pool").
+    pool: PoolId,
     /// The newest templates of the tip, oldest first: those a device may still be sweeping.
     plans: VecDeque<(JobId, Arc<BlockPlan>)>,
     tip: Option<BlockHash>,
@@ -195,8 +197,6 @@ pub async fn run(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // The node is the API's only "pool".
-    stats.register_pool(&config.node.url, "solo");
     let mut session = Session::new(config, work, stats);
     let (longpoll_ask, mut longpoll_rx) = spawn_longpoll(session.config.node.clone());
     let mut longpoll_waiting = false;
@@ -254,6 +254,7 @@ fn template_request(longpoll_id: Option<&str>) -> Value {
 impl Session {
     fn new(config: SoloConfig, work: watch::Sender<Option<Arc<SourceWork>>>, stats: Arc<Stats>) -> Session {
         Session {
+            pool: stats.register_pool(&config.node.url, "solo"),
             config,
             work,
             stats,
@@ -298,18 +299,18 @@ impl Session {
             }
             self.tip = Some(prev);
             self.plans.clear();
-            let stats = self.stats.clone();
+            let (stats, pool) = (self.stats.clone(), self.pool);
             self.pending.retain(|f| {
                 let keep = f.prev == prev;
                 if !keep {
                     let event = if f.journaled { ShareEvent::Journaled } else { ShareEvent::Unjournaled };
-                    stats.record(Event::Share { device: f.device, pool: PoolId(0), event });
+                    stats.record(Event::Share { device: f.device, pool, event });
                     tracing::warn!("block {} {} dropped: the tip moved on (it stays in the journal)", f.height, f.hash);
                 }
                 keep
             });
         }
-        self.stats.record(Event::Template { network_difficulty: Difficulty::from_target(&target) });
+        self.stats.record(Event::Template { pool: self.pool, network_difficulty: Difficulty::from_target(&target) });
         // The node's clock at fetch time; a fresh template every `poll` keeps it current.
         let time = if time_mutable { cur_time.max(min_time) } else { cur_time };
         self.generation += 1;
@@ -320,7 +321,7 @@ impl Session {
             self.plans.pop_front();
         }
         let work = SourceWork {
-            source: PoolId(0),
+            source: self.pool,
             generation: self.generation,
             job: plan.job(id.clone(), time),
             extranonce1: Extranonce1::default(),
@@ -404,12 +405,12 @@ impl Session {
 
     /// A hit's one end, counted to its device and the node.
     fn end_share(&self, share: &Share, event: ShareEvent) {
-        self.stats.record(Event::Share { device: share.device, pool: PoolId(0), event });
+        self.stats.record(Event::Share { device: share.device, pool: self.pool, event });
     }
 
     /// A block's one end.
     fn end(&self, found: &Found, event: ShareEvent) {
-        self.stats.record(Event::Share { device: found.device, pool: PoolId(0), event });
+        self.stats.record(Event::Share { device: found.device, pool: self.pool, event });
     }
 
     fn journal(&self, found: &Found) -> std::io::Result<()> {
@@ -439,7 +440,7 @@ impl Session {
                 return;
             }
         };
-        self.stats.record(Event::Answer { pool: PoolId(0), latency: started.elapsed() });
+        self.stats.record(Event::Answer { pool: self.pool, latency: started.elapsed() });
         match submit_answer(&answer) {
             Ok(None) => tracing::info!("block {height} {hash} accepted"),
             Ok(Some(word)) => tracing::info!("block {height} {hash} accepted ({word})"),
@@ -489,7 +490,7 @@ mod tests {
         assert_eq!(session.plans.len(), MAX_PLANS);
         assert_eq!(session.plans.front().unwrap().0, JobId::from(format!("{:x}", 100 - MAX_PLANS + 1)));
         let old = Share {
-            source: PoolId(0),
+            source: session.pool,
             job_id: "1".into(),
             extranonce1: Extranonce1::default(),
             extranonce2: crate::work::Extranonce2(vec![0; 8]),

@@ -1,14 +1,19 @@
 //! What every pool protocol shares, whatever it sends on the wire: the `Protocol` trait each
 //! session implements (sans I/O: messages, shares and ticks in, `Action`s out), the actions,
-//! the reasons a connection closes, what became of a share, and the limits both honour. The
-//! driver (`super::driver`) knows protocols only through this file.
+//! the reasons a connection closes, what became of a share, the limits both honour, and the
+//! `Wire` that opens a protocol's transport. The driver (`super::driver`) knows protocols
+//! only through this file.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::failover::{Endpoint, PoolConfig, UrlError};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::pool_url::{Endpoint, PoolConfig, UrlError};
 use super::tls::TlsError;
 use crate::source::{Share, SourceWork};
+use crate::wire::Outbox;
 pub use crate::wire::TransportError;
 use crate::wire::stratum_v1::Redirect;
 use crate::work::{Difficulty, HashRate, PoolId};
@@ -59,6 +64,21 @@ pub trait Protocol {
     fn held(&self) -> usize;
 }
 
+/// What arrives from a pool, read on a task of the transport's own; `Err` ends it.
+pub type Incoming<T> = mpsc::Receiver<Result<T, TransportError>>;
+
+/// A protocol's I/O: how the driver opens its transport over a TCP connection. Each
+/// protocol's folder implements it beside its session.
+pub trait Wire: Protocol + Sized {
+    type Writer: Outbox<Self::Out> + Send;
+
+    fn open(
+        tcp: TcpStream,
+        endpoint: &Endpoint,
+        config: &PoolConfig,
+    ) -> impl Future<Output = Result<(Incoming<Self::In>, Self::Writer), ConnectError>> + Send;
+}
+
 /// A share sent and not yet answered, and when it went.
 pub(crate) struct Pending {
     pub share: Share,
@@ -72,6 +92,8 @@ pub enum ShareOutcome {
     Rejected(Rejection),
     Stale(String),
     Journaled(String),
+    /// Neither sent nor written: the journal failed or is full (the reason says which).
+    Unjournaled(String),
 }
 
 /// A pool's refusal of a share, in any protocol: the pool's own code (v1's number, V2's
@@ -158,6 +180,11 @@ pub enum ConnectError {
     Refused { address: String },
     #[error("connect to {address} timed out")]
     TimedOut { address: String },
+    /// TCP connected, and the pool then said nothing (or too little) for its handshake.
+    #[error(
+        "{address} took the connection but did not finish the {handshake} handshake in {seconds} s; is this its {handshake} port?"
+    )]
+    HandshakeTimedOut { address: String, handshake: &'static str, seconds: u64 },
     #[error("connect to {address}: {reason}")]
     Network { address: String, reason: String },
     #[error(transparent)]

@@ -3,8 +3,8 @@
 //! pool is `failover::Failover`'s; this file only carries out what they return, in one loop
 //! for every protocol.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,11 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{Action, Close, ConnectError, Protocol, ShareOutcome, Then, TransportError};
-use super::failover::{Attempt, Endpoint, FAILBACK_PROBE, Failover, PoolCommand, PoolConfig, PoolControlError};
+use super::core::{Action, Close, ConnectError, Incoming, Protocol, ShareOutcome, Then, Wire};
+use super::failover::{Attempt, FAILBACK_PROBE, Failover, PoolCommand, PoolControlError};
+use super::pool_url::{Endpoint, PoolConfig};
 use super::{v1, v2};
+use crate::logging::{Tally, thousands};
 use crate::source::{Share, SourceWork};
 use crate::stats::{Event, ShareEvent, Stats};
 use crate::wire::Outbox;
@@ -45,61 +47,29 @@ async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, ConnectError> {
     Ok(tcp)
 }
 
-/// What arrives from a pool, read on a task of the transport's own; `Err` ends it.
-type Incoming<T> = mpsc::Receiver<Result<T, TransportError>>;
-
-/// A protocol's I/O: how the driver opens its transport over TCP and finds its session.
-trait Wire: Protocol + Sized {
-    type Writer: Outbox<Self::Out> + Send;
-
-    fn open(
-        tcp: TcpStream,
-        endpoint: &Endpoint,
-        config: &PoolConfig,
-    ) -> impl Future<Output = Result<(Incoming<Self::In>, Self::Writer), ConnectError>> + Send;
-
-    fn of(sessions: &mut Sessions) -> &mut Self;
-}
-
-impl Wire for v1::session::Session {
-    type Writer = crate::wire::stratum_v1::LineWriter;
-
-    async fn open(
-        tcp: TcpStream,
-        endpoint: &Endpoint,
-        config: &PoolConfig,
-    ) -> Result<(Incoming<String>, Self::Writer), ConnectError> {
-        v1::transport::connect(tcp, endpoint, &config.trust).await
-    }
-
-    fn of(sessions: &mut Sessions) -> &mut Self {
-        &mut sessions.v1
-    }
-}
-
-impl Wire for v2::session::Session {
-    type Writer = crate::wire::stratum_v2::Writer;
-
-    async fn open(
-        tcp: TcpStream,
-        endpoint: &Endpoint,
-        _: &PoolConfig,
-    ) -> Result<(Incoming<v2::Message>, Self::Writer), ConnectError> {
-        let authority = endpoint.authority.as_ref().expect("a V2 endpoint has its key");
-        let (read, write) = v2::transport::connect(tcp, authority).await?;
-        Ok((crate::wire::stratum_v2::spawn_reader(read), write))
-    }
-
-    fn of(sessions: &mut Sessions) -> &mut Self {
-        &mut sessions.v2
-    }
-}
-
 /// The session of each protocol: a share goes to its pool's.
 #[derive(Default)]
 struct Sessions {
     v1: v1::session::Session,
     v2: v2::session::Session,
+}
+
+/// A protocol the driver carries: its I/O (`Wire`, in the protocol's folder) and which of
+/// the driver's sessions is its.
+trait Driven: Wire {
+    fn of(sessions: &mut Sessions) -> &mut Self;
+}
+
+impl Driven for v1::session::Session {
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v1
+    }
+}
+
+impl Driven for v2::session::Session {
+    fn of(sessions: &mut Sessions) -> &mut Self {
+        &mut sessions.v2
+    }
 }
 
 /// A command for the pool choice (the API's switchpool / enablepool / disablepool), with
@@ -120,7 +90,8 @@ enum Ended {
 
 /// The I/O around the sessions.
 struct Driver {
-    pools: Vec<PoolConfig>,
+    /// Each pool by the id the counters' view handed out, in priority order.
+    pools: Vec<(PoolId, PoolConfig)>,
     sessions: Sessions,
     failover: Failover,
     /// The pool connected to, or being tried.
@@ -132,6 +103,15 @@ struct Driver {
     outcomes: Option<mpsc::UnboundedSender<(Share, ShareOutcome)>>,
     control: mpsc::UnboundedReceiver<PoolControl>,
     stop: watch::Receiver<bool>,
+    /// Shares journaled and not said yet, and where the last went.
+    journaled: (Tally, Option<String>),
+    /// Journals that reached their limit, said once each.
+    journals_full: BTreeSet<PathBuf>,
+    /// Pools' messages for their users not said yet.
+    messages: Tally,
+    /// Bytes of unwritten shares' lines logged so far, and whether their limit was said.
+    logged_unwritten: u64,
+    unwritten_said: bool,
 }
 
 /// What the driver is connected to: the scheduler's work and shares, the counters, the
@@ -148,15 +128,19 @@ pub struct Links {
 /// Runs sessions until `stop` turns true, on `pools` in priority order. Outcomes of shares go
 /// to `outcomes`, if given; whatever cannot be sent is journaled at the end.
 pub async fn run(pools: Vec<PoolConfig>, links: Links) {
-    for pool in &pools {
-        links.stats.register_pool(&pool.url, &pool.user);
-    }
+    // The counters' view hands out the ids; no URL kept or shown holds a password.
+    let pools: Vec<(PoolId, PoolConfig)> = pools
+        .into_iter()
+        .map(PoolConfig::without_url_credentials)
+        .map(|pool| (links.stats.register_pool(&pool.url, &pool.user), pool))
+        .collect();
+    let Some(&(first, _)) = pools.first() else { return };
     let Links { work, shares, stats, outcomes, control, stop } = links;
     let mut driver = Driver {
-        failover: Failover::new(pools.len()),
+        failover: Failover::new(pools.iter().map(|(id, _)| *id)),
         pools,
         sessions: Sessions::default(),
-        active: PoolId(0),
+        active: first,
         work,
         shares,
         devices_gone: false,
@@ -164,8 +148,13 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         outcomes,
         control,
         stop,
+        journaled: (Tally::default(), None),
+        journals_full: BTreeSet::new(),
+        messages: Tally::default(),
+        logged_unwritten: 0,
+        unwritten_said: false,
     };
-    let mut next = Attempt { pool: PoolId(0), after: Duration::ZERO };
+    let mut next = Attempt { pool: first, after: Duration::ZERO };
     while !*driver.stop.borrow() {
         if !driver.wait(next.after).await {
             break;
@@ -181,7 +170,7 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         next = match ended {
             Ended::Stop => break,
             Ended::Switch(pool) => {
-                tracing::info!("switching to pool {}", driver.pools[pool.0].url);
+                tracing::info!("switching to pool {}", driver.config(pool).url);
                 Attempt { pool, after: Duration::ZERO }
             }
             Ended::Closed(close) => driver.after_close(pool, close),
@@ -192,9 +181,10 @@ pub async fn run(pools: Vec<PoolConfig>, links: Links) {
         driver.route(share);
     }
     let actions = driver.sessions.v1.stop();
-    driver.perform(PoolId(0), actions);
+    driver.perform(first, actions);
     let actions = driver.sessions.v2.stop();
-    driver.perform(PoolId(0), actions);
+    driver.perform(first, actions);
+    driver.say_journaled(None);
 }
 
 impl Driver {
@@ -217,20 +207,26 @@ impl Driver {
 
     /// Carries out a pool command and answers it; the choice it changes is reported.
     fn control(&mut self, control: PoolControl) {
-        let result = self.failover.control(control.command).map(|pool| self.pools[pool.0].url.clone());
+        let result = self.failover.control(control.command).map(|pool| self.config(pool).url.clone());
         let _ = control.reply.send(result);
         self.report_choice();
     }
 
     /// Tells the counters' view what the failover policy chose.
     fn report_choice(&self) {
-        let (preferred, enabled) = (self.failover.preferred(), self.failover.enabled().to_vec());
+        let (preferred, enabled) = (self.failover.preferred(), self.failover.enabled());
         self.stats.record(Event::PoolChoice { active: self.active, preferred, enabled });
+    }
+
+    /// Pool `pool`'s settings (the first pool's for an id it never handed out).
+    fn config(&self, pool: PoolId) -> &PoolConfig {
+        let (_, first) = &self.pools[0];
+        self.pools.iter().find(|(id, _)| *id == pool).map_or(first, |(_, config)| config)
     }
 
     /// Whether pool `pool` speaks Stratum V2.
     fn is_v2(&self, pool: PoolId) -> bool {
-        self.pools.get(pool.0).is_some_and(PoolConfig::is_v2)
+        self.config(pool).is_v2()
     }
 
     /// Hands a share to the session of its pool's protocol, outside that protocol's loop.
@@ -247,14 +243,14 @@ impl Driver {
 
     /// What follows a closed connection to `pool`.
     fn after_close(&mut self, pool: PoolId, close: Close) -> Attempt {
-        let url = &self.pools[pool.0].url;
+        let url = self.config(pool).url.clone();
         match close.then {
             Then::Retry => {
                 tracing::info!("pool {url}: {}", close.reason);
                 Attempt { pool, after: Duration::ZERO }
             }
             Then::Redirect(redirect) => {
-                let current = self.pools[pool.0].endpoint().expect("checked at start");
+                let current = self.config(pool).endpoint().expect("checked at start");
                 let (attempt, notice) = self.failover.redirected(pool, &current, &redirect);
                 tracing::info!("pool {url}: {}", close.reason);
                 if let Some(notice) = notice {
@@ -273,7 +269,7 @@ impl Driver {
                 ) / 1000.0;
                 let attempt = self.failover.failed(pool, jitter);
                 if attempt.pool != pool {
-                    tracing::warn!("pool {url}: {}; failing over to {}", close.reason, self.pools[attempt.pool.0].url);
+                    tracing::warn!("pool {url}: {}; failing over to {}", close.reason, self.config(attempt.pool).url);
                 } else {
                     tracing::warn!(
                         "pool {url}: {}; reconnecting in {:.0} s",
@@ -288,7 +284,7 @@ impl Driver {
 
     /// One connection to `pool` in protocol `P`, from connect to close; whatever way it ends,
     /// the session hears that it is gone.
-    async fn connection<P: Wire>(&mut self, pool: PoolId) -> Ended {
+    async fn connection<P: Driven>(&mut self, pool: PoolId) -> Ended {
         // Shares queued now belong to the last connection: its session carries or journals them.
         for _ in 0..self.shares.len() {
             let Ok(share) = self.shares.try_recv() else { break };
@@ -302,8 +298,8 @@ impl Driver {
 
     /// Opens the transport to `pool` (a redirect's endpoint once, else its URL): TCP, then
     /// the protocol's handshake, either of which a stop cuts short.
-    async fn open<P: Wire>(&mut self, pool: PoolId) -> Result<(Incoming<P::In>, P::Writer, P::Login), Ended> {
-        let config = self.pools[pool.0].clone();
+    async fn open<P: Driven>(&mut self, pool: PoolId) -> Result<(Incoming<P::In>, P::Writer, P::Login), Ended> {
+        let config = self.config(pool).clone();
         let endpoint = self.failover.endpoint(pool, &config).map_err(fail)?;
         let open = async {
             let tcp = tcp(&endpoint).await?;
@@ -318,7 +314,7 @@ impl Driver {
 
     /// Connects (a stop is honoured during the connect and the handshake), then carries
     /// messages, shares and ticks through the session until the connection ends.
-    async fn session<P: Wire>(&mut self, pool: PoolId) -> Ended {
+    async fn session<P: Driven>(&mut self, pool: PoolId) -> Ended {
         let (mut incoming, mut write, login) = match self.open::<P>(pool).await {
             Ok(opened) => opened,
             Err(ended) => return ended,
@@ -335,6 +331,7 @@ impl Driver {
             actions = tokio::select! {
                 _ = self.stop.changed() => return Ended::Stop,
                 _ = tick.tick() => {
+                    self.say_counts(pool);
                     let rate = self.hash_rate();
                     P::of(&mut self.sessions).tick(now(), rate)
                 }
@@ -384,7 +381,7 @@ impl Driver {
 
     /// Whether `pool` accepts a TCP connection now.
     async fn answers(&self, pool: PoolId) -> bool {
-        let Ok(endpoint) = self.pools[pool.0].endpoint() else { return false };
+        let Ok(endpoint) = self.config(pool).endpoint() else { return false };
         matches!(tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(endpoint.address())).await, Ok(Ok(_)))
     }
 
@@ -417,7 +414,7 @@ impl Driver {
 
     /// The actions that need no socket. Shares to journal are written in one batch.
     fn perform<M>(&mut self, pool: PoolId, actions: Vec<Action<M>>) {
-        let url = self.pools[pool.0].url.clone();
+        let url = self.config(pool).url.clone();
         let mut to_journal = Vec::new();
         for action in actions {
             match action {
@@ -435,13 +432,14 @@ impl Driver {
                         ShareOutcome::Rejected(_) => ShareEvent::Rejected,
                         ShareOutcome::Stale(_) => ShareEvent::Stale,
                         ShareOutcome::Journaled(_) => ShareEvent::Journaled,
+                        ShareOutcome::Unjournaled(_) => ShareEvent::Unjournaled,
                     };
                     self.stats.record(Event::Share { device: share.device, pool: share.source, event });
                     self.report(share, outcome);
                 }
                 Action::Journal { share, reason } => to_journal.push((share, reason)),
                 Action::Notice(text) => tracing::warn!("{text}"),
-                Action::PoolMessage(text) => tracing::info!("message from pool {url}: {text}"),
+                Action::PoolMessage(text) => self.pool_message(&url, &text),
                 Action::Send(_) | Action::Close(_) => unreachable!("carried out by carry_out"),
             }
         }
@@ -450,9 +448,9 @@ impl Driver {
         }
     }
 
-    fn count(&self, entries: &[(Share, String, serde_json::Value)], event: ShareEvent) {
-        for (share, _, _) in entries {
-            self.stats.record(Event::Share { device: share.device, pool: share.source, event });
+    fn count(&self, entries: &[Entry], event: ShareEvent) {
+        for entry in entries {
+            self.stats.record(Event::Share { device: entry.share.device, pool: entry.share.source, event });
         }
     }
 
@@ -462,53 +460,151 @@ impl Driver {
         }
     }
 
-    /// Writes shares that cannot be sent to their pool's journal. A share that cannot be
-    /// written either is logged whole and counted as unjournaled, never as journaled.
+    /// Writes shares that cannot be sent to their pool's journal, up to its size limit. A
+    /// share that cannot be written, or finds the journal full, is counted as unjournaled,
+    /// never as journaled, and reported so.
     fn journal(&mut self, shares: Vec<(Share, String)>) {
-        let mut by_file: BTreeMap<PathBuf, Vec<(Share, String, serde_json::Value)>> = BTreeMap::new();
+        let mut by_file: BTreeMap<PathBuf, (u64, Vec<Entry>)> = BTreeMap::new();
         for (share, reason) in shares {
-            let pool = &self.pools[share.source.0.min(self.pools.len() - 1)];
+            let pool = self.config(share.source);
             let line = json!({
                 "time": crate::stats::unix_time(),
                 "pool": pool.url, "user": pool.user, "reason": reason,
                 "job_id": share.job_id.to_string(), "extranonce1": share.extranonce1.to_lower_hex_string(), "extranonce2": share.extranonce2.to_lower_hex_string(),
                 "ntime": format!("{:08x}", share.time), "nonce": format!("{:08x}", share.nonce), "hash": share.hash.to_string(),
             });
-            by_file.entry(pool.journal.clone()).or_default().push((share, reason, line));
+            let file = by_file.entry(pool.journal.clone()).or_insert((pool.journal_max, Vec::new()));
+            file.1.push(Entry { share, reason, line: line.to_string() });
         }
-        for (path, entries) in by_file {
-            let lines: Vec<serde_json::Value> = entries.iter().map(|(_, _, line)| line.clone()).collect();
-            // The write and its sync block: off the runtime's workers where it has several.
-            let write = || crate::source::append_to_journal(&path, &lines);
-            let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
-                _ => write(),
-            };
-            match written {
-                Ok(()) => {
-                    let (first, reason, _) = &entries[0];
-                    tracing::warn!(
-                        "{} share(s) written to {} (first {:08x} of job {}): {reason}",
-                        entries.len(),
-                        path.display(),
-                        first.nonce,
-                        first.job_id
-                    );
-                    self.count(&entries, ShareEvent::Journaled);
-                }
-                Err(e) => {
-                    for line in &lines {
-                        tracing::error!(
-                            "could not write the share journal {}: {e}; the share was: {line}",
-                            path.display()
-                        );
-                    }
-                    self.count(&entries, ShareEvent::Unjournaled);
-                }
+        for (path, (max, mut entries)) in by_file {
+            // What fits under the limit is written; the rest is counted, and said once.
+            let room = max.saturating_sub(std::fs::metadata(&path).map_or(0, |m| m.len()));
+            let mut used = 0;
+            let fit = entries.iter().take_while(|e| (used += e.line.len() as u64 + 1, used <= room).1).count();
+            let over = entries.split_off(fit);
+            if !entries.is_empty() {
+                self.write_journal(&path, entries);
             }
-            for (share, reason, _) in entries {
-                self.report(share, ShareOutcome::Journaled(reason));
+            if !over.is_empty() {
+                self.journal_full(&path, max, over);
             }
         }
     }
+
+    /// Appends and syncs `entries`; the summary of what was written is said at most once a
+    /// second.
+    fn write_journal(&mut self, path: &Path, entries: Vec<Entry>) {
+        let text: String = entries.iter().map(|e| format!("{}\n", e.line)).collect();
+        // The write and its sync block: off the runtime's workers where it has several.
+        let write = || crate::source::append_lines(path, text.as_bytes());
+        let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
+        };
+        match written {
+            Ok(()) => {
+                let last = entries.last().expect("not empty");
+                self.journaled.1 = Some(format!(
+                    "{} (the last {:08x} of job {}: {})",
+                    path.display(),
+                    last.share.nonce,
+                    last.share.job_id,
+                    last.reason
+                ));
+                self.count(&entries, ShareEvent::Journaled);
+                let n = entries.len() as u64;
+                self.say_journaled(Some(n));
+                for e in entries {
+                    self.report(e.share, ShareOutcome::Journaled(e.reason));
+                }
+            }
+            Err(e) => {
+                self.log_unwritten(path, &e, &entries);
+                self.count(&entries, ShareEvent::Unjournaled);
+                for entry in entries {
+                    let reason = format!("{}; the journal could not be written: {e}", entry.reason);
+                    self.report(entry.share, ShareOutcome::Unjournaled(reason));
+                }
+            }
+        }
+    }
+
+    /// Shares the journal could not take go to the log whole, the last copy there is, up to
+    /// as many bytes as the journal may hold; past that they are counted only (said once), so
+    /// that a failing journal does not move the flood into the log.
+    fn log_unwritten(&mut self, path: &Path, error: &std::io::Error, entries: &[Entry]) {
+        let max = entries.first().map_or(0, |e| self.config(e.share.source).journal_max);
+        for entry in entries {
+            let text =
+                format!("could not write the share journal {}: {error}; the share was: {}", path.display(), entry.line);
+            self.logged_unwritten += text.len() as u64;
+            if self.logged_unwritten <= max {
+                tracing::error!("{text}");
+            } else if !std::mem::replace(&mut self.unwritten_said, true) {
+                tracing::error!(
+                    "could not write the share journal {}: {error}; {} MB of share lines are in the log, \
+                     more shares are counted as unjournaled only",
+                    path.display(),
+                    max >> 20
+                );
+            }
+        }
+    }
+
+    /// Shares past the journal's limit: counted as unjournaled (`/metrics` shows them), said
+    /// once a journal, not written, not logged line by line (that would fill the disk too).
+    fn journal_full(&mut self, path: &Path, max: u64, over: Vec<Entry>) {
+        if self.journals_full.insert(path.to_path_buf()) {
+            tracing::error!(
+                "journal {} has reached its limit of {} MB (--journal-max-mb): shares that cannot be sent are \
+                 counted as unjournaled from now on, not written",
+                path.display(),
+                max >> 20
+            );
+        }
+        self.count(&over, ShareEvent::Unjournaled);
+        for entry in over {
+            let reason = format!("{}; the journal is full (--journal-max-mb)", entry.reason);
+            self.report(entry.share, ShareOutcome::Unjournaled(reason));
+        }
+    }
+
+    /// A pool's message for its users, cut short, and at most one a second: a pool that
+    /// sends them in a flood must not fill the disk through the log.
+    fn pool_message(&mut self, url: &str, text: &str) {
+        const SHOWN: usize = 512;
+        let Some(n) = self.messages.add(1, now()) else { return };
+        let more =
+            if n > 1 { format!(" ({} more in the last second, not shown)", thousands(n - 1)) } else { String::new() };
+        let cut = text.char_indices().nth(SHOWN).map_or(text, |(end, _)| &text[..end]);
+        let ellipsis = if cut.len() < text.len() { "…" } else { "" };
+        tracing::info!("message from pool {url}: {cut}{ellipsis}{more}");
+    }
+
+    /// What the flood guards counted and did not say yet, once a second.
+    fn say_counts(&mut self, pool: PoolId) {
+        self.say_journaled(Some(0));
+        if let Some(n) = self.messages.due(now()) {
+            tracing::info!("{} more message(s) from pool {} not shown", thousands(n), self.config(pool).url);
+        }
+    }
+
+    /// Says how many shares were journaled since the last line, at most once a second
+    /// (`None`: whatever is left, at the end).
+    fn say_journaled(&mut self, added: Option<u64>) {
+        let said = match added {
+            Some(n) => self.journaled.0.add(n, now()),
+            None => self.journaled.0.rest(),
+        };
+        if let (Some(n), Some(last)) = (said, &self.journaled.1) {
+            tracing::warn!("{} share(s) written to {last}", thousands(n));
+        }
+    }
+}
+
+/// A share on its way to the journal: why, and its line.
+struct Entry {
+    share: Share,
+    reason: String,
+    line: String,
 }

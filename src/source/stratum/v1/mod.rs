@@ -3,3 +3,4 @@
 
 pub mod session;
 pub mod transport;
+mod wire;

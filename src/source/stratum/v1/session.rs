@@ -16,7 +16,7 @@ use crate::source::stratum::core::{
     self, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Pending, Protocol, Rejection, SILENCE, ShareOutcome, Then,
     USER_AGENT, fail,
 };
-use crate::source::stratum::failover::{Endpoint, PoolConfig};
+use crate::source::stratum::pool_url::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::wire::stratum_v1::{
     Answer, ClientMessage, Extranonce, Id, Method, Redirect, Reply, RpcError, ServerMessage, Submission,
@@ -503,7 +503,7 @@ impl Protocol for Session {
         if conn.extranonce.is_none() && now >= conn.opened + HANDSHAKE {
             let configure_unanswered = conn.requests.values().any(|(m, _)| *m == Method::Configure);
             out.extend(if configure_unanswered {
-                self.blame(Method::Configure, "did not answer mining.subscribe after mining.configure")
+                self.blame(Method::Configure, "did not answer mining.subscribe")
             } else {
                 fail(format!("no answer to mining.subscribe in {} s", HANDSHAKE.as_secs()))
             });
@@ -574,7 +574,7 @@ fn describe(redirect: &Redirect) -> String {
         (None, None) => String::new(),
         (host, port) => format!(
             " at {}:{}",
-            host.as_deref().unwrap_or("the same host"),
+            host.as_deref().map_or("the same host".to_string(), crate::logging::printable),
             port.map_or("the same port".to_string(), |p| p.to_string())
         ),
     };

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::source::stratum::core::{ConnectError, TransportError};
-use crate::source::stratum::failover::Endpoint;
+use crate::source::stratum::pool_url::Endpoint;
 use crate::source::stratum::tls::{self, TlsError, Trust};
 use crate::wire::stratum_v1::{LineWriter, MAX_LINE, spawn_line_reader};
 
@@ -32,7 +32,10 @@ pub async fn connect(
         let address = endpoint.address();
         let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
         let stream = match tokio::time::timeout(TLS_TIMEOUT, handshake).await {
-            Err(_) => return Err(ConnectError::TimedOut { address }),
+            Err(_) => {
+                let seconds = TLS_TIMEOUT.as_secs();
+                return Err(ConnectError::HandshakeTimedOut { address, handshake: "TLS", seconds });
+            }
             Ok(Err(e)) => return Err(tls_error(address, &e)),
             Ok(Ok(stream)) => stream,
         };

@@ -4,5 +4,6 @@
 
 pub mod session;
 pub mod transport;
+mod wire;
 
 pub use crate::wire::stratum_v2::{AuthorityKey, Message};

@@ -38,7 +38,8 @@ use crate::source::stratum::core::{
     Action, Close, HANDSHAKE, MAX_IN_FLIGHT, MAX_UNSENT, Pending, Protocol, Rejection, SILENCE, ShareOutcome, Then,
     USER_AGENT, fail,
 };
-use crate::source::stratum::failover::{Endpoint, PoolConfig};
+pub use crate::source::stratum::pool_url::ChannelKind;
+use crate::source::stratum::pool_url::{Endpoint, PoolConfig};
 use crate::source::{Share, SourceWork};
 use crate::wire::stratum_v2::{str255, target};
 use crate::work::job::Job;
@@ -68,16 +69,6 @@ pub const MAX_TIME_ROLL: u32 = 600;
 /// shares), so an unanswered share is not a lost one as soon as in v1; but a pool that
 /// answers none for this long is left, and the shares go to the journal.
 pub const BATCH_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Which kind of channel to open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum ChannelKind {
-    /// Coinbase prefix and suffix from the pool, the extranonce rolled here (as in v1).
-    #[default]
-    Extended,
-    /// Header-only mining: the pool sends the merkle root; version bits and ntime are rolled.
-    Standard,
-}
 
 /// What one connection needs to know of its pool.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,7 +21,9 @@ pub async fn connect(tcp: TcpStream, authority: &AuthorityKey) -> Result<(NoiseT
     let initiator = Initiator::from_raw_k(authority.bytes())
         .map_err(|e| ConnectError::Handshake { address: address.clone(), reason: format!("authority key: {e:?}") })?;
     let stream = NoiseTcpStream::connect(tcp, initiator, HANDSHAKE_TIMEOUT).await.map_err(|e| match e {
-        Error::HandshakeTimeout => ConnectError::TimedOut { address },
+        Error::HandshakeTimeout => {
+            ConnectError::HandshakeTimedOut { address, handshake: "Noise", seconds: HANDSHAKE_TIMEOUT.as_secs() }
+        }
         Error::CodecError(CodecError::NoiseSv2Error(NoiseError::InvalidCertificate(_))) => {
             ConnectError::AuthorityKey { address, key: authority.to_string() }
         }

@@ -156,8 +156,12 @@ fn a_pool_that_never_answers_configure() {
     s.connect(0);
     assert!(s.session.tick(s.at(9), HashRate::ZERO).is_empty());
     let out = s.session.tick(s.at(10), HashRate::ZERO);
-    assert_eq!(closes(&out).unwrap().then, Then::Retry);
+    let close = closes(&out).unwrap();
+    assert_eq!(close.then, Then::Retry);
     assert!(s.session.quirks(PoolId(0)).no_configure);
+    // Said once: "after mining.configure after mining.configure" once.
+    assert_eq!(close.reason.matches("after mining.configure").count(), 1, "{}", close.reason);
+    assert!(close.reason.contains("did not answer mining.subscribe after mining.configure"), "{}", close.reason);
 }
 
 /// The grant is intersected with our mask; BIP310's `mining.set_version_mask` example
@@ -286,6 +290,12 @@ fn client_reconnect_with_and_without_a_place() {
     let close = closes(&out).unwrap();
     assert_eq!(close.then, Then::Redirect(Redirect { host: Some("pool.example".into()), port: Some(3334), wait: 5 }));
     assert!(close.reason.contains("pool.example:3334 in 5 s"), "{}", close.reason);
+    // A host with a newline cannot forge a log line: the reason says it escaped.
+    let mut s = Script::new();
+    s.mining();
+    let forged = r#"{"id":null,"method":"client.reconnect","params":["evil.example\n[ERROR] forged","3334",0]}"#;
+    let close = closes(&s.pool(forged, 1)).unwrap().clone();
+    assert!(!close.reason.contains('\n') && close.reason.contains(r"evil.example\n[ERROR] forged"), "{}", close.reason);
 }
 
 /// Strays and repeats: a response with id 0 (no request of ours) is not the authorize
