@@ -459,7 +459,8 @@ async fn while_the_node_is_down_the_http_server_and_the_api_show_it() {
     assert_eq!(pools[0]["state"], "down", "{pools}");
     assert!(pools[0]["last_failure"].as_str().unwrap().contains("cannot reach the node"), "{pools}");
     let metrics = raw_get(http, "/metrics").await;
-    assert!(metrics.lines().any(|l| l.starts_with("wgminer_pool_up") && l.ends_with(" 0")), "{metrics}");
+    let up = metrics.lines().find_map(|l| l.strip_prefix("wgminer_pool_up{")?.rsplit_once(' ')?.1.parse::<f64>().ok());
+    assert_eq!(up, Some(0.0), "{metrics}");
     let answer = api_call(api, r#"{"command":"pools"}"#).await;
     assert_eq!(answer["POOLS"][0]["Status"], "Dead", "{answer}");
     assert!(answer["POOLS"][0]["Last Failure"].as_str().unwrap().contains("cannot reach the node"), "{answer}");
