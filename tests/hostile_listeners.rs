@@ -237,12 +237,15 @@ async fn a_rebound_host_name_is_refused_on_every_path() {
             assert!(!reply.body.contains("mode") && !reply.body.contains("wgminer_"), "{}", reply.body);
         }
     }
-    let absolute = raw(http, &format!("GET http://evil.example:{port}/api/v1/pools HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n")).await;
+    let absolute =
+        raw(http, &format!("GET http://evil.example:{port}/api/v1/pools HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"))
+            .await;
     assert_eq!(absolute.status, 421, "an absolute-form target names the host");
     let twice = raw(http, &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n\r\n")).await;
     assert_eq!(twice.status, 400);
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "miner.lan".into(), "MINER.LAN:443".into()] {
-        let reply = raw(http, &format!("GET /api/v1/pools HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")).await;
+        let reply =
+            raw(http, &format!("GET /api/v1/pools HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")).await;
         assert_eq!(reply.status, 200, "{host}: {}", reply.head);
     }
     let scripted = raw(http, "GET /api/v1/summary HTTP/1.0\r\n\r\n").await;
@@ -258,7 +261,8 @@ async fn a_rebound_host_name_is_refused_on_every_path() {
 async fn streams_and_upgrades_from_other_origins_are_forbidden() {
     let http = http_server(&[]).await;
     let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
-    let cases = [("/api/v1/stream", "Accept: text/event-stream"), ("/api/v1/device", upgrade), ("/api/v1/pools", "X: y")];
+    let cases =
+        [("/api/v1/stream", "Accept: text/event-stream"), ("/api/v1/device", upgrade), ("/api/v1/pools", "X: y")];
     for (path, extra) in cases {
         for origin in ["http://evil.example", "null", "http://127.0.0.1:1"] {
             let reply = get_with(http, path, &[&format!("Origin: {origin}"), extra]).await;

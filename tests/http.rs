@@ -382,9 +382,13 @@ async fn hostile_clients_are_bounded_and_mining_goes_on() {
     assert_eq!(get(http, "/no/such/page").await.status, 404);
     assert_eq!(get(http, "/../../etc/passwd").await.status, 404);
     assert_eq!(
-        raw(http, format!("POST /metrics HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .status,
+        raw(
+            http,
+            format!("POST /metrics HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes()
+        )
+        .await
+        .status,
         405
     );
     assert_eq!(raw(http, b"\x16\x03\x01\x00\xff garbage, not HTTP\r\n\r\n").await.status, 400);

@@ -373,7 +373,9 @@ async fn slow_node(slow: &'static str, manner: Manner) -> String {
                 let body = json!({"result": result, "error": null, "id": request["id"]}).to_string();
                 let manner = if method == slow { manner } else { Manner::Whole };
                 let claimed = if manner == Manner::Lie { body.len() * 10 } else { body.len() };
-                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nContent-Type: application/json\r\n\r\n{body}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nContent-Type: application/json\r\n\r\n{body}"
+                );
                 match manner {
                     Manner::Whole | Manner::Lie => {
                         let _ = write.write_all(reply.as_bytes()).await;

@@ -137,7 +137,13 @@ pub async fn mine_watched(
         Some(watchers) => watchers.quit,
         None => {
             let pool_side = options.http.as_ref().is_some_and(|h| !h.pool_side.is_empty());
-            let mode = if solo { Mode::Solo } else if pool_side { Mode::Demo } else { Mode::Pools };
+            let mode = if solo {
+                Mode::Solo
+            } else if pool_side {
+                Mode::Demo
+            } else {
+                Mode::Pools
+            };
             serve_site(options, mode, &miner.stats).await;
             let strategy = if solo { "Solo" } else { "Failover" };
             start_api(options, strategy, miner.control.clone(), &miner.stats).await

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::mine::{MineOptions, Source, Summary, Watchers, mine_watched, print_summary};
-use crate::http::Mode;
 use crate::device::Sweeper;
+use crate::http::Mode;
 use crate::source::gbt::client::{self, SoloConfig};
 use crate::source::gbt::rpc::Node;
 

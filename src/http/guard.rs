@@ -95,7 +95,7 @@ fn is_ip_literal(name: &[u8]) -> bool {
 
 /// The name a request is for: an absolute-form target's authority wins over `Host`
 /// (RFC 9112 §3.2.2); two `Host` headers are no name this server has.
-fn request_host<'a>(request: &'a Request) -> Result<Option<&'a [u8]>, ()> {
+fn request_host(request: &Request) -> Result<Option<&[u8]>, ()> {
     if let Some(authority) = request.uri().authority() {
         return Ok(Some(authority.as_str().as_bytes()));
     }

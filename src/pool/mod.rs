@@ -424,7 +424,12 @@ impl Session {
             let oldest = self.jobs.iter().min_by_key(|(_, j)| j.sent).map(|(id, _)| id.clone());
             oldest.map(|id| self.jobs.remove(&id));
         }
-        let open = OpenJob { job: Arc::new(job.clone()), difficulty: self.difficulty, sent: self.resends, shares: HashSet::new() };
+        let open = OpenJob {
+            job: Arc::new(job.clone()),
+            difficulty: self.difficulty,
+            sent: self.resends,
+            shares: HashSet::new(),
+        };
         self.jobs.insert(job.id.to_string(), open);
         vec![ServerMessage::SetDifficulty(self.difficulty).to_line(), ServerMessage::Notify(job).to_line()]
     }
@@ -468,25 +473,7 @@ impl Session {
             ClientMessage::Submit { id, .. } if !self.authorized => {
                 error(id, code::UNAUTHORIZED, "Unauthorized worker")
             }
-            ClientMessage::Submit { id, submission } => match self.check_share(&submission) {
-                Ok(full) => {
-                    self.stats.accepted.fetch_add(1, Relaxed);
-                    let mut out = vec![reply(Some(id), Reply::Result(true))];
-                    let renotified = self.vardiff();
-                    if full && renotified.is_empty() {
-                        // The job took all the shares it remembers: the miner moves on to a
-                        // fresh one (its last pieces of the full one come back stale).
-                        self.jobs.remove(&submission.job_id);
-                        out.extend(self.notify(false));
-                    }
-                    out.extend(renotified);
-                    out
-                }
-                Err(e) => {
-                    self.stats.rejected.fetch_add(1, Relaxed);
-                    vec![reply(Some(id), Reply::Error(e))]
-                }
-            },
+            ClientMessage::Submit { id, submission } => self.submitted(id, &submission),
             ClientMessage::Invalid { id, method, reason } => {
                 vec![reply(id, Reply::Error(RpcError::new(code::OTHER, format!("{method}: {reason}"))))]
             }
@@ -494,6 +481,32 @@ impl Session {
                 error(id, code::OTHER, &format!("Method {method} not supported"))
             }
             ClientMessage::Other { id: None, .. } | ClientMessage::Answer { .. } => vec![],
+        }
+    }
+
+    /// A logged-in miner's share: accepted (with vardiff's new difficulty, or a fresh job when
+    /// the share's job is full) or refused.
+    fn submitted(&mut self, id: Id, submission: &Submission) -> Vec<String> {
+        match self.check_share(submission) {
+            Ok(full) => {
+                self.stats.accepted.fetch_add(1, Relaxed);
+                let mut out = vec![reply(Some(id), Reply::Result(true))];
+                if full {
+                    // The job took all the shares it remembers: it is closed, and the miner
+                    // moves on to a fresh one (its last pieces of the full one come back stale).
+                    self.jobs.remove(&submission.job_id);
+                }
+                let renotified = self.vardiff();
+                if full && renotified.is_empty() {
+                    out.extend(self.notify(false));
+                }
+                out.extend(renotified);
+                out
+            }
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                vec![reply(Some(id), Reply::Error(e))]
+            }
         }
     }
 
@@ -565,7 +578,11 @@ mod tests {
 
     /// A logged-in session at `difficulty`, and the id of the job it was sent.
     fn logged_in(difficulty: f64) -> (Session, String) {
-        let options = PoolOptions { difficulty: Difficulty::new(difficulty).unwrap(), share_interval: None, ..Default::default() };
+        let options = PoolOptions {
+            difficulty: Difficulty::new(difficulty).unwrap(),
+            share_interval: None,
+            ..Default::default()
+        };
         let mut session = Session::new(7, &options, Arc::new(PoolStats::default()));
         session.handle(r#"{"id":1,"method":"mining.subscribe","params":[]}"#);
         let out = session.handle(r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#);
@@ -581,7 +598,9 @@ mod tests {
     }
 
     fn submit(job: &str, extranonce2: u32, nonce: u32, time: u32) -> String {
-        format!(r#"{{"id":9,"method":"mining.submit","params":["w","{job}","{extranonce2:08x}","{time:08x}","{nonce:08x}"]}}"#)
+        format!(
+            r#"{{"id":9,"method":"mining.submit","params":["w","{job}","{extranonce2:08x}","{time:08x}","{nonce:08x}"]}}"#
+        )
     }
 
     fn answer(lines: &[String]) -> serde_json::Value {

@@ -135,7 +135,10 @@ pub async fn connect(
     loop {
         let (n, a) = (node.clone(), address.to_string());
         let result = super::rpc::detached(move || check_node(&n, asked, &a)).await.unwrap_or_else(|| {
-            Err(SetupError::Rpc(RpcError::BadReply { method: "getblockchaininfo".into(), reason: "thread failed".into() }))
+            Err(SetupError::Rpc(RpcError::BadReply {
+                method: "getblockchaininfo".into(),
+                reason: "thread failed".into(),
+            }))
         });
         match result {
             Err(SetupError::Rpc(e)) if e.is_transient() => {
@@ -241,10 +244,7 @@ pub async fn run(
             }
             Some(reply) = longpoll_rx.recv() => { longpoll_waiting = false; reply }
             _ = tokio::time::sleep_until(next_fetch), if fetching.is_none() => {
-                let node = session.config.node.clone();
-                fetching = Some(Box::pin(async move {
-                    node.call_detached("getblocktemplate", vec![template_request(None)], CALL_TIMEOUT).await
-                }));
+                fetching = Some(fetch(session.config.node.clone()));
                 continue
             }
             reply = async {
@@ -275,6 +275,11 @@ pub async fn run(
         }
     }
     session.stop(&mut shares).await;
+}
+
+/// A fresh template, fetched on a thread that a stop leaves behind.
+fn fetch(node: Node) -> Fetch {
+    Box::pin(async move { node.call_detached("getblocktemplate", vec![template_request(None)], CALL_TIMEOUT).await })
 }
 
 /// getblocktemplate's request: segwit always (Core refuses templates without it), signet's
