@@ -4,10 +4,12 @@
 //!
 //! A connection is *pending* until it is *held*: a pool's miner logged in, an HTTP request being
 //! answered (its live stream included), an API request read. When every slot is taken, the
-//! oldest pending connection is shed to make room; when a peer address has its share of the
-//! slots, the oldest pending one of that address is. Pending connections that have said nothing
-//! yet go before those that have (a miner halfway through its login, a browser's kept-alive
-//! connection), so that a flood of silent connections cannot shed a client that is logging in.
+//! oldest pending connection of the address that holds the most slots is shed to make room (a
+//! flood from a few addresses sheds its own, not a newcomer from elsewhere that has not been
+//! read yet); when a peer address has its share of the slots, the oldest pending one of that
+//! address is. Pending connections that have said nothing yet go before those that have (a
+//! miner halfway through its login, a browser's kept-alive connection), so that a flood of
+//! silent connections cannot shed a client that is logging in.
 //! Only when every candidate is held is the newcomer refused (closed at once): a held connection
 //! is never shed for a newcomer. While more than half the slots are taken, a newcomer gets a
 //! shorter time to be held (`hurried`).
@@ -15,7 +17,7 @@
 //! `Table` is the policy, sans I/O; `Admission` runs each admitted connection on a task that a
 //! shed ends, by dropping the sender its task waits on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,12 +89,20 @@ impl<T> Table<T> {
         Some(Admitted { id, shed, patience })
     }
 
-    /// Removes the oldest pending connection (of `peer`, if given), a silent one if there is
-    /// one; its handle.
+    /// Removes a pending connection (of `peer`, if given): a silent one if there is one, of the
+    /// address that holds the most slots, its oldest; its handle.
     fn shed_oldest(&mut self, peer: Option<IpAddr>) -> Option<T> {
+        let mut held_by: HashMap<IpAddr, usize> = HashMap::new();
+        for slot in self.slots.values() {
+            *held_by.entry(slot.peer).or_default() += 1;
+        }
         let pending = |s: &Slot<T>| s.holds == 0 && peer.is_none_or(|p| s.peer == p);
-        let oldest = |spoke: bool| self.slots.iter().find(|(_, s)| pending(s) && s.spoke == spoke).map(|(id, _)| *id);
-        let id = oldest(false).or_else(|| oldest(true))?;
+        let choose = |spoke: bool| {
+            let candidates = self.slots.iter().filter(|(_, s)| pending(s) && s.spoke == spoke);
+            // The first of the largest holders in age order: `max_by_key` keeps the last maximum.
+            candidates.rev().max_by_key(|(_, s)| held_by[&s.peer]).map(|(id, _)| *id)
+        };
+        let id = choose(false).or_else(|| choose(true))?;
         self.slots.remove(&id).map(|s| s.handle)
     }
 
@@ -259,6 +269,21 @@ mod tests {
         assert_eq!(table.admit(ip(7), "g").unwrap().shed, vec!["a"], "released, it is pending again");
         assert_eq!(table.remove(c.id), Some("c"));
         assert!(table.admit(ip(8), "h").unwrap().shed.is_empty());
+    }
+
+    /// A flood from a few addresses sheds its own, even its newest, before a lone newcomer from
+    /// elsewhere that has not been read yet, even an older one.
+    #[test]
+    fn the_address_holding_the_most_slots_sheds_first() {
+        let mut table = Table::new(Limits { max: 6, per_peer: 6, ..LIMITS });
+        let lone = table.admit(ip(9), "lone").unwrap();
+        for _ in 0..5 {
+            assert!(table.admit(ip(1), "flood").unwrap().shed.is_empty());
+        }
+        for n in 0..20 {
+            assert_eq!(table.admit(ip(1 + n % 2), "flood").unwrap().shed, vec!["flood"]);
+        }
+        assert_eq!(table.remove(lone.id), Some("lone"));
     }
 
     /// A flood of silent connections sheds its own, not a client halfway through its login.
