@@ -1,5 +1,6 @@
 //! wgminer: a portable GPU Bitcoin miner. See ARCHITECTURE.md for the map.
 
+pub mod admission;
 pub mod api;
 pub mod commands;
 pub mod config;

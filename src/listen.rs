@@ -8,11 +8,11 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+
+use crate::admission::{Admission, Limits, Ticket};
 
 /// One entry of an allow list: an address or network, `W:` in front for privileged access.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,10 @@ pub enum ListenError {
     NoAllowList { listener: Listener, addr: SocketAddr },
     #[error("--{0}-allow needs --{0}-listen")]
     AllowWithoutListen(Listener),
+    #[error("--http-allow-host `{0}` is not a host name (letters, digits, dots and dashes, no port)")]
+    HostName(String),
+    #[error("--http-allow-host needs --http-listen")]
+    HostWithoutListen,
 }
 
 fn default_port(listener: Listener) -> u16 {
@@ -124,6 +128,9 @@ pub enum Access {
 pub struct ListenOptions {
     pub listen: SocketAddr,
     pub allow: Vec<AllowRule>,
+    /// HTTP only: names a browser may reach the server by besides its addresses and
+    /// `localhost` (`--http-allow-host`), lower-case.
+    pub hosts: Vec<String>,
 }
 
 impl ListenOptions {
@@ -134,7 +141,23 @@ impl ListenOptions {
         if !listen.ip().is_loopback() && allow.is_empty() {
             return Err(ListenError::NoAllowList { listener, addr: listen });
         }
-        Ok(ListenOptions { listen, allow })
+        Ok(ListenOptions { listen, allow, hosts: Vec::new() })
+    }
+
+    /// These settings with `hosts` as the names the HTTP server answers for besides its
+    /// addresses; each must be a bare host name.
+    pub fn with_hosts(mut self, hosts: &[String]) -> Result<Self, ListenError> {
+        for host in hosts {
+            let name = host.trim();
+            let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !valid {
+                // Only the start of a value that may be huge.
+                let shown: String = host.chars().take(64).collect();
+                return Err(ListenError::HostName(crate::logging::printable(&shown)));
+            }
+            self.hosts.push(name.to_ascii_lowercase());
+        }
+        Ok(self)
     }
 
     /// The settings of a `--X-listen [ADDR]` and `--X-allow LIST` pair: none without an address,
@@ -168,15 +191,17 @@ impl ListenOptions {
 }
 
 /// Accepts on `listener` until the runtime ends. A peer `options` does not allow is closed at
-/// once, as cgminer drops it, and so is one past `max` connections, so that clients cannot
-/// take the descriptors the miner needs (its pool connections, its journal); every other
-/// connection is served by `serve` on a task of its own.
-pub async fn accept_allowed<F, Fut>(listener: TcpListener, options: ListenOptions, max: usize, serve: F)
+/// once, as cgminer drops it; the others are admitted within `limits` (`crate::admission`: past
+/// them the oldest connection still waiting to be served makes room, and only when every one
+/// is being served is a newcomer closed), so that clients cannot take the descriptors the miner
+/// needs (its pool connections, its journal) nor lock out real requests. Each admitted
+/// connection is served by `serve` on a task of its own, with its ticket.
+pub async fn accept_allowed<F, Fut>(listener: TcpListener, options: ListenOptions, limits: Limits, serve: F)
 where
-    F: Fn(TcpStream, Access) -> Fut,
+    F: Fn(TcpStream, Access, Ticket) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(max));
+    let admission = Admission::new(limits);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -187,12 +212,7 @@ where
             }
         };
         let Some(access) = options.access(peer.ip()) else { continue };
-        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
-        let served = serve(stream, access);
-        tokio::spawn(async move {
-            served.await;
-            drop(slot);
-        });
+        admission.serve(peer.ip(), |ticket| serve(stream, access, ticket));
     }
 }
 
@@ -231,5 +251,18 @@ mod tests {
         assert!(ListenOptions::from_flags(Listener::Http, Some("0.0.0.0:80"), &allow).unwrap().is_some());
         let bad = ListenOptions::new(Listener::Http, "localhost", vec![]).unwrap_err().to_string();
         assert_eq!(bad, "--http-listen `localhost` is not an address:port such as 127.0.0.1:8080");
+    }
+
+    #[test]
+    fn allowed_host_names_are_bare_names() {
+        let http = || ListenOptions::new(Listener::Http, "127.0.0.1:8080", vec![]).unwrap();
+        let names = ["Miner.LAN".to_string(), " rig-7.example.org ".into()];
+        assert_eq!(http().with_hosts(&names).unwrap().hosts, ["miner.lan", "rig-7.example.org"]);
+        for bad in ["miner.lan:8080", "http://miner.lan", "", "a b", "miner.lan/", "*.lan"] {
+            let error = http().with_hosts(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("--http-allow-host `{}` is not a host name", bad)), "{error}");
+        }
+        let huge = "x".repeat(100_000) + ":1";
+        assert!(http().with_hosts(&[huge]).unwrap_err().to_string().len() < 200, "a huge value is cut");
     }
 }

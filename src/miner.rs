@@ -125,7 +125,12 @@ impl Miner {
     /// Starts mining with these sensors (a guard, a test's fakes) and budgets. With no
     /// device at all, only devices attached later (`attacher`) mine.
     pub fn start_with(source: Source, devices: Vec<Box<dyn Sweeper>>, sensing: Sensing) -> Miner {
-        let stats = Arc::new(Stats::new());
+        Miner::start_on(Arc::new(Stats::new()), source, devices, sensing)
+    }
+
+    /// Starts mining into counters that exist already (solo shows them while its node is
+    /// awaited).
+    pub fn start_on(stats: Arc<Stats>, source: Source, devices: Vec<Box<dyn Sweeper>>, sensing: Sensing) -> Miner {
         let (work, work_rx) = watch::channel(None);
         let (share_tx, shares) = mpsc::channel(crate::scheduler::SHARE_QUEUE);
         let (outcome_tx, outcomes) = mpsc::unbounded_channel();

@@ -200,8 +200,9 @@ async fn privileged_clients_switch_disable_and_quit() {
 }
 
 /// Local clients that drip one byte every second cannot hold the API, or the miner's file
-/// descriptors: past `MAX_CONNECTIONS` a connection is closed as it comes, and each one gets
-/// `REQUEST_DEADLINE` in all. Afterwards the API answers as before.
+/// descriptors: past an address's share of `MAX_CONNECTIONS` its oldest connection that has not
+/// sent a whole request is closed for the newcomer, and each one gets `REQUEST_DEADLINE` in all.
+/// Afterwards the API answers as before.
 #[test]
 fn slow_clients_are_capped_and_timed_out() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -244,7 +245,7 @@ fn slow_clients_are_capped_and_timed_out() {
             closed.push(task.await.unwrap());
         }
         closed.sort();
-        // The ones over the cap are closed at once; every other one by its deadline.
+        // The oldest ones over the cap are closed at once; every other one by its deadline.
         assert!(closed[extra - 1] < Duration::from_secs(2), "{closed:?}");
         assert!(closed.iter().all(|d| *d < wgminer::api::REQUEST_DEADLINE + Duration::from_secs(2)), "{closed:?}");
         assert!(started.elapsed() < Duration::from_secs(10));

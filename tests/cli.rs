@@ -164,6 +164,8 @@ fn listener_and_guard_settings_that_cannot_work_are_refused() {
         (&["demo", "-d", "cpu", "--http-listen", "0.0.0.0:8080"][..], "name who may connect with --http-allow"),
         (&["demo", "-d", "cpu", "--http-allow", "10.0.0.0/8"][..], "--http-allow needs --http-listen"),
         (&["pool", "--http-listen", "localhost:80"][..], "is not an address:port"),
+        (&["pool", "--http-allow-host", "miner.lan"][..], "--http-allow-host needs --http-listen"),
+        (&["pool", "--http-listen", "--http-allow-host", "miner.lan:80"][..], "`miner.lan:80` is not a host name"),
         (&["demo", "-d", "cpu", "--temp-cutoff", "80", "--temp-target", "85"][..], "must be below --temp-cutoff"),
     ] {
         let out = wgminer(args);

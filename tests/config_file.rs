@@ -33,6 +33,7 @@ api-listen = "127.0.0.1:4029"
 api-allow = ["W:127.0.0.1", "10.0.0.0/8"]
 http-listen = "0.0.0.0:8081"
 http-allow = ["192.168.1.0/24"]
+http-allow-host = ["miner.lan"]
 suggest-difficulty = 0.5
 
 [[pool]]
@@ -67,6 +68,7 @@ fn print_round_trips_and_masks_passwords() {
     assert!(printed.contains("dispatch-ms = 50  # default\n"), "{printed}");
     assert!(printed.contains("http-listen = \"0.0.0.0:8081\"  # config file\n"), "{printed}");
     assert!(printed.contains("http-allow = [\"192.168.1.0/24\"]  # config file\n"), "{printed}");
+    assert!(printed.contains("http-allow-host = [\"miner.lan\"]  # config file\n"), "{printed}");
     assert!(
         printed.contains(
             "\n[[pool]]\nurl = \"stratum+tcp://pool.example:3333\"\nuser = \"worker.1\"\npass = \"********\"\n"

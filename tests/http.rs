@@ -373,7 +373,7 @@ async fn hostile_clients_are_bounded_and_mining_goes_on() {
     }
 
     // One at a time: each answered with a refusal, or closed.
-    let huge_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    let huge_line = format!("GET /{} HTTP/1.1\r\nHost: {http}\r\n\r\n", "a".repeat(100_000));
     let huge_head =
         format!("GET / HTTP/1.1\r\n{}\r\n", "X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(2000));
     for (request, refusals) in [(&huge_line, &[400, 414, 431][..]), (&huge_head, &[400, 431][..])] {
@@ -383,7 +383,13 @@ async fn hostile_clients_are_bounded_and_mining_goes_on() {
     assert_eq!(get(http, "/no/such/page").await.status, 404);
     assert_eq!(get(http, "/../../etc/passwd").await.status, 404);
     assert_eq!(
-        raw(http, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.status,
+        raw(
+            http,
+            format!("POST /metrics HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes()
+        )
+        .await
+        .status,
         405
     );
     assert_eq!(raw(http, b"\x16\x03\x01\x00\xff garbage, not HTTP\r\n\r\n").await.status, 400);
@@ -392,7 +398,7 @@ async fn hostile_clients_are_bounded_and_mining_goes_on() {
     let mut streams = Vec::new();
     for _ in 0..MAX_STREAMS {
         let mut s = TcpStream::connect(http).await.unwrap();
-        s.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(format!("GET /api/v1/stream HTTP/1.1\r\nHost: {http}\r\n\r\n").as_bytes()).await.unwrap();
         let mut head = [0u8; 12];
         s.read_exact(&mut head).await.unwrap();
         assert_eq!(&head, b"HTTP/1.1 200");
@@ -404,7 +410,7 @@ async fn hostile_clients_are_bounded_and_mining_goes_on() {
 
     // The crowd and the slowloris, at once.
     let mut slow = TcpStream::connect(http).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(format!("GET / HTTP/1.1\r\nHost: {http}\r\n").as_bytes()).await.unwrap();
     let before = accepted().await.unwrap();
     let started = Instant::now();
     let mut crowd = Vec::new();

@@ -253,11 +253,25 @@ async fn a_block_is_retried_until_the_tip_moves_on() {
     let session = tokio::spawn(client::run(config, work_tx, share_rx, stats.clone(), stop_rx));
     let work = work_rx.wait_for(Option::is_some).await.unwrap().clone().unwrap();
     share_tx.send(found_share(&work).0).await.unwrap();
-    // The next tip arrives with the third template, about two seconds in.
+    // The next tip arrives with the third template, about two seconds in: the block waiting
+    // on the old one ends journaled.
     work_rx.wait_for(|w| w.as_ref().is_some_and(|w| w.job.prev_hash != work.job.prev_hash)).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while stats.counts().journaled == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    ended.await.expect("the block was not given up when the tip moved on");
     let after_tip = submits.load(Relaxed);
     assert!(after_tip >= 1);
-    tokio::time::sleep(Duration::from_secs(7)).await; // more than a retry interval
+    // Six more templates at one a second: past a retry interval (5 s) by the node's own count.
+    let templates = stats.templates();
+    let polled = tokio::time::timeout(Duration::from_secs(60), async {
+        while stats.templates() < templates + 6 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    polled.await.expect("the session stopped polling");
     assert_eq!(submits.load(Relaxed), after_tip, "retried after the tip moved on");
     assert_eq!(stats.counts().accepted, 0);
     let kept = std::fs::read_to_string(&journal).unwrap();
@@ -293,11 +307,192 @@ async fn a_longpoll_that_answers_at_once_is_not_asked_in_a_loop() {
     let (work_tx, _work_rx) = watch::channel(None);
     let (_share_tx, share_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let started = std::time::Instant::now();
     let session = tokio::spawn(client::run(config, work_tx, share_rx, Arc::new(Stats::new()), stop_rx));
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let n = calls.load(Relaxed);
-    // One fetch, then a longpoll a second at most.
-    assert!((3..=7).contains(&n), "{n} templates in 4 s");
+    // One fetch and a longpoll at once, then a longpoll a second at most: five calls take
+    // three seconds or more (in a loop, they took milliseconds).
+    let fifth = tokio::time::timeout(Duration::from_secs(30), async {
+        while calls.load(Relaxed) < 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    fifth.await.expect("the longpoll was not asked again");
+    assert!(started.elapsed() >= Duration::from_millis(2900), "5 templates in {:?}", started.elapsed());
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
+}
+
+/// How a scripted node answers one method.
+#[derive(Clone, Copy, PartialEq)]
+enum Manner {
+    /// At once, whole.
+    Whole,
+    /// A byte a second: the reply never ends within any run's deadline.
+    Drip,
+    /// A Content-Length ten times the body, the connection then held open.
+    Lie,
+}
+
+/// A node on loopback that answers `slow` in `manner` and every other method at once:
+/// `getblockchaininfo` says regtest, `getblocktemplate` gives `regtest_template`. Bitcoin Core
+/// answers each JSON-RPC call with a Content-Length (src/httpserver.cpp, `WriteReply`); these
+/// break that promise in time or in length, as a stalled or broken node or proxy would.
+async fn slow_node(slow: &'static str, manner: Manner) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                if read.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let method = request["method"].as_str().unwrap_or("").to_string();
+                let result = match method.as_str() {
+                    "getblockchaininfo" => json!({"chain": "regtest", "blocks": 1}),
+                    "getblocktemplate" => regtest_template(),
+                    _ => json!(null),
+                };
+                let body = json!({"result": result, "error": null, "id": request["id"]}).to_string();
+                let manner = if method == slow { manner } else { Manner::Whole };
+                let claimed = if manner == Manner::Lie { body.len() * 10 } else { body.len() };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nContent-Type: application/json\r\n\r\n{body}"
+                );
+                match manner {
+                    Manner::Whole | Manner::Lie => {
+                        let _ = write.write_all(reply.as_bytes()).await;
+                        // A liar holds the connection as if more were coming.
+                        tokio::time::sleep(Duration::from_secs(120)).await;
+                    }
+                    Manner::Drip => {
+                        for byte in reply.bytes() {
+                            if write.write_all(&[byte]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// `wgminer solo --seconds SECONDS -d cpu` on `url` with `extra` arguments: how long it ran,
+/// its exit code and its standard error.
+fn solo_for(url: &str, seconds: u32, extra: &[&str]) -> (Duration, Option<i32>, String) {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["solo", "--rpc-url", url, "--rpc-user", "u", "--rpc-password", "p"])
+        .args(["--address", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "-d", "cpu"])
+        .args(["--seconds", &seconds.to_string(), "--found-blocks"])
+        .arg(std::env::temp_dir().join(format!("wgminer-test-slow-node-{}.jsonl", std::process::id())))
+        .args(extra)
+        .output()
+        .unwrap();
+    (started.elapsed(), out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `solo --seconds` holds against a node that answers slowly or lies about its length, at
+/// start or while mining: every wait on the node is cut by the run's deadline (a byte a second
+/// once kept `--seconds 20` running 30 s, and `--seconds 5` 30 s at start), within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_deadline_holds_against_a_slow_or_lying_node() {
+    let cases = [
+        ("getblockchaininfo", Manner::Drip, 4),
+        ("getblockchaininfo", Manner::Lie, 4),
+        ("getblocktemplate", Manner::Drip, 6),
+        ("getblocktemplate", Manner::Lie, 6),
+    ];
+    for (slow, manner, seconds) in cases {
+        let url = slow_node(slow, manner).await;
+        let (took, code, stderr) = tokio::task::spawn_blocking(move || solo_for(&url, seconds, &[])).await.unwrap();
+        let limit = Duration::from_secs(u64::from(seconds) + 2);
+        assert!(took < limit, "{slow} answered slowly: --seconds {seconds} ran {took:?}\n{stderr}");
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+}
+
+/// While the node is down, `solo` is not blind: the HTTP server and the API answer from the
+/// start, showing the node down and why (JSON, metrics, cgminer's `pools`), and the API's
+/// `quit` ends the wait at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_node_is_down_the_http_server_and_the_api_show_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let extra = ["--http-listen".to_string(), http.to_string(), "--api-listen".into(), api.to_string()];
+    let run = tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        solo_for(&url, 120, &[&extra[..], &["--api-allow", "W:127.0.0.1"]].concat())
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pools = loop {
+        assert!(std::time::Instant::now() < deadline, "the HTTP server never showed the node down");
+        if tokio::net::TcpStream::connect(http).await.is_ok() {
+            let pools = common_get(http, "/api/v1/pools").await;
+            if pools[0]["last_failure"].is_string() {
+                break pools;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(pools[0]["state"], "down", "{pools}");
+    assert!(pools[0]["last_failure"].as_str().unwrap().contains("cannot reach the node"), "{pools}");
+    let metrics = raw_get(http, "/metrics").await;
+    let up = metrics.lines().find_map(|l| l.strip_prefix("wgminer_pool_up{")?.rsplit_once(' ')?.1.parse::<f64>().ok());
+    assert_eq!(up, Some(0.0), "{metrics}");
+    let answer = api_call(api, r#"{"command":"pools"}"#).await;
+    assert_eq!(answer["POOLS"][0]["Status"], "Dead", "{answer}");
+    assert!(answer["POOLS"][0]["Last Failure"].as_str().unwrap().contains("cannot reach the node"), "{answer}");
+    let quit_sent = std::time::Instant::now();
+    api_call(api, r#"{"command":"quit"}"#).await;
+    let (_, code, stderr) = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap();
+    assert!(quit_sent.elapsed() < Duration::from_secs(3), "quit took {:?}", quit_sent.elapsed());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("stopping (API quit)"), "{stderr}");
+}
+
+/// GET `path`, the body.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply)).await.unwrap().unwrap();
+    reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+async fn common_get(addr: std::net::SocketAddr, path: &str) -> Value {
+    serde_json::from_str(&raw_get(addr, path).await).unwrap_or_default()
+}
+
+/// One cgminer API request, the JSON reply without its NUL.
+async fn api_call(addr: std::net::SocketAddr, request: &str) -> Value {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await.unwrap().unwrap();
+    serde_json::from_slice(reply.strip_suffix(b"\0").unwrap_or(&reply)).unwrap_or_default()
 }

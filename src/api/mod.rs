@@ -45,24 +45,43 @@ pub async fn start(options: ListenOptions, stats: Arc<Stats>, context: ApiContex
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     let context = Arc::new(context);
-    tokio::spawn(listen::accept_allowed(listener, options, MAX_CONNECTIONS, move |stream, access| {
+    tokio::spawn(listen::accept_allowed(listener, options, LIMITS, move |stream, access, ticket| {
         let (stats, context) = (stats.clone(), context.clone());
         async move {
-            let _ = tokio::time::timeout(REQUEST_DEADLINE, serve(stream, access, &stats, &context)).await;
+            let _ = tokio::time::timeout(ticket.patience, serve(stream, access, &stats, &context, &ticket)).await;
         }
     }));
     Ok(addr)
 }
 
-/// Connections served at once; more are closed as they come, so that API clients cannot take
-/// the descriptors the miner needs (its pool connections, its journal).
+/// Connections served at once, so that API clients cannot take the descriptors the miner needs
+/// (its pool connections, its journal); past them, the oldest that has not sent its request
+/// makes room (`crate::admission`).
 pub const MAX_CONNECTIONS: usize = 32;
 
 /// A connection gets this long for its request and the reply, however slowly it sends.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn serve(mut stream: TcpStream, access: Access, stats: &Stats, context: &ApiContext) -> std::io::Result<()> {
+/// The same while more than half the connections are taken.
+pub const HURRIED_DEADLINE: Duration = Duration::from_secs(2);
+
+const LIMITS: crate::admission::Limits = crate::admission::Limits {
+    max: MAX_CONNECTIONS,
+    per_peer: MAX_CONNECTIONS / 2,
+    patience: REQUEST_DEADLINE,
+    hurried: HURRIED_DEADLINE,
+};
+
+async fn serve(
+    mut stream: TcpStream,
+    access: Access,
+    stats: &Stats,
+    context: &ApiContext,
+    ticket: &crate::admission::Ticket,
+) -> std::io::Result<()> {
     let request = read_request(&mut stream).await?;
+    // Its request read, the connection is answered, not shed for a newcomer.
+    let _held = ticket.hold();
     let reply = respond(&request, access, stats, context).await;
     stream.write_all(reply.as_bytes()).await?;
     stream.write_all(b"\0").await?;

@@ -127,11 +127,21 @@ pub struct HttpArgs {
     /// (--api-allow's syntax); required for an address beyond this machine
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub http_allow: Vec<crate::listen::AllowRule>,
+    /// A host name browsers may reach --http-listen by (a name in your DNS or hosts file, or
+    /// a reverse proxy's), comma-separated or repeated; its addresses and localhost always
+    /// work. Requests for other names are refused (421), against DNS rebinding
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub http_allow_host: Vec<String>,
 }
 
 impl HttpArgs {
     pub fn options(&self) -> Result<Option<ListenOptions>, crate::listen::ListenError> {
-        ListenOptions::from_flags(Listener::Http, self.http_listen.as_deref(), &self.http_allow)
+        let listen = ListenOptions::from_flags(Listener::Http, self.http_listen.as_deref(), &self.http_allow)?;
+        match listen {
+            Some(listen) => listen.with_hosts(&self.http_allow_host).map(Some),
+            None if !self.http_allow_host.is_empty() => Err(crate::listen::ListenError::HostWithoutListen),
+            None => Ok(None),
+        }
     }
 }
 

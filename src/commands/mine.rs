@@ -118,23 +118,41 @@ pub async fn mine(
     devices: Vec<Box<dyn Sweeper>>,
     options: &MineOptions,
 ) -> (Summary, Vec<Box<dyn Sweeper>>) {
+    mine_watched(None, source, devices, options).await
+}
+
+/// `mine`, shown by `watchers` started before it (solo starts them before its node answers),
+/// or, without, by the HTTP server and the API started here.
+pub async fn mine_watched(
+    watchers: Option<Watchers>,
+    source: Source,
+    devices: Vec<Box<dyn Sweeper>>,
+    options: &MineOptions,
+) -> (Summary, Vec<Box<dyn Sweeper>>) {
     for d in &devices {
         tracing::info!("device: {}", d.info());
     }
     let solo = matches!(source, Source::Node(_));
     let started = Instant::now();
     let sensing = crate::miner::Sensing::detect(&devices, options.temp).with_budgets(options.budgets.clone());
-    let mut miner = Miner::start_with(source, devices, sensing);
-    if let Some(http) = &options.http {
-        let mode = match (solo, http.pool_side.is_empty()) {
-            (true, _) => Mode::Solo,
-            (false, true) => Mode::Pools,
-            (false, false) => Mode::Demo,
-        };
-        let site = Site { mode, stats: miner.stats.clone(), pool_side: http.pool_side.clone() };
-        serve_http(http.listen.clone(), site).await;
-    }
-    let mut quit_rx = start_api(options, if solo { "Solo" } else { "Failover" }, &miner).await;
+    let stats = watchers.as_ref().map_or_else(|| Arc::new(Stats::new()), |w| w.stats.clone());
+    let mut miner = Miner::start_on(stats, source, devices, sensing);
+    let mut quit_rx = match watchers {
+        Some(watchers) => watchers.quit,
+        None => {
+            let pool_side = options.http.as_ref().is_some_and(|h| !h.pool_side.is_empty());
+            let mode = if solo {
+                Mode::Solo
+            } else if pool_side {
+                Mode::Demo
+            } else {
+                Mode::Pools
+            };
+            serve_site(options, mode, &miner.stats).await;
+            let strategy = if solo { "Solo" } else { "Failover" };
+            start_api(options, strategy, miner.control.clone(), &miner.stats).await
+        }
+    };
     let mut outcomes = OutcomeLog::default();
     watch_until_stopped(&mut miner, &mut quit_rx, options, &mut outcomes).await;
     // The rate counts the mining window only, not start-up and shutdown.
@@ -151,6 +169,39 @@ pub async fn mine(
     }
     let switches: Vec<f64> = stopped.switches.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     (summarize(&stats, mining_time, hashes, &switches), stopped.devices)
+}
+
+/// What shows a run: its counters, served over HTTP and the cgminer API when asked for, and
+/// the API's `quit`.
+pub struct Watchers {
+    pub stats: Arc<Stats>,
+    quit: mpsc::UnboundedReceiver<()>,
+}
+
+impl Watchers {
+    /// Serves fresh counters before any miner runs (solo, while its node is awaited). The API
+    /// has no pool commands, as in any solo run.
+    pub async fn start(options: &MineOptions, mode: Mode) -> Watchers {
+        let stats = Arc::new(Stats::new());
+        serve_site(options, mode, &stats).await;
+        let quit = start_api(options, "Solo", None, &stats).await;
+        Watchers { stats, quit }
+    }
+
+    /// Resolves when the API is told to `quit`; never without an API.
+    pub async fn quit(&mut self) {
+        if self.quit.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The HTTP server over `stats`, when asked for.
+async fn serve_site(options: &MineOptions, mode: Mode, stats: &Arc<Stats>) {
+    if let Some(http) = &options.http {
+        let site = Site { mode, stats: stats.clone(), pool_side: http.pool_side.clone() };
+        serve_http(http.listen.clone(), site).await;
+    }
 }
 
 /// The status line every few seconds and the outcomes as they come, until the duration ends,
@@ -207,16 +258,16 @@ pub async fn serve_http(listen: ListenOptions, site: Site) {
 }
 
 /// The cgminer-compatible API, when asked for; its `quit` command arrives on the receiver.
-async fn start_api(options: &MineOptions, strategy: &'static str, miner: &Miner) -> mpsc::UnboundedReceiver<()> {
+async fn start_api(
+    options: &MineOptions,
+    strategy: &'static str,
+    control: Option<mpsc::UnboundedSender<crate::source::stratum::driver::PoolControl>>,
+    stats: &Arc<Stats>,
+) -> mpsc::UnboundedReceiver<()> {
     let (quit_tx, quit_rx) = mpsc::unbounded_channel();
     if let Some(api) = options.api.clone() {
-        let context = ApiContext {
-            log_interval: options.status_every.as_secs(),
-            strategy,
-            quit: quit_tx,
-            control: miner.control.clone(),
-        };
-        match crate::api::start(api, miner.stats.clone(), context).await {
+        let context = ApiContext { log_interval: options.status_every.as_secs(), strategy, quit: quit_tx, control };
+        match crate::api::start(api, stats.clone(), context).await {
             Ok(addr) => tracing::info!("API listening on {addr}"),
             Err(e) => tracing::warn!("API: cannot listen: {e}; mining without it"),
         }

@@ -8,8 +8,9 @@ use crate::source::gbt::rpc::Auth;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::mine::{MineOptions, Source, Summary, mine, print_summary};
+use super::mine::{MineOptions, Source, Summary, Watchers, mine_watched, print_summary};
 use crate::device::Sweeper;
+use crate::http::Mode;
 use crate::source::gbt::client::{self, SoloConfig};
 use crate::source::gbt::rpc::Node;
 
@@ -23,33 +24,56 @@ pub struct Solo {
 }
 
 /// Opens the devices (`open`) only once the node has answered, so that a wrong password or
-/// network is reported before any device start-up.
+/// network is reported before any device start-up. The HTTP server and the API start first:
+/// they show the node's state while it is awaited.
 pub fn run(
     solo: Solo,
     open: impl FnOnce() -> anyhow::Result<Vec<Box<dyn Sweeper>>>,
     options: &MineOptions,
 ) -> anyhow::Result<Option<Summary>> {
     let runtime = super::runtime()?;
-    // --seconds bounds the whole run, the wait for a node that is down or slow included.
-    let deadline = options.duration;
-    let connected = runtime.block_on(async {
-        tokio::select! {
-            r = client::connect(&solo.node, solo.network, &solo.address) => Some(r),
-            _ = super::stop_signal() => None,
-            _ = async { tokio::time::sleep(deadline.unwrap_or_default()).await }, if deadline.is_some() => {
-                tracing::warn!("stopping: the node did not answer within --seconds");
-                None
-            }
-        }
-    });
+    let started = tokio::time::Instant::now();
+    let mut watchers = runtime.block_on(Watchers::start(options, Mode::Solo));
+    let connected = runtime.block_on(await_node(&solo, options, &mut watchers, started));
     let Some(connected) = connected else { return Ok(None) };
     let (network, payout) = connected?;
     tracing::info!("node on {}; paying {}", network.to_core_arg(), solo.address);
     let config = SoloConfig { node: solo.node, payout, journal: solo.found_blocks, poll: solo.poll };
     let devices = open()?;
-    let (summary, _) = runtime.block_on(mine(Source::Node(config), devices, options));
+    // --seconds bounds the whole run: the wait for the node and the devices' start count.
+    let mut options = options.clone();
+    options.duration = options.duration.map(|d| d.saturating_sub(started.elapsed()));
+    let (summary, _) = runtime.block_on(mine_watched(Some(watchers), Source::Node(config), devices, &options));
     print_summary(&summary);
     Ok(Some(summary))
+}
+
+/// Waits for the node to answer, until the run's deadline, Ctrl-C or the API's `quit`
+/// (`None`). Every wait on the node ends with them: its calls run on threads that are left
+/// behind, never waited for.
+async fn await_node(
+    solo: &Solo,
+    options: &MineOptions,
+    watchers: &mut Watchers,
+    started: tokio::time::Instant,
+) -> Option<Result<(bitcoin::Network, bitcoin::ScriptBuf), client::SetupError>> {
+    let deadline = options.duration.map(|d| started + d);
+    let stats = watchers.stats.clone();
+    tokio::select! {
+        r = client::connect(&solo.node, solo.network, &solo.address, &stats) => Some(r),
+        name = super::stop_signal() => {
+            tracing::info!("stopping ({name})");
+            None
+        }
+        _ = watchers.quit() => {
+            tracing::info!("stopping (API quit)");
+            None
+        }
+        _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+            tracing::warn!("stopping: the node did not answer within --seconds");
+            None
+        }
+    }
 }
 
 /// The arguments of `wgminer solo` (its help is on `main.rs`'s subcommand).

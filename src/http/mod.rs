@@ -23,20 +23,37 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::admission::Ticket;
 use crate::listen::{self, ListenOptions};
 use crate::pool::PoolStats;
 use crate::stats::Stats;
 
 mod assets;
+pub mod guard;
+mod held;
 pub mod json;
 mod live;
 mod metrics;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Connections served at once; more are closed as they come, so that clients cannot take the
-/// descriptors the miner needs (its pool connections, its journal).
+/// Connections at once, so that clients cannot take the descriptors the miner needs (its pool
+/// connections, its journal). Past them the oldest connection with no request being answered
+/// makes room (`crate::admission`): idle and dripping clients cannot lock out real requests.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// Connections at once from one address (a browser opens six or so).
+pub const MAX_PER_ADDRESS: usize = 32;
+
+/// `HEAD_TIMEOUT` while more than half the connections are taken.
+pub const HURRIED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+const LIMITS: crate::admission::Limits = crate::admission::Limits {
+    max: MAX_CONNECTIONS,
+    per_peer: MAX_PER_ADDRESS,
+    patience: HEAD_TIMEOUT,
+    hurried: HURRIED_HEAD_TIMEOUT,
+};
 
 /// Live streams (`/api/v1/stream`) at once, fewer than the connections so that a crowd of
 /// open dashboards leaves room for scrapes.
@@ -90,9 +107,12 @@ pub async fn start(options: ListenOptions, site: Site) -> std::io::Result<Socket
     let metrics = metrics::Metrics::new(&site);
     let live = live::Live::start(site.clone(), metrics.clone());
     let server = Arc::new(Server { site, live, metrics, streams: Arc::new(Semaphore::new(MAX_STREAMS)) });
-    let router = router(server);
-    tokio::spawn(listen::accept_allowed(listener, options, MAX_CONNECTIONS, move |stream, _| {
-        serve(stream, router.clone())
+    // Over the whole router, built: every route is behind it, those added later included.
+    let guard = Arc::new(guard::Guard::new(addr, &options.hosts));
+    let router = router(server).layer(axum::middleware::from_fn_with_state(guard, guard::check));
+    let router = router.layer(axum::middleware::from_fn(held::held));
+    tokio::spawn(listen::accept_allowed(listener, options, LIMITS, move |stream, _, ticket| {
+        serve(stream, router.clone(), ticket)
     }));
     Ok(addr)
 }
@@ -121,17 +141,24 @@ fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-/// One connection, by hyper: bounded heads, a deadline for each, a bounded life. A client that
-/// shuts its writing side once it has sent the request (`printf 'GET /metrics …' | nc`, as
-/// cgminer's API is scripted) still gets its answer: hyper would otherwise close at that EOF.
-async fn serve(stream: TcpStream, router: Router) {
+/// One connection, by hyper: bounded heads, a deadline for each (shorter when the server is
+/// busy), a bounded life. A client that shuts its writing side once it has sent the request
+/// (`printf 'GET /metrics …' | nc`, as cgminer's API is scripted) still gets its answer: hyper
+/// would otherwise close at that EOF. Each request carries the connection's ticket (an
+/// `Arc<Ticket>` extension), which `held` holds while it is answered.
+async fn serve(stream: TcpStream, router: Router, ticket: Ticket) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(ticket.patience)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(64)
         .half_close(true);
-    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let (router, ticket) = (TowerToHyperService::new(router), Arc::new(ticket));
+    let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ticket.clone());
+        hyper::service::Service::call(&router, request)
+    });
+    let connection = http.serve_connection(TokioIo::new(stream), service);
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
+use crate::admission::{Admission, Limits, Ticket};
 use crate::wire::Outbox;
 use crate::wire::stratum_v1::LineWriter;
 use crate::wire::stratum_v1::{
@@ -50,10 +51,13 @@ pub struct PoolOptions {
     /// Grant BIP310 version rolling to a miner that asks (BIP320's bits); without, answer its
     /// `mining.configure` with `"version-rolling": false`, as a pool that does not roll does.
     pub version_rolling: bool,
-    /// Connections served at once; more are closed as they come.
+    /// Connections at once: past them, the oldest not logged in makes room for a newcomer,
+    /// which is closed only when every one is logged in.
     pub max_connections: usize,
+    /// Connections at once from one address.
+    pub max_per_address: usize,
     /// A connection not logged in by then (v1: authorized; SV2: a channel open, the Noise
-    /// handshake included) is closed.
+    /// handshake included) is closed; a sixth of it while the pool is more than half full.
     pub login_timeout: Duration,
 }
 
@@ -71,6 +75,7 @@ impl Default for PoolOptions {
             rotate_extranonce: false,
             version_rolling: true,
             max_connections: 256,
+            max_per_address: 64,
             login_timeout: Duration::from_secs(30),
         }
     }
@@ -105,13 +110,14 @@ impl EmbeddedPool {
         }));
         let en1_counter = Arc::new(AtomicU32::new(1));
         let session_stats = stats.clone();
-        let limits = Limits::of(&options);
-        accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |stream, login_by| {
+        let limits = limits(&options);
+        accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |stream, ticket| {
             let session = Session::new(en1_counter.fetch_add(1, Relaxed), &options, session_stats.clone());
             let current = tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let (jobs, stop) = (jobs.subscribe(), stop_rx.clone());
             let tls = options.tls.clone();
             async move {
+                let login_by = ticket.deadline();
                 let (read, write): (Reader, Writer) = match tls {
                     None => {
                         let (r, w) = stream.into_split();
@@ -127,7 +133,7 @@ impl EmbeddedPool {
                 let mut session = session;
                 session.current = current;
                 let lines = crate::wire::stratum_v1::spawn_line_reader(read, MAX_MINER_LINE);
-                serve(session, lines, LineWriter(write), jobs, login_by, stop).await;
+                serve(session, lines, LineWriter(write), jobs, ticket, stop).await;
             }
         });
         Ok(EmbeddedPool { addr, stats, stop })
@@ -152,16 +158,18 @@ pub(crate) trait Served {
     fn tip(&mut self, tip: Self::Tip) -> Vec<Self::Out>;
 }
 
-/// Serves one connection until the miner leaves, stops reading, does not log in by
-/// `login_by`, or the pool stops.
+/// Serves one connection until the miner leaves, stops reading, does not log in by its
+/// ticket's deadline, or the pool stops. Logged in, it is held: never shed for a newcomer.
 pub(crate) async fn serve<S: Served>(
     mut connection: S,
     mut incoming: tokio::sync::mpsc::Receiver<Result<S::In, crate::wire::TransportError>>,
     mut outbox: impl Outbox<S::Out>,
     mut tips: broadcast::Receiver<S::Tip>,
-    login_by: tokio::time::Instant,
+    ticket: Ticket,
     mut stop: watch::Receiver<bool>,
 ) {
+    let login_by = ticket.deadline();
+    let mut _held = None;
     loop {
         let out = tokio::select! {
             _ = stop.changed() => return,
@@ -172,10 +180,18 @@ pub(crate) async fn serve<S: Served>(
                 Err(_) => return,
             },
             message = incoming.recv() => match message {
-                Some(Ok(message)) => connection.received(message),
+                Some(Ok(message)) => {
+                    if _held.is_none() {
+                        ticket.spoke();
+                    }
+                    connection.received(message)
+                }
                 _ => return,
             },
         };
+        if _held.is_none() && connection.logged_in() {
+            _held = Some(ticket.hold());
+        }
         for message in out {
             if outbox.put(message).await.is_err() {
                 return; // the miner stopped reading: drop it
@@ -207,50 +223,47 @@ impl Drop for Shutdown {
 }
 
 /// What one pool lets its connections hold.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub max_connections: usize,
-    pub login_timeout: Duration,
-}
-
-impl Limits {
-    pub(crate) fn of(options: &PoolOptions) -> Limits {
-        Limits { max_connections: options.max_connections.max(1), login_timeout: options.login_timeout }
+pub(crate) fn limits(options: &PoolOptions) -> Limits {
+    let patience = options.login_timeout;
+    Limits {
+        max: options.max_connections,
+        per_peer: options.max_per_address,
+        patience,
+        // 30 s becomes 5 s: ample for a miner on a LAN, or across the world.
+        hurried: (patience / 6).max(Duration::from_secs(1)).min(patience),
     }
 }
 
-/// Accepts connections until `stop`, the listener of both protocols' pools: each is counted
-/// and served on a task of its own by the future `serve` makes of it, with the instant by
-/// which it must have logged in. Past `max_connections` at once, a connection is closed as it
-/// comes (the miners already mining keep mining).
+/// Accepts connections until `stop`, the listener of both protocols' pools: each is admitted
+/// (`crate::admission`: when the pool is full, or an address has its share, the oldest
+/// connection not logged in makes room; a logged-in miner is never shed for a newcomer, and
+/// only when all are logged in is a newcomer closed), counted, and served on a task of its own
+/// by the future `serve` makes of it, with its ticket: the deadline to log in (shorter while
+/// the pool is more than half full), and the hold a login takes.
 pub(crate) fn accept_until_stopped<F>(
     listener: TcpListener,
     stats: Arc<PoolStats>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-    mut serve: impl FnMut(TcpStream, tokio::time::Instant) -> F + Send + 'static,
+    mut serve: impl FnMut(TcpStream, Ticket) -> F + Send + 'static,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let admission = Admission::new(limits);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 conn = listener.accept() => {
-                    let Ok((tcp, _)) = conn else {
+                    let Ok((tcp, peer)) = conn else {
                         // Out of file descriptors, say: no busy loop while it lasts.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     };
-                    let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
-                    stats.connections.fetch_add(1, Relaxed);
                     let _ = tcp.set_nodelay(true);
-                    let served = serve(tcp, tokio::time::Instant::now() + limits.login_timeout);
-                    tokio::spawn(async move {
-                        served.await;
-                        drop(slot);
-                    });
+                    if admission.serve(peer.ip(), |ticket| serve(tcp, ticket)) {
+                        stats.connections.fetch_add(1, Relaxed);
+                    }
                 }
             }
         }
@@ -305,6 +318,24 @@ fn new_job(height: u32) -> Arc<Job> {
     })
 }
 
+/// Jobs a connection takes shares on: a notify adds one (vardiff's included), a new tip clears
+/// them, and past this the oldest is closed.
+pub const MAX_OPEN_JOBS: usize = 8;
+
+/// Shares remembered per job to refuse duplicates (16 bytes each): with `MAX_OPEN_JOBS`, what a
+/// connection can make the pool hold, however fast it finds shares at a fixed difficulty.
+pub const MAX_SHARES_PER_JOB: usize = 16_384;
+
+/// A job a connection was sent: the difficulty it carries and the shares taken on it
+/// (extranonce2, ntime, nonce, version), dropped with it.
+struct OpenJob {
+    job: Arc<Job>,
+    difficulty: Difficulty,
+    /// Its place in the order jobs were sent.
+    sent: u32,
+    shares: HashSet<(u32, u32, u32, u32)>,
+}
+
 /// One miner's connection: what it was sent and agreed, and the shares it sent.
 pub(crate) struct Session {
     extranonce1: [u8; 4],
@@ -316,9 +347,9 @@ pub(crate) struct Session {
     /// Version-rolling mask agreed through mining.configure; 0 without.
     version_mask: VersionMask,
     extranonce_subscribed: bool,
-    /// Jobs this connection was sent, with the difficulty each carries.
-    jobs: HashMap<String, (Arc<Job>, Difficulty)>,
-    seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
+    /// Jobs this connection was sent and still takes shares on, each with its difficulty and
+    /// the shares it took (at most `MAX_OPEN_JOBS`, `MAX_SHARES_PER_JOB` each).
+    jobs: HashMap<String, OpenJob>,
     current: Arc<Job>,
     resends: u32,
     window: (Instant, u32),
@@ -336,7 +367,6 @@ impl Session {
             version_mask: VersionMask::NONE,
             extranonce_subscribed: false,
             jobs: HashMap::new(),
-            seen: HashSet::new(),
             current: new_job(0),
             resends: 0,
             window: (Instant::now(), 0),
@@ -389,7 +419,18 @@ impl Session {
         let mut job = (*self.current).clone();
         job.id = format!("{}.{}", self.current.id, self.resends).into();
         job.clean = clean;
-        self.jobs.insert(job.id.to_string(), (Arc::new(job.clone()), self.difficulty));
+        if self.jobs.len() >= MAX_OPEN_JOBS {
+            // The oldest goes: a miner sweeps the newest job and at most a piece behind it.
+            let oldest = self.jobs.iter().min_by_key(|(_, j)| j.sent).map(|(id, _)| id.clone());
+            oldest.map(|id| self.jobs.remove(&id));
+        }
+        let open = OpenJob {
+            job: Arc::new(job.clone()),
+            difficulty: self.difficulty,
+            sent: self.resends,
+            shares: HashSet::new(),
+        };
+        self.jobs.insert(job.id.to_string(), open);
         vec![ServerMessage::SetDifficulty(self.difficulty).to_line(), ServerMessage::Notify(job).to_line()]
     }
 
@@ -432,18 +473,7 @@ impl Session {
             ClientMessage::Submit { id, .. } if !self.authorized => {
                 error(id, code::UNAUTHORIZED, "Unauthorized worker")
             }
-            ClientMessage::Submit { id, submission } => match self.check_share(&submission) {
-                Ok(()) => {
-                    self.stats.accepted.fetch_add(1, Relaxed);
-                    let mut out = vec![reply(Some(id), Reply::Result(true))];
-                    out.extend(self.vardiff());
-                    out
-                }
-                Err(e) => {
-                    self.stats.rejected.fetch_add(1, Relaxed);
-                    vec![reply(Some(id), Reply::Error(e))]
-                }
-            },
+            ClientMessage::Submit { id, submission } => self.submitted(id, &submission),
             ClientMessage::Invalid { id, method, reason } => {
                 vec![reply(id, Reply::Error(RpcError::new(code::OTHER, format!("{method}: {reason}"))))]
             }
@@ -454,14 +484,44 @@ impl Session {
         }
     }
 
-    fn check_share(&mut self, s: &Submission) -> Result<(), RpcError> {
+    /// A logged-in miner's share: accepted (with vardiff's new difficulty, or a fresh job when
+    /// the share's job is full) or refused.
+    fn submitted(&mut self, id: Id, submission: &Submission) -> Vec<String> {
+        match self.check_share(submission) {
+            Ok(full) => {
+                self.stats.accepted.fetch_add(1, Relaxed);
+                let mut out = vec![reply(Some(id), Reply::Result(true))];
+                if full {
+                    // The job took all the shares it remembers: it is closed, and the miner
+                    // moves on to a fresh one (its last pieces of the full one come back stale).
+                    self.jobs.remove(&submission.job_id);
+                }
+                let renotified = self.vardiff();
+                if full && renotified.is_empty() {
+                    out.extend(self.notify(false));
+                }
+                out.extend(renotified);
+                out
+            }
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                vec![reply(Some(id), Reply::Error(e))]
+            }
+        }
+    }
+
+    /// Checks a share: its job, its fields, its proof of work, then whether it came before (only
+    /// a share with its work done is remembered, by its job). Ok: accepted, and whether its job
+    /// now holds `MAX_SHARES_PER_JOB`.
+    fn check_share(&mut self, s: &Submission) -> Result<bool, RpcError> {
         let bad = |m: &str| RpcError::new(code::OTHER, m);
-        let Some((job, difficulty)) = self.jobs.get(&s.job_id).cloned() else {
+        let Some(open) = self.jobs.get_mut(&s.job_id) else {
             return Err(RpcError::new(code::JOB_NOT_FOUND, "Job not found"));
         };
-        if s.extranonce2.len() != EXTRANONCE2_SIZE {
+        let Ok(extranonce2) = <[u8; EXTRANONCE2_SIZE]>::try_from(s.extranonce2.as_slice()) else {
             return Err(bad("wrong extranonce2 size"));
-        }
+        };
+        let job = &open.job;
         if s.time < job.time || s.time > job.time + 7200 {
             return Err(bad("ntime out of range"));
         }
@@ -472,15 +532,21 @@ impl Session {
             }
             Some(bits) => self.version_mask.apply(job.version, bits),
         };
-        if !self.seen.insert((s.job_id.clone(), s.extranonce2.clone(), s.time, s.nonce, version)) {
-            return Err(RpcError::new(code::DUPLICATE, "Duplicate share"));
-        }
         let mut header = job.header(&self.extranonce1, &s.extranonce2, s.time, version);
         header.nonce = s.nonce;
-        if !difficulty.to_target().is_met_by(header.block_hash()) {
+        if !open.difficulty.to_target().is_met_by(header.block_hash()) {
             return Err(RpcError::new(code::LOW_DIFFICULTY, "Low difficulty share"));
         }
-        Ok(())
+        if !open.shares.insert((u32::from_be_bytes(extranonce2), s.time, s.nonce, version)) {
+            return Err(RpcError::new(code::DUPLICATE, "Duplicate share"));
+        }
+        Ok(open.shares.len() >= MAX_SHARES_PER_JOB)
+    }
+
+    /// Shares this connection remembers to refuse duplicates, over all its open jobs.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.jobs.values().map(|j| j.shares.len()).sum()
     }
 
     /// After every 8 accepted shares, moves the difficulty towards one share per interval
@@ -504,4 +570,80 @@ impl Session {
 
 fn reply(id: Option<Id>, reply: Reply) -> String {
     ServerMessage::Response { id, reply }.to_line()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A logged-in session at `difficulty`, and the id of the job it was sent.
+    fn logged_in(difficulty: f64) -> (Session, String) {
+        let options = PoolOptions {
+            difficulty: Difficulty::new(difficulty).unwrap(),
+            share_interval: None,
+            ..Default::default()
+        };
+        let mut session = Session::new(7, &options, Arc::new(PoolStats::default()));
+        session.handle(r#"{"id":1,"method":"mining.subscribe","params":[]}"#);
+        let out = session.handle(r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#);
+        (session, last_job(&out).unwrap())
+    }
+
+    /// The id of the last job notified in `lines`.
+    fn last_job(lines: &[String]) -> Option<String> {
+        lines.iter().rev().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["method"] == "mining.notify").then(|| v["params"][0].as_str().unwrap().to_string())
+        })
+    }
+
+    fn submit(job: &str, extranonce2: u32, nonce: u32, time: u32) -> String {
+        format!(
+            r#"{{"id":9,"method":"mining.submit","params":["w","{job}","{extranonce2:08x}","{time:08x}","{nonce:08x}"]}}"#
+        )
+    }
+
+    fn answer(lines: &[String]) -> serde_json::Value {
+        serde_json::from_str(&lines[0]).unwrap()
+    }
+
+    /// One logged-in client sending distinct shares that miss the difficulty once grew the
+    /// pool from 16 to 110 MB (550,000 of them): each was remembered before its work was
+    /// checked. Now none is, and a share that meets it is remembered by its job only.
+    #[test]
+    fn junk_shares_are_not_remembered() {
+        let (mut session, job) = logged_in(1e6);
+        let time = session.jobs[&job].job.time;
+        for n in 0..100_000u32 {
+            let out = session.handle(&submit(&job, n, n, time));
+            assert_eq!(answer(&out)["error"][0], code::LOW_DIFFICULTY, "{}", out[0]);
+        }
+        assert_eq!(session.remembered(), 0);
+        assert_eq!(session.stats.rejected.load(Relaxed), 100_000);
+    }
+
+    /// At a difficulty every hash meets, a client sends shares as fast as it likes: the pool
+    /// remembers at most `MAX_OPEN_JOBS` × `MAX_SHARES_PER_JOB`, a job that fills up is
+    /// replaced by a new one, a duplicate is still refused, and a new tip forgets them all.
+    #[test]
+    fn remembered_shares_are_bounded_and_dropped_with_their_jobs() {
+        let (mut session, mut job) = logged_in(1e-12);
+        let time = session.jobs[&job].job.time;
+        let mut jobs_sent = 1;
+        for n in 0..(MAX_SHARES_PER_JOB as u32 * 5 / 2) {
+            let out = session.handle(&submit(&job, n, n, time));
+            assert_eq!(answer(&out)["result"], true, "{}", out[0]);
+            assert!(session.remembered() <= MAX_OPEN_JOBS * MAX_SHARES_PER_JOB);
+            if let Some(next) = last_job(&out) {
+                job = next;
+                jobs_sent += 1;
+            }
+        }
+        assert_eq!(jobs_sent, 3, "a job that is full is replaced");
+        assert_eq!(session.remembered(), MAX_SHARES_PER_JOB / 2);
+        let again = MAX_SHARES_PER_JOB as u32 * 5 / 2 - 1;
+        assert_eq!(answer(&session.handle(&submit(&job, again, again, time)))["error"][0], code::DUPLICATE);
+        session.tip(new_job(5));
+        assert_eq!(session.remembered(), 0, "a new tip drops the jobs and their shares");
+    }
 }

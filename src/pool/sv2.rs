@@ -66,20 +66,21 @@ impl Sv2Pool {
         }));
         let allocator = allocator();
         let session_stats = stats.clone();
-        let limits = super::Limits::of(&options);
-        super::accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |tcp, login_by| {
+        let limits = super::limits(&options);
+        super::accept_until_stopped(listener, stats.clone(), limits, stop_rx.clone(), move |tcp, ticket| {
             let responder =
                 Responder::from_authority_kp(&keys.public.bytes(), &keys.secret.into_bytes(), CERT_VALIDITY);
             let height = *height.lock().unwrap_or_else(|p| p.into_inner());
             let connection = Connection::new(session_stats.clone(), allocator.clone(), height);
             let (tips, stop) = (tips.subscribe(), stop_rx.clone());
             async move {
+                let login_by = ticket.deadline();
                 let Ok(responder) = responder else { return };
                 let handshake = NoiseTcpStream::accept(tcp, responder, Duration::from_secs(10));
                 let Ok(Ok(stream)) = tokio::time::timeout_at(login_by, handshake).await else { return };
                 let (read, write) = stream.into_split();
                 let messages = stratum_v2::spawn_reader(read);
-                super::serve(connection, messages, Writer::from(write), tips, login_by, stop).await;
+                super::serve(connection, messages, Writer::from(write), tips, ticket, stop).await;
             }
         });
         Ok(Sv2Pool { addr, authority: keys.public, stats, stop })

@@ -24,6 +24,9 @@ use crate::work::{DeviceId, Difficulty, Extranonce1, JobId, PoolId};
 pub const COINBASE_TAG: &[u8] = b"/wgminer/";
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A stopping miner gives the node this long to take a block found at the last moment; the
+/// block is in the journal either way.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// A longpoll that long without an answer is simply asked again.
 const LONGPOLL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longpolls are asked at most this often.
@@ -108,21 +111,41 @@ pub fn payout_script(address: &str, network: Network) -> Result<ScriptBuf, Setup
     Ok(checked.script_pubkey())
 }
 
+/// The node's entry in the pools' view (the API's only "pool"), registered once: solo shows it
+/// while it waits for the node, and the session reports to the same one.
+pub fn node_pool(stats: &Stats, node: &Node) -> PoolId {
+    match stats.pools().entries.iter().position(|p| p.url == node.url) {
+        Some(i) => PoolId(i),
+        None => stats.register_pool(&node.url, "solo"),
+    }
+}
+
 /// `check_node`, waiting with backoff while the node is down or starting: the user is told
-/// what is wrong each time it changes. Wrong credentials, network or address end it.
-pub async fn connect(node: &Node, asked: Option<Network>, address: &str) -> Result<(Network, ScriptBuf), SetupError> {
+/// what is wrong each time it changes, and `stats` shows it (the node's `last_failure`).
+/// Wrong credentials, network or address end it. Dropping the future stops waiting at once.
+pub async fn connect(
+    node: &Node,
+    asked: Option<Network>,
+    address: &str,
+    stats: &Stats,
+) -> Result<(Network, ScriptBuf), SetupError> {
+    let pool = node_pool(stats, node);
     let mut backoff = Duration::from_secs(1);
     let mut last = String::new();
     loop {
         let (n, a) = (node.clone(), address.to_string());
-        let result = tokio::task::spawn_blocking(move || check_node(&n, asked, &a)).await.unwrap_or_else(|e| {
-            Err(SetupError::Rpc(RpcError::BadReply { method: "getblockchaininfo".into(), reason: e.to_string() }))
+        let result = super::rpc::detached(move || check_node(&n, asked, &a)).await.unwrap_or_else(|| {
+            Err(SetupError::Rpc(RpcError::BadReply {
+                method: "getblockchaininfo".into(),
+                reason: "thread failed".into(),
+            }))
         });
         match result {
             Err(SetupError::Rpc(e)) if e.is_transient() => {
                 let message = e.to_string();
                 if message != last {
                     tracing::warn!("waiting for the node: {message}");
+                    stats.record(Event::PoolDown { pool, reason: message.clone() });
                     last = message;
                 }
                 tokio::time::sleep(backoff).await;
@@ -147,10 +170,12 @@ struct Found {
 
 struct Session {
     config: SoloConfig,
+    /// The node's entry in the pools' view.
+    pool: PoolId,
+    /// Set when the miner stops: a call to the node is then given `STOP_GRACE`, no more.
+    stop: watch::Receiver<bool>,
     work: watch::Sender<Option<Arc<SourceWork>>>,
     stats: Arc<Stats>,
-    /// The node, as the counters' view knows it (the API's only "pool").
-    pool: PoolId,
     /// The newest templates of the tip, oldest first: those a device may still be sweeping.
     plans: VecDeque<(JobId, Arc<BlockPlan>)>,
     tip: Option<BlockHash>,
@@ -188,8 +213,11 @@ fn spawn_longpoll(
     (longpoll_ask, longpoll_rx)
 }
 
+/// A template being fetched, awaited beside the stop.
+type Fetch = std::pin::Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+
 /// Runs the solo session until `stop`: publishes work on `work`, takes verified hits from
-/// `shares`.
+/// `shares`. Every wait on the node is cut short by `stop`.
 pub async fn run(
     config: SoloConfig,
     work: watch::Sender<Option<Arc<SourceWork>>>,
@@ -197,10 +225,11 @@ pub async fn run(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut session = Session::new(config, work, stats);
+    let mut session = Session::new(config, work, stats, stop.clone());
     let (longpoll_ask, mut longpoll_rx) = spawn_longpoll(session.config.node.clone());
     let mut longpoll_waiting = false;
     let mut next_fetch = tokio::time::Instant::now();
+    let mut fetching: Option<Fetch> = None;
     let mut backoff = Duration::from_secs(1);
     let mut retry = tokio::time::interval(RETRY_SUBMIT);
     loop {
@@ -214,11 +243,18 @@ pub async fn run(
                 continue
             }
             Some(reply) = longpoll_rx.recv() => { longpoll_waiting = false; reply }
-            _ = tokio::time::sleep_until(next_fetch) => {
-                let node = session.config.node.clone();
-                tokio::task::spawn_blocking(move || node.call("getblocktemplate", &[template_request(None)], CALL_TIMEOUT))
-                    .await
-                    .unwrap_or_else(|e| Err(RpcError::BadReply { method: "getblocktemplate".into(), reason: e.to_string() }))
+            _ = tokio::time::sleep_until(next_fetch), if fetching.is_none() => {
+                fetching = Some(fetch(session.config.node.clone()));
+                continue
+            }
+            reply = async {
+                match fetching.as_mut() {
+                    Some(fetch) => fetch.await,
+                    None => std::future::pending().await,
+                }
+            }, if fetching.is_some() => {
+                fetching = None;
+                reply
             }
             _ = retry.tick(), if !session.pending.is_empty() => { session.resubmit().await; continue }
         };
@@ -241,6 +277,11 @@ pub async fn run(
     session.stop(&mut shares).await;
 }
 
+/// A fresh template, fetched on a thread that a stop leaves behind.
+fn fetch(node: Node) -> Fetch {
+    Box::pin(async move { node.call_detached("getblocktemplate", vec![template_request(None)], CALL_TIMEOUT).await })
+}
+
 /// getblocktemplate's request: segwit always (Core refuses templates without it), signet's
 /// rule too (a node not on signet ignores it).
 fn template_request(longpoll_id: Option<&str>) -> Value {
@@ -252,9 +293,15 @@ fn template_request(longpoll_id: Option<&str>) -> Value {
 }
 
 impl Session {
-    fn new(config: SoloConfig, work: watch::Sender<Option<Arc<SourceWork>>>, stats: Arc<Stats>) -> Session {
+    fn new(
+        config: SoloConfig,
+        work: watch::Sender<Option<Arc<SourceWork>>>,
+        stats: Arc<Stats>,
+        stop: watch::Receiver<bool>,
+    ) -> Session {
         Session {
-            pool: stats.register_pool(&config.node.url, "solo"),
+            pool: node_pool(&stats, &config.node),
+            stop,
             config,
             work,
             stats,
@@ -272,6 +319,7 @@ impl Session {
     fn problem(&mut self, message: String) {
         if self.last_error.as_ref() != Some(&message) {
             tracing::warn!("node: {message}");
+            self.stats.record(Event::PoolDown { pool: self.pool, reason: message.clone() });
             self.last_error = Some(message);
         }
     }
@@ -425,15 +473,16 @@ impl Session {
     }
 
     async fn submit(&mut self, found: Found) {
-        let node = self.config.node.clone();
-        let hex = found.hex.clone();
         let started = Instant::now();
-        let reply = tokio::task::spawn_blocking(move || node.call("submitblock", &[json!(hex)], CALL_TIMEOUT))
-            .await
-            .unwrap_or_else(|e| Err(RpcError::BadReply { method: "submitblock".into(), reason: e.to_string() }));
+        let reply = self.ask("submitblock", vec![json!(found.hex)]).await;
         let (height, hash) = (found.height, found.hash);
         let answer = match reply {
             Ok(answer) => answer,
+            Err(_) if *self.stop.borrow() => {
+                // Stopping: `stop` ends it journaled, and says so.
+                self.pending.push(found);
+                return;
+            }
             Err(e) => {
                 tracing::warn!("block {height} {hash} not sent yet ({e}); retrying every {}s", RETRY_SUBMIT.as_secs());
                 self.pending.push(found);
@@ -453,6 +502,19 @@ impl Session {
         self.end(&found, ShareEvent::Accepted);
         self.solved.insert(found.prev);
         self.refresh = true;
+    }
+
+    /// A call to the node that a stop cuts short (the block stays pending, and ends journaled);
+    /// once stopping, the node gets `STOP_GRACE` to answer.
+    async fn ask(&self, method: &str, params: Vec<Value>) -> Result<Value, RpcError> {
+        let mut stop = self.stop.clone();
+        let stopping = *stop.borrow();
+        let timeout = if stopping { STOP_GRACE } else { CALL_TIMEOUT };
+        let stopped = || RpcError::Down { url: self.config.node.url.clone(), reason: "stopping".into() };
+        tokio::select! {
+            reply = self.config.node.call_detached(method, params, timeout) => reply,
+            _ = stop.wait_for(|s| *s), if !stopping => Err(stopped()),
+        }
     }
 
     async fn resubmit(&mut self) {
@@ -483,7 +545,8 @@ mod tests {
             journal: std::env::temp_dir().join("wgminer-unit-plans.jsonl"),
             poll: Duration::from_secs(1),
         };
-        let mut session = Session::new(config, work, stats.clone());
+        let (_stop, stop_rx) = watch::channel(false);
+        let mut session = Session::new(config, work, stats.clone(), stop_rx);
         for _ in 0..100 {
             session.publish(template::parse(&reply).unwrap()).unwrap();
         }
