@@ -1,6 +1,7 @@
 //! wgminer: a portable GPU Bitcoin miner. See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod browser;
 pub mod commands;
 pub mod config;
 pub mod cpu;

@@ -103,7 +103,7 @@ impl Args {
         // The demo is for looking at: its dashboard is on unless asked elsewhere.
         if options.http.is_none() {
             let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", Vec::new())?;
-            options.http = Some(HttpOptions { listen, pool_side: Vec::new() });
+            options.http = Some(HttpOptions { listen, pool_side: Vec::new(), browser_devices: self.run.browser() });
         }
         if let Some(shares) = self.shares {
             options.until = Some(super::mine::accepted_shares(shares));

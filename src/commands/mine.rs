@@ -45,6 +45,8 @@ pub struct HttpOptions {
     pub listen: ListenOptions,
     /// `demo`: the embedded pool's own counters, by protocol.
     pub pool_side: Vec<(&'static str, Arc<crate::pool::PoolStats>)>,
+    /// `-d browser`: browser pages that may sweep at once (`/device`); `None` takes none.
+    pub browser_devices: Option<usize>,
 }
 
 /// A condition on the counters.
@@ -128,7 +130,8 @@ pub async fn mine(
             (false, false) => Mode::Demo,
         };
         let site = Site { mode, stats: miner.stats.clone(), pool_side: http.pool_side.clone() };
-        serve_http(http.listen.clone(), site).await;
+        let browser = http.browser_devices.map(|max| Arc::new(browser_host(&miner, max)));
+        serve_http(http.listen.clone(), site, browser).await;
     }
     let mut quit_rx = start_api(options, if solo { "Solo" } else { "Failover" }, &miner).await;
     watch_until_stopped(&mut miner, &mut quit_rx, options).await;
@@ -188,11 +191,26 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
     Ok(summary)
 }
 
-/// Metrics, JSON and the dashboard; the URL goes to standard output, where a person looks
-/// first. A listener that cannot be had is said, and the run goes on without it.
-pub async fn serve_http(listen: ListenOptions, site: Site) {
-    match crate::http::start(listen, site).await {
-        Ok(addr) => println!("dashboard: http://{addr}/  (metrics: http://{addr}/metrics)"),
+/// Browser pages attached to the running miner as devices of their own.
+fn browser_host(miner: &Miner, max: usize) -> crate::browser::BrowserHost {
+    // TEMPORARY until issue 27's Miner::attacher lands on main.
+    let _ = miner;
+    let stats = miner.stats.clone();
+    crate::browser::BrowserHost::mining(max, stats.clone(), Arc::new(move |device| stats.device(device.info())))
+}
+
+/// Metrics, JSON and the dashboard (and with `browser`, the page that makes a browser a
+/// device); the URLs go to standard output, where a person looks first. A listener that
+/// cannot be had is said, and the run goes on without it.
+pub async fn serve_http(listen: ListenOptions, site: Site, browser: Option<Arc<crate::browser::BrowserHost>>) {
+    let devices = browser.is_some();
+    match crate::http::start_with(listen, site, browser).await {
+        Ok(addr) => {
+            println!("dashboard: http://{addr}/  (metrics: http://{addr}/metrics)");
+            if devices {
+                println!("browser device: open http://{addr}/device and press Start");
+            }
+        }
         Err(e) => tracing::warn!("HTTP: cannot listen: {e}; going on without it"),
     }
 }

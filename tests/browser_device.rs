@@ -1,0 +1,286 @@
+//! A browser's WebGPU as a device (`-d browser`, `/device`, `/api/v1/device`): headless
+//! Chromium (Debian's, driven by playwright-core from `tests/browser/`) mines for `wgminer demo`
+//! on its SwiftShader adapter; and hostile pages, scripted here, are refused while a CPU device
+//! goes on mining beside them.
+//!
+//! Chromium's WebGPU is behind flags on Linux (`--enable-unsafe-webgpu`, Vulkan on); Chromium
+//! gives headless pages SwiftShader's Vulkan, a CPU adapter whose `GPUAdapterInfo` reads vendor
+//! "google", architecture "swiftshader" (Dawn's `src/dawn/native/vulkan/PhysicalDeviceVk.cpp`
+//! names SwiftShader's vendor Google).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use wgminer::browser::frame::{Answer, Hello, HostFrame, PageFrame, Piece};
+use wgminer::commands::mine::{HttpOptions, MineOptions, Source, mine};
+use wgminer::cpu::CpuSweeper;
+use wgminer::device::Shape;
+use wgminer::listen::{ListenOptions, Listener};
+use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::source::stratum::PoolConfig;
+use wgminer::work::{Candidate, Difficulty, NonceRange};
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(name: &str, install: &str) -> std::path::PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()));
+    found.unwrap_or_else(|| panic!("`{name}` not found: {install} (.ci/run does)"))
+}
+
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], common::node::free_port()))
+}
+
+/// Headless Chromium opens the URL `wgminer demo -d browser` prints, presses Start, and its
+/// WebGPU (SwiftShader) mines: the embedded pool accepts at least 5 shares (it checks each by
+/// SHA-256d); `/api/v1/devices` and cgminer's DEVS list the WebGPU device by its adapter while
+/// it mines; Stop detaches it and the API says so; nothing was swept before Start.
+#[test]
+fn a_real_browser_mines_for_the_demo() {
+    let node = tool("node", "install Node.js");
+    let chromium = tool("chromium", "install Debian's chromium (apt-get install chromium)");
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser` (.ci/run does)"
+    );
+    let (http, api) = (free_addr(), common::node::free_port());
+    let journal = std::env::temp_dir().join(format!("wgminer-test-browser-{}.jsonl", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["demo", "-d", "browser", "--seconds", "600", "--difficulty", "0.00002", "--status-every", "60"])
+        .args(["--http-listen", &http.to_string(), "--api-listen", &format!("127.0.0.1:{api}")])
+        .arg("--journal")
+        .arg(journal)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let demo = Running(child);
+    let mut lines = [String::new(), String::new()];
+    for line in &mut lines {
+        out.read_line(line).unwrap();
+    }
+    assert!(lines[0].starts_with(&format!("dashboard: http://{http}/")), "{lines:?}");
+    let url = format!("http://{http}/device");
+    assert_eq!(lines[1].trim(), format!("browser device: open {url} and press Start"));
+    let run = Command::new(node)
+        .arg(browser_dir.join("device.mjs"))
+        .args([url.as_str(), &api.to_string(), "5"])
+        .env("CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}{stderr}");
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's report");
+    assert_eq!(seen["adapter"]["architecture"], "swiftshader", "{seen}");
+    assert_eq!(seen["sweptBeforeStart"], 0, "{seen}");
+    assert!(seen["mining"]["status"]["accepted"].as_u64().unwrap() >= 5, "{seen}");
+    assert_eq!(seen["mining"]["status"]["hwErrors"], 0, "{seen}");
+    let listed = &seen["mining"]["devices"]["devices"];
+    let device = listed.as_array().unwrap().iter().find(|d| d["backend"] == "WebGPU").expect("the WebGPU device");
+    assert!(device["name"].as_str().unwrap().contains("swiftshader"), "{seen}");
+    assert!(device["shares"]["accepted"].as_u64().unwrap() >= 5, "{seen}");
+    let devs = seen["mining"]["devs"]["DEVS"].as_array().unwrap();
+    assert!(devs.iter().any(|d| d["Name"].as_str().unwrap_or("").contains("swiftshader")), "{seen}");
+    let after = &seen["stopped"]["devices"]["devices"];
+    let gone = after.as_array().unwrap().iter().find(|d| d["backend"] == "WebGPU").unwrap();
+    assert_eq!(gone["state"], "gone", "{seen}");
+    // The pool's own count, printed at the end of the demo.
+    let pid = demo.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let rest: Vec<String> = out.lines().map_while(Result::ok).collect();
+    let pool_side = rest.iter().find_map(|l| l.strip_prefix("pool side: ")).expect("the pool's count");
+    let accepted: u64 = pool_side.split(' ').next().unwrap().parse().unwrap();
+    assert!(accepted >= 5, "{rest:?}");
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(http: SocketAddr) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    tokio_tungstenite::connect_async(format!("ws://{http}/api/v1/device")).await.map(|(socket, _)| socket)
+}
+
+fn hello() -> Message {
+    let shape = Shape { workgroup_size: 64, nonces_per_invocation: 64, versions_per_nonce: 8 };
+    let hello = Hello {
+        shape,
+        rate: 2e5,
+        vendor: "hostile".into(),
+        architecture: "script".into(),
+        description: String::new(),
+        user_agent: "tests/browser_device.rs".into(),
+    };
+    Message::Binary(PageFrame::Hello(hello).encode().into())
+}
+
+/// The next piece the host hands out (status frames skipped).
+async fn next_piece(socket: &mut Socket) -> Piece {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Binary(bytes) = message {
+            if let Ok(HostFrame::Piece(piece)) = HostFrame::decode(&bytes) {
+                return *piece;
+            }
+        }
+    }
+}
+
+fn answer(id: u32, range: NonceRange, candidates: Vec<Candidate>) -> Message {
+    Message::Binary(PageFrame::Answer(Answer { id, range, candidates }).encode().into())
+}
+
+/// The close code the host ends the socket with (`None`: it ended without one).
+async fn closed_with(socket: &mut Socket) -> Option<u16> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+    panic!("the host did not close the socket");
+}
+
+async fn devices(http: SocketAddr) -> Vec<Value> {
+    let reply = common::http::get(http, "/api/v1/devices").await.json();
+    reply["devices"].as_array().cloned().unwrap_or_default()
+}
+
+/// Pages that lie, while a CPU device mines beside them: wrong candidates are counted as
+/// hardware errors and never submitted; a claim of more nonces than handed ends the socket and
+/// is not credited; garbage, text and oversized frames close the socket (RFC 6455's 1008 and
+/// 1003); 100 connections at once get `--browser-devices` places, the rest refused; and the CPU
+/// device's shares are accepted all along, with no hardware error of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_pages_are_refused_and_mining_goes_on() {
+    let pool_options = PoolOptions { difficulty: Difficulty::new(0.0005).unwrap(), ..Default::default() };
+    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
+    let http = free_addr();
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let options = MineOptions {
+        http: Some(HttpOptions {
+            listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
+            pool_side: vec![],
+            browser_devices: Some(4),
+        }),
+        ..MineOptions::until(Arc::new(move |_| finished.load(Relaxed)), Duration::from_secs(300))
+    };
+    let config = PoolConfig {
+        url: format!("stratum+tcp://{}", pool.addr),
+        user: "hostile".into(),
+        pass: "x".into(),
+        journal: std::env::temp_dir().join(format!("wgminer-test-hostile-pages-{}.jsonl", std::process::id())),
+        trust: Default::default(),
+        suggest_difficulty: None,
+        channel: Default::default(),
+    };
+    let miner = tokio::spawn(async move { mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &options).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
+        assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cpu_accepted = |d: &[Value]| d[0]["shares"]["accepted"].as_u64().unwrap();
+    let accepted_before = cpu_accepted(&devices(http).await);
+
+    // Wrong candidates: hardware errors of that device, never submitted.
+    let mut liar = connect(http).await.unwrap();
+    liar.send(hello()).await.unwrap();
+    for _ in 0..3 {
+        let piece = next_piece(&mut liar).await;
+        let wrong = vec![Candidate { nonce: piece.range.start, version: 0 }, Candidate { nonce: piece.range.start, version: 7 }];
+        liar.send(answer(piece.id, piece.range, wrong)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let liar_seen = loop {
+        let d = devices(http).await;
+        if let Some(l) = d.iter().find(|d| d["name"].as_str().unwrap_or("").starts_with("hostile")) {
+            if l["hardware_errors"].as_u64() >= Some(6) {
+                break l.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "no hardware errors counted: {d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(liar_seen["shares"]["found"], 0, "{liar_seen}");
+    drop(liar);
+
+    // A claim past what was handed: the socket ends, only the honest piece is credited.
+    let mut greedy = connect(http).await.unwrap();
+    greedy.send(hello()).await.unwrap();
+    let first = next_piece(&mut greedy).await;
+    greedy.send(answer(first.id, first.range, vec![])).await.unwrap();
+    let second = next_piece(&mut greedy).await;
+    let wider = NonceRange { start: second.range.start, count: second.range.count * 4 };
+    greedy.send(answer(second.id, wider, vec![])).await.unwrap();
+    assert_eq!(closed_with(&mut greedy).await, Some(1008));
+    let credited = first.range.count * u64::from(first.params.sweep.versions);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = devices(http).await;
+        let greedy = d.iter().filter(|d| d["name"].as_str().unwrap_or("").starts_with("hostile")).nth(1).cloned();
+        if greedy.as_ref().is_some_and(|g| g["hashes"].as_u64() == Some(credited)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "credited {greedy:?}, handed and answered {credited}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Garbage, text and oversized frames.
+    for (message, code) in [
+        (Message::Binary(vec![0xde, 0xad, 0xbe, 0xef].into()), Some(1008)),
+        (Message::Text("hello".into()), Some(1003)),
+        (Message::Binary(vec![1u8; 70 * 1024].into()), None),
+    ] {
+        let mut socket = connect(http).await.unwrap();
+        let _ = socket.send(message).await;
+        let closed = closed_with(&mut socket).await;
+        if code.is_some() {
+            assert_eq!(closed, code);
+        }
+    }
+
+    // 100 at once: four places.
+    let crowd = futures_util::future::join_all((0..100).map(|_| connect(http))).await;
+    let held: Vec<Socket> = crowd.into_iter().filter_map(Result::ok).collect();
+    assert_eq!(held.len(), 4, "places held of 100 tries");
+    drop(held);
+
+    // The CPU device went on mining throughout, and nothing of the pages reached the pool.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = devices(http).await;
+        if cpu_accepted(&d) > accepted_before {
+            assert_eq!(d[0]["hardware_errors"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the CPU device stopped mining");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    done.store(true, Relaxed);
+    let (summary, _) = miner.await.unwrap();
+    assert_eq!(pool.stats.rejected.load(Relaxed), 0);
+    assert!(summary.hw_errors >= 6, "{summary:?}");
+}
