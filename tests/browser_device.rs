@@ -85,7 +85,7 @@ fn a_real_browser_mines_for_the_demo() {
     assert_eq!(lines[1].trim(), format!("browser device: open {url} and press Start"));
     let run = Command::new(node)
         .arg(browser_dir.join("device.mjs"))
-        .args([url.as_str(), &api.to_string(), "5"])
+        .args([url.as_str(), "mine", &api.to_string(), "5"])
         .env("CHROMIUM", chromium)
         .output()
         .unwrap();
@@ -112,6 +112,52 @@ fn a_real_browser_mines_for_the_demo() {
     let pool_side = rest.iter().find_map(|l| l.strip_prefix("pool side: ")).expect("the pool's count");
     let accepted: u64 = pool_side.split(' ').next().unwrap().parse().unwrap();
     assert!(accepted >= 5, "{rest:?}");
+}
+
+/// The page's kernel finds exactly the candidates the CPU reference finds: eight versions of a
+/// header at an easy target, in pieces handed over the socket as the scheduler would hand them
+/// (`Sweeper::sweep`), the kernel's parameters going as the native sweeper's uniform bytes.
+#[test]
+fn the_pages_kernel_finds_what_the_cpu_finds() {
+    use wgminer::browser::BrowserHost;
+    use wgminer::device::Sweeper;
+    let node = tool("node", "install Node.js");
+    let chromium = tool("chromium", "install Debian's chromium (apt-get install chromium)");
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let header = common::mainnet_headers().remove(0).header;
+    let versions: Vec<u32> = (0..8).map(|k| 0x2000_0000 | k << 13).collect();
+    // A hash is a candidate one time in 512 or so: its top word below 2^23.
+    let mut target = [0u8; 32];
+    target[1] = 0x40;
+    let work = wgminer::work::Work::with_versions(header, wgminer::work::Target::from_be_bytes(target), &versions);
+    let range = NonceRange { start: 0xffff_c000, count: 1 << 15 }; // across the wrap to 0
+    let expected = wgminer::cpu::sweep::sweep(&work, range);
+    assert!(expected.len() > 100, "{}", expected.len());
+    let (found_tx, found) = std::sync::mpsc::channel();
+    let attach = Arc::new(move |mut page: Box<dyn Sweeper>| {
+        let (work, found_tx) = (work.clone(), found_tx.clone());
+        std::thread::spawn(move || found_tx.send(page.sweep(&work, range).map_err(|e| e.to_string())));
+        wgminer::work::DeviceId(0)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stats = Arc::new(wgminer::stats::Stats::new());
+    let host = Arc::new(BrowserHost::mining(1, stats.clone(), attach));
+    let site = wgminer::http::Site { mode: wgminer::http::Mode::Pools, stats, pool_side: vec![] };
+    let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", vec![]).unwrap();
+    let http = runtime.block_on(wgminer::http::start_with(listen, site, Some(host))).unwrap();
+    let run = Command::new(node)
+        .arg(browser_dir.join("device.mjs"))
+        .args([&format!("http://{http}/device"), "sweep"])
+        .env("CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}{stderr}");
+    let mut candidates = found.recv_timeout(Duration::from_secs(10)).expect("the sweep's end").expect("a clean sweep");
+    candidates.sort_unstable();
+    let mut expected = expected;
+    expected.sort_unstable();
+    assert_eq!(candidates, expected, "{stdout}");
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -252,7 +298,7 @@ async fn hostile_pages_are_refused_and_mining_goes_on() {
     for (message, code) in [
         (Message::Binary(vec![0xde, 0xad, 0xbe, 0xef].into()), Some(1008)),
         (Message::Text("hello".into()), Some(1003)),
-        (Message::Binary(vec![1u8; 70 * 1024].into()), None),
+        (Message::Binary(vec![1u8; 200 * 1024].into()), None),
     ] {
         let mut socket = connect(http).await.unwrap();
         let _ = socket.send(message).await;

@@ -3,7 +3,7 @@
 //!
 //! # Format, version 1
 //!
-//! Every frame is one binary WebSocket message of at most [`MAX_FRAME`] bytes. All integers
+//! Every frame is one binary WebSocket message of at most [`MAX_FRAME`] bytes (160 KiB). All integers
 //! are little-endian (what `DataView` and WebGPU's buffers use on every browser).
 //!
 //! ```text
@@ -40,12 +40,14 @@ use crate::work::{Candidate, NonceRange};
 /// The format's version: the first byte of every frame.
 pub const VERSION: u8 = 1;
 
-/// The largest frame either side sends: a full answer (4096 candidates) fits, with room.
-pub const MAX_FRAME: usize = 64 * 1024;
+/// The largest frame either side sends: a full answer fits, with room.
+pub const MAX_FRAME: usize = 160 * 1024;
 
-/// Candidates in one answer, at most: the kernel's buffer holds 4096 (`gpu::sweep`), and a
-/// page that overflowed sweeps that part again, as the native host does.
-pub const MAX_CANDIDATES: usize = 4096;
+/// Candidates in one answer, at most: 16 times what the scheduler expects a piece to hold
+/// (`scheduler::piece_size`, 1,024), and 8 × the fewest nonces it cuts a piece to (256 at
+/// K = 8, every hash a candidate). A page whose dispatch overflows the kernel's buffer (4,096)
+/// sweeps that part again, as the native host does.
+pub const MAX_CANDIDATES: usize = 16 * 1024;
 
 /// Nonces in one piece, at most (a dispatch's bound on the native side).
 pub const MAX_PIECE: u32 = 1 << 31;
@@ -473,7 +475,7 @@ mod tests {
         assert_eq!(HostFrame::decode(&[1, 0x11]), Err(FrameError::Direction(0x11)));
         assert_eq!(PageFrame::decode(&vec![1; MAX_FRAME + 1]), Err(FrameError::TooLarge(MAX_FRAME + 1)));
         assert_eq!(PageFrame::decode(&answer(1)), Err(FrameError::Length { kind: 0x11 }));
-        assert_eq!(PageFrame::decode(&answer(4097)), Err(FrameError::Candidates(4097)));
+        assert_eq!(PageFrame::decode(&answer(16385)), Err(FrameError::Candidates(16385)));
         let mut trailing = answer(0);
         trailing.push(0);
         assert_eq!(PageFrame::decode(&trailing), Err(FrameError::Length { kind: 0x11 }));

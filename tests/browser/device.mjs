@@ -1,12 +1,13 @@
 // Opens wgminer's /device page in headless Chromium (Debian's, $CHROMIUM) with WebGPU on, as a
-// person would: waits for the adapter, presses Start, waits until the page shows MIN_ACCEPTED
-// accepted shares, reads /api/v1/devices and cgminer's DEVS while it mines, presses Stop and
-// reads them again once the device is detached. Prints one JSON line of what it saw.
-// Usage: node device.mjs URL API_PORT MIN_ACCEPTED
+// person would: waits for the adapter and presses Start. Then, with `mine`, waits until the page
+// shows MIN_ACCEPTED accepted shares, reads /api/v1/devices and cgminer's DEVS while it mines,
+// presses Stop and reads them again once the device is detached; with `sweep`, waits until
+// wgminer lets the device go. Prints one JSON line of what it saw.
+// Usage: node device.mjs URL mine API_PORT MIN_ACCEPTED | node device.mjs URL sweep
 import { chromium } from "playwright-core";
 import net from "node:net";
 
-const [url, apiPort, minAccepted] = process.argv.slice(2);
+const [url, mode, apiPort, minAccepted] = process.argv.slice(2);
 const origin = new URL(url).origin;
 
 // cgminer's API: one JSON request, the reply up to its NUL.
@@ -44,6 +45,13 @@ try {
   });
   const sweptBeforeStart = await page.evaluate(() => window.wgminerDevice.pieces);
   await page.click("#start");
+  if (mode === "sweep") {
+    await page.waitForFunction(() => document.querySelector("#link").textContent.startsWith("stopped"), null, { timeout: 240_000 });
+    const seen = await page.evaluate(() => ({ pieces: window.wgminerDevice.pieces, log: window.wgminerDevice.log }));
+    if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
+    console.log(JSON.stringify({ adapter, sweptBeforeStart, ...seen }));
+    process.exit(0);
+  }
   await page.waitForFunction((n) => (window.wgminerDevice.status?.accepted ?? 0) >= n, Number(minAccepted), { timeout: 240_000 })
     .catch(async () => { throw new Error("too few shares: " + (await page.textContent("#log"))); });
   const mining = { status: await page.evaluate(() => window.wgminerDevice.status), shape: await page.textContent("#shape"),

@@ -9,6 +9,7 @@ const VERSION = 1;
 const KIND = { welcome: 0x01, piece: 0x02, status: 0x03, hello: 0x10, answer: 0x11, bench: 0x12 };
 const PARAMS_BYTES = 672;
 const CAPACITY = 4096; // candidates the buffer holds, as the native sweeper's
+const MAX_CANDIDATES = 16384; // in one answer (src/browser/frame.rs)
 const MAX_TEXT = 256;
 
 const $ = (id) => document.getElementById(id);
@@ -215,8 +216,8 @@ function helloFrame(shape, rate) {
 }
 
 function answerFrame(piece, candidates) {
-  const n = Math.min(candidates.length, CAPACITY);
-  if (candidates.length > CAPACITY) log(`piece ${piece.id}: ${candidates.length} candidates, ${CAPACITY} sent`);
+  const n = Math.min(candidates.length, MAX_CANDIDATES);
+  if (candidates.length > MAX_CANDIDATES) log(`piece ${piece.id}: ${candidates.length} candidates, ${MAX_CANDIDATES} sent`);
   const frame = new Uint8Array(2 + 16 + 8 * n);
   const view = new DataView(frame.buffer);
   frame.set([VERSION, KIND.answer]);
