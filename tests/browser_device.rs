@@ -160,6 +160,52 @@ fn the_pages_kernel_finds_what_the_cpu_finds() {
     assert_eq!(candidates, expected, "{stdout}");
 }
 
+/// `wgminer bench --browser`: the page's Bench checks every real block's known nonce on its
+/// WebGPU (through the same pieces as mining), is measured, and its record, in `bench --json`'s
+/// schema, is one that `wgminer report` renders beside native records.
+#[test]
+fn a_browser_bench_record_joins_the_report() {
+    let node = tool("node", "install Node.js");
+    let chromium = tool("chromium", "install Debian's chromium (apt-get install chromium)");
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let http = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["bench", "--browser", &http.to_string(), "--seconds", "2", "--runs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let bench = Running(child);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = format!("http://{http}/device");
+    assert_eq!(first.trim(), format!("browser bench: open {url} and press Start"));
+    let run = Command::new(node).arg(browser_dir.join("device.mjs")).args([&url, "bench"]).env("CHROMIUM", chromium).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}{stderr}");
+    let mut record = String::new();
+    out.read_line(&mut record).unwrap();
+    let mut bench = bench;
+    let status = bench.0.wait().unwrap();
+    let mut checks = String::new();
+    std::io::Read::read_to_string(&mut bench.0.stderr.take().unwrap(), &mut checks).unwrap();
+    assert!(status.success(), "{checks}");
+    assert_eq!(checks.matches("PASS  block").count(), 8, "{checks}");
+    let parsed: Value = serde_json::from_str(&record).unwrap_or_else(|e| panic!("{e}: {record:?} {checks}"));
+    let device = &parsed["devices"][0];
+    assert_eq!(device["backend"], "WebGPU", "{parsed}");
+    assert!(device["mhs"]["median"].as_f64().unwrap() > 0.0, "{parsed}");
+    assert_eq!(device["mhs"]["runs"].as_array().unwrap().len(), 2, "{parsed}");
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-bench.jsonl");
+    std::fs::write(&file, &record).unwrap();
+    let svg = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-bench.svg");
+    let report = Command::new(env!("CARGO_BIN_EXE_wgminer")).arg("report").arg(&file).arg("--svg").arg(&svg).output().unwrap();
+    let table = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{table}{}", String::from_utf8_lossy(&report.stderr));
+    assert!(table.lines().any(|l| l.contains("swiftshader") && l.contains("WebGPU")), "{table}");
+}
+
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(http: SocketAddr) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {

@@ -16,7 +16,7 @@
 //!
 //! | kind | name    | body |
 //! |------|---------|------|
-//! | 0x01 | Welcome | dispatch_ms u32, budget_ms u32, margin_permille u16, then three lists, each u8 n and n × u32: workgroup sizes, versions per nonce (K), nonces per invocation — the tuner's order (`gpu::shape`) |
+//! | 0x01 | Welcome | dispatch_ms u32, budget_ms u32, margin_permille u16, bench u8 (1: the host benchmarks the page, 0: it mines), then three lists, each u8 n and n × u32: workgroup sizes, versions per nonce (K), nonces per invocation — the tuner's order (`gpu::shape`) |
 //! | 0x02 | Piece   | id u32, start u32, count u32 (1..=[`MAX_PIECE`]), then the 672 bytes of `gpu::kernel::KernelParams` exactly as the native sweeper writes its uniform buffer (nonce_base = start, nonce_count = count) |
 //! | 0x03 | Status  | device u32, hashes u64, accepted u64, rejected u64, hw_errors u64: what the host credited this page with |
 //!
@@ -26,7 +26,6 @@
 //! |------|--------|------|
 //! | 0x10 | Hello  | workgroup_size u32, nonces_per_invocation u32, versions_per_nonce u32, rate f64 (headers hashed per second, measured), then four texts, each u16 n and n bytes of UTF-8 (at most [`MAX_TEXT`]): vendor, architecture, description (`GPUAdapterInfo`), user agent |
 //! | 0x11 | Answer | id u32, start u32, count u32 (the piece's, unchanged), n u32 (at most [`MAX_CANDIDATES`]), then n × (nonce u32, version index u32) |
-//! | 0x12 | Bench  | a `bench --json` record, UTF-8 JSON, at most [`MAX_BENCH`] bytes |
 //!
 //! A frame of another version, an unknown kind, a wrong length or a bad field is a
 //! [`FrameError`]; the host closes the socket on any.
@@ -55,9 +54,6 @@ pub const MAX_PIECE: u32 = 1 << 31;
 /// Bytes of one text of a hello.
 pub const MAX_TEXT: usize = 256;
 
-/// Bytes of a bench record.
-pub const MAX_BENCH: usize = 32 * 1024;
-
 const HEADER: usize = 2;
 const PARAMS: usize = std::mem::size_of::<KernelParams>();
 
@@ -67,7 +63,6 @@ mod kind {
     pub const STATUS: u8 = 0x03;
     pub const HELLO: u8 = 0x10;
     pub const ANSWER: u8 = 0x11;
-    pub const BENCH: u8 = 0x12;
 }
 
 /// A frame that cannot be read.
@@ -89,8 +84,6 @@ pub enum FrameError {
     Candidates(u32),
     #[error("a text of {0} bytes (at most {MAX_TEXT}) or not UTF-8")]
     Text(usize),
-    #[error("a bench record of {0} bytes (at most {MAX_BENCH}) or not UTF-8")]
-    Bench(usize),
     #[error("a list of {0} shapes (at most 16)")]
     List(u8),
     #[error("a rate that is not a finite number of hashes a second above zero")]
@@ -105,6 +98,8 @@ pub struct Welcome {
     pub dispatch_ms: u32,
     pub budget_ms: u32,
     pub margin_permille: u16,
+    /// The host benchmarks the page (`bench --browser`) instead of mining with it.
+    pub bench: bool,
     pub workgroup_sizes: Vec<u32>,
     pub versions_per_nonce: Vec<u32>,
     pub nonces_per_invocation: Vec<u32>,
@@ -161,7 +156,6 @@ pub enum HostFrame {
 pub enum PageFrame {
     Hello(Hello),
     Answer(Answer),
-    Bench(String),
 }
 
 /// Reads a frame's fields in order; every read is checked against the end.
@@ -259,6 +253,7 @@ impl HostFrame {
                 out.extend_from_slice(&w.dispatch_ms.to_le_bytes());
                 out.extend_from_slice(&w.budget_ms.to_le_bytes());
                 out.extend_from_slice(&w.margin_permille.to_le_bytes());
+                out.push(u8::from(w.bench));
                 put_list(&mut out, &w.workgroup_sizes);
                 put_list(&mut out, &w.versions_per_nonce);
                 put_list(&mut out, &w.nonces_per_invocation);
@@ -292,6 +287,11 @@ impl HostFrame {
                     dispatch_ms: r.u32()?,
                     budget_ms: r.u32()?,
                     margin_permille: r.u16()?,
+                    bench: match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(FrameError::Length { kind: r.kind }),
+                    },
                     workgroup_sizes: r.list()?,
                     versions_per_nonce: r.list()?,
                     nonces_per_invocation: r.list()?,
@@ -310,7 +310,7 @@ impl HostFrame {
                 let (hashes, accepted, rejected, hw_errors) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
                 r.end(HostFrame::Status(Status { device, hashes, accepted, rejected, hw_errors }))
             }
-            kind::HELLO | kind::ANSWER | kind::BENCH => Err(FrameError::Direction(r.kind)),
+            kind::HELLO | kind::ANSWER => Err(FrameError::Direction(r.kind)),
             other => Err(FrameError::Kind(other)),
         }
     }
@@ -344,11 +344,6 @@ impl PageFrame {
                 }
                 out
             }
-            PageFrame::Bench(json) => {
-                let mut out = vec![VERSION, kind::BENCH];
-                out.extend_from_slice(json.as_bytes());
-                out
-            }
         }
     }
 
@@ -376,10 +371,6 @@ impl PageFrame {
                 let candidates = candidates.collect::<Result<_, FrameError>>()?;
                 r.end(PageFrame::Answer(Answer { id, range, candidates }))
             }
-            kind::BENCH => match std::str::from_utf8(r.rest) {
-                Ok(json) if json.len() <= MAX_BENCH => Ok(PageFrame::Bench(json.to_string())),
-                _ => Err(FrameError::Bench(r.rest.len())),
-            },
             kind::WELCOME | kind::PIECE | kind::STATUS => Err(FrameError::Direction(r.kind)),
             other => Err(FrameError::Kind(other)),
         }
@@ -441,24 +432,23 @@ mod tests {
     }
 
     #[test]
-    fn welcome_status_and_bench_read_back() {
+    fn welcome_and_status_read_back() {
         let welcome = Welcome {
             dispatch_ms: 50,
             budget_ms: 3000,
             margin_permille: 50,
+            bench: true,
             workgroup_sizes: vec![64, 128],
             versions_per_nonce: vec![8],
             nonces_per_invocation: vec![],
         };
         let bytes = HostFrame::Welcome(welcome.clone()).encode();
-        assert_eq!(hex(&bytes), "0101 32000000 b80b0000 3200 02 40000000 80000000 01 08000000 00".replace(' ', ""));
+        assert_eq!(hex(&bytes), "0101 32000000 b80b0000 3200 01 02 40000000 80000000 01 08000000 00".replace(' ', ""));
         assert_eq!(HostFrame::decode(&bytes), Ok(HostFrame::Welcome(welcome)));
         let status = Status { device: 2, hashes: 1 << 40, accepted: 5, rejected: 1, hw_errors: 3 };
         let bytes = HostFrame::Status(status).encode();
         assert_eq!(bytes.len(), 2 + 4 + 32);
         assert_eq!(HostFrame::decode(&bytes), Ok(HostFrame::Status(status)));
-        let bench = PageFrame::Bench(r#"{"backend":"WebGPU"}"#.into());
-        assert_eq!(PageFrame::decode(&bench.encode()), Ok(bench));
     }
 
     #[test]
@@ -492,7 +482,7 @@ mod tests {
         .encode();
         hello[14..22].copy_from_slice(&f64::NAN.to_le_bytes());
         assert_eq!(PageFrame::decode(&hello), Err(FrameError::Rate));
-        assert_eq!(PageFrame::decode(&[1, 0x12, 0xff]), Err(FrameError::Bench(1)));
+        assert_eq!(PageFrame::decode(&[1, 0x12, 0xff]), Err(FrameError::Kind(0x12)));
     }
 
     #[test]

@@ -34,13 +34,13 @@ pub(crate) fn gone(device: &str, message: impl ToString) -> SweepError {
     SweepError { device: device.to_string(), message: message.to_string() }
 }
 
-/// What the HTTP server needs to take browser devices (and bench records).
+/// What the HTTP server needs to take browser pages as devices.
 pub struct BrowserHost {
     attach: Option<AttachFn>,
     stats: Arc<Stats>,
     slots: Arc<Semaphore>,
     max: usize,
-    benches: Option<tokio_mpsc::UnboundedSender<String>>,
+    bench: bool,
 }
 
 /// A page attached as a device: where its pieces come from and its answers go.
@@ -53,18 +53,12 @@ pub struct Link {
 impl BrowserHost {
     /// Takes up to `max` pages as devices of the miner that `attach` adds to.
     pub fn mining(max: usize, stats: Arc<Stats>, attach: AttachFn) -> BrowserHost {
-        BrowserHost { attach: Some(attach), stats, slots: Arc::new(Semaphore::new(max)), max, benches: None }
+        BrowserHost { attach: Some(attach), stats, slots: Arc::new(Semaphore::new(max)), max, bench: false }
     }
 
-    /// Takes bench records only (`bench --browser`), from up to `max` pages at once.
-    pub fn benching(max: usize, records: tokio_mpsc::UnboundedSender<String>) -> BrowserHost {
-        BrowserHost {
-            attach: None,
-            stats: Arc::default(),
-            slots: Arc::new(Semaphore::new(max)),
-            max,
-            benches: Some(records),
-        }
+    /// Takes up to `max` pages at once to be benchmarked by `bench` (`bench --browser`).
+    pub fn benching(max: usize, bench: AttachFn) -> BrowserHost {
+        BrowserHost { bench: true, ..BrowserHost::mining(max, Arc::default(), bench) }
     }
 
     pub fn takes_devices(&self) -> bool {
@@ -87,6 +81,7 @@ impl BrowserHost {
             dispatch_ms: crate::gpu::tune::DEFAULT_DISPATCH.as_millis() as u32,
             budget_ms: shape::BUDGET.as_millis() as u32,
             margin_permille: (shape::MARGIN * 1000.0) as u16,
+            bench: self.bench,
             workgroup_sizes: shape::WORKGROUP_SIZES.to_vec(),
             versions_per_nonce: shape::VERSIONS_PER_NONCE.to_vec(),
             nonces_per_invocation: shape::NONCES_PER_INVOCATION.to_vec(),
@@ -114,16 +109,6 @@ impl BrowserHost {
             accepted: counts.accepted,
             rejected: counts.rejected + counts.stale,
             hw_errors: d.hw_errors(),
-        }
-    }
-
-    /// A bench record a page sent: kept where `bench --browser` waits for them, else dropped.
-    pub fn bench(&self, json: String) {
-        match &self.benches {
-            Some(records) => {
-                let _ = records.send(json);
-            }
-            None => tracing::info!("a page sent a bench record; `wgminer bench --browser` keeps them"),
         }
     }
 }

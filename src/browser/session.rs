@@ -15,8 +15,6 @@ pub enum Action {
     Attach(Hello),
     /// Hand the answer to the page's sweeper.
     Answer(Answer),
-    /// Keep the bench record.
-    Bench(String),
 }
 
 /// Why a page's socket was closed.
@@ -54,7 +52,7 @@ impl SessionError {
 
 #[derive(Debug)]
 pub struct Session {
-    /// Whether the host attaches pages (mining) or only takes bench records.
+    /// Whether the host attaches pages at all.
     takes_devices: bool,
     attached: bool,
     /// Pieces sent and not yet answered, oldest first.
@@ -108,7 +106,6 @@ impl Session {
                     _ => Err(SessionError::NotHanded { id: answer.id }),
                 }
             }
-            PageFrame::Bench(json) => Ok(Action::Bench(json)),
         }
     }
 }
@@ -154,7 +151,5 @@ mod tests {
         assert!(matches!(Session::new(true).received(&hello(3)), Err(SessionError::Shape(_))));
         assert_eq!(Session::new(false).received(&hello(8)), Err(SessionError::NotMining));
         assert_eq!(Session::new(true).received(&[9, 9]), Err(SessionError::Frame(FrameError::Version(9))));
-        let bench = PageFrame::Bench("{}".into()).encode();
-        assert_eq!(Session::new(false).received(&bench), Ok(Action::Bench("{}".into())));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod browser_bench;
 pub mod config;
 pub mod demo;
 pub mod devices;

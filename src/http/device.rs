@@ -14,14 +14,14 @@ use crate::browser::frame::{HostFrame, MAX_FRAME};
 use crate::browser::session::{Action, Session, SessionError};
 use crate::browser::{BrowserHost, Link};
 
-/// Time for a page to say hello (or send a bench record) after it connects: its shape search
-/// takes a few seconds (`gpu::shape::BUDGET`), a bench with its checks some more.
+/// Time for a page to say hello after it connects: its shape search takes a few seconds
+/// (`gpu::shape::BUDGET`), and a software adapter's first pipeline longer.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often a page is told what it was credited with.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
-/// The upgrade: refused unless this run takes browser devices (or bench records), and past
+/// The upgrade: refused unless this run takes browser devices (or benchmarks them), and past
 /// `--browser-devices` pages at once.
 pub async fn upgrade(host: Option<Arc<BrowserHost>>, ws: WebSocketUpgrade) -> Response {
     let Some(host) = host else {
@@ -87,7 +87,6 @@ async fn serve(socket: &mut WebSocket, host: &BrowserHost) -> Result<(), Session
                             return Ok(()); // the miner let the device go
                         }
                     }
-                    Action::Bench(json) => host.bench(json),
                 }
             }
             piece = async { link.as_mut().expect("guarded").pieces.recv().await }, if link.is_some() => {

@@ -2,8 +2,9 @@
 // person would: waits for the adapter and presses Start. Then, with `mine`, waits until the page
 // shows MIN_ACCEPTED accepted shares, reads /api/v1/devices and cgminer's DEVS while it mines,
 // presses Stop and reads them again once the device is detached; with `sweep`, waits until
-// wgminer lets the device go. Prints one JSON line of what it saw.
-// Usage: node device.mjs URL mine API_PORT MIN_ACCEPTED | node device.mjs URL sweep
+// wgminer lets the device go; with `bench`, presses Bench instead and waits the same way.
+// Prints one JSON line of what it saw.
+// Usage: node device.mjs URL mine API_PORT MIN_ACCEPTED | node device.mjs URL sweep|bench
 import { chromium } from "playwright-core";
 import net from "node:net";
 
@@ -44,8 +45,8 @@ try {
     return { vendor: i.vendor, architecture: i.architecture, description: i.description };
   });
   const sweptBeforeStart = await page.evaluate(() => window.wgminerDevice.pieces);
-  await page.click("#start");
-  if (mode === "sweep") {
+  await page.click(mode === "bench" ? "#bench" : "#start");
+  if (mode === "sweep" || mode === "bench") {
     await page.waitForFunction(() => document.querySelector("#link").textContent.startsWith("stopped"), null, { timeout: 240_000 });
     const seen = await page.evaluate(() => ({ pieces: window.wgminerDevice.pieces, log: window.wgminerDevice.log }));
     if (errors.length) throw new Error("errors on the page: " + errors.join("; "));

@@ -191,7 +191,8 @@ function parseWelcome(view) {
   const list = () => { const n = view.getUint8(at); at += 1; return Array.from({ length: n }, u32); };
   const dispatchMs = u32(), budgetMs = u32();
   const margin = view.getUint16(at, true) / 1000; at += 2;
-  return { dispatchMs, budgetMs, margin, workgroupSizes: list(), versions: list(), nonces: list() };
+  const bench = view.getUint8(at) === 1; at += 1;
+  return { dispatchMs, budgetMs, margin, bench, workgroupSizes: list(), versions: list(), nonces: list() };
 }
 
 function textBytes(text) {
@@ -283,13 +284,20 @@ function connect(onWelcome) {
   return socket;
 }
 
-async function start() {
+// Start mines for the wgminer that served the page; Bench (on a `wgminer bench --browser`) has
+// it check this GPU on real blocks' known nonces and measure it, through the same pieces.
+async function start(wanted) {
   $("start").disabled = true;
   $("bench").disabled = true;
   $("stop").disabled = false;
   try {
     await openDevice();
     connect(async (welcome) => {
+      if (welcome.bench !== (wanted === "bench")) {
+        const why = welcome.bench ? "this wgminer benchmarks (bench --browser): press Bench" : "this wgminer mines: press Start (wgminer bench --browser benchmarks)";
+        log(why);
+        return stop(why);
+      }
       log("measuring the kernel's shape…");
       const best = await tune(welcome);
       state.shape = best.shape;
@@ -300,7 +308,7 @@ async function start() {
       state.socket.send(helloFrame(best.shape, best.rate));
       $("link").className = "badge on";
       $("link").textContent = "mining";
-      log("attached: sweeping");
+      log(welcome.bench ? "attached: checking real blocks, then measuring" : "attached: sweeping");
       sweepPieces().catch((err) => { log(String(err)); stop(String(err)); });
     });
   } catch (err) {
@@ -323,7 +331,8 @@ function stop(why) {
   $("stop").disabled = true;
 }
 
-$("start").addEventListener("click", start);
+$("start").addEventListener("click", () => start("mine"));
+$("bench").addEventListener("click", () => start("bench"));
 $("stop").addEventListener("click", () => stop("Stop pressed"));
 window.addEventListener("pagehide", () => stop("page closed"));
 findAdapter().catch((err) => fail(`WebGPU failed: ${err}`));
