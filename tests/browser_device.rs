@@ -181,7 +181,12 @@ fn a_browser_bench_record_joins_the_report() {
     out.read_line(&mut first).unwrap();
     let url = format!("http://{http}/device");
     assert_eq!(first.trim(), format!("browser bench: open {url} and press Start"));
-    let run = Command::new(node).arg(browser_dir.join("device.mjs")).args([&url, "bench"]).env("CHROMIUM", chromium).output().unwrap();
+    let run = Command::new(node)
+        .arg(browser_dir.join("device.mjs"))
+        .args([&url, "bench"])
+        .env("CHROMIUM", chromium)
+        .output()
+        .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "{stdout}{stderr}");
     let mut record = String::new();
@@ -200,7 +205,8 @@ fn a_browser_bench_record_joins_the_report() {
     let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-bench.jsonl");
     std::fs::write(&file, &record).unwrap();
     let svg = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-bench.svg");
-    let report = Command::new(env!("CARGO_BIN_EXE_wgminer")).arg("report").arg(&file).arg("--svg").arg(&svg).output().unwrap();
+    let report =
+        Command::new(env!("CARGO_BIN_EXE_wgminer")).arg("report").arg(&file).arg("--svg").arg(&svg).output().unwrap();
     let table = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success(), "{table}{}", String::from_utf8_lossy(&report.stderr));
     assert!(table.lines().any(|l| l.contains("swiftshader") && l.contains("WebGPU")), "{table}");
@@ -288,7 +294,10 @@ async fn hostile_pages_are_refused_and_mining_goes_on() {
         suggest_difficulty: None,
         channel: Default::default(),
     };
-    let miner = tokio::spawn(async move { mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &options).await });
+    let miner =
+        tokio::spawn(
+            async move { mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &options).await },
+        );
     let deadline = Instant::now() + Duration::from_secs(60);
     while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
         assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
@@ -302,7 +311,10 @@ async fn hostile_pages_are_refused_and_mining_goes_on() {
     liar.send(hello()).await.unwrap();
     for _ in 0..3 {
         let piece = next_piece(&mut liar).await;
-        let wrong = vec![Candidate { nonce: piece.range.start, version: 0 }, Candidate { nonce: piece.range.start, version: 7 }];
+        let wrong = vec![
+            Candidate { nonce: piece.range.start, version: 0 },
+            Candidate { nonce: piece.range.start, version: 7 },
+        ];
         liar.send(answer(piece.id, piece.range, wrong)).await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -13,8 +13,8 @@ pub mod sweeper;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::sync::mpsc as tokio_mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::device::{SweepError, Sweeper};
 use crate::stats::Stats;
@@ -94,7 +94,12 @@ impl BrowserHost {
         let (pieces_tx, pieces) = tokio_mpsc::unbounded_channel();
         let (answers, answers_rx) = mpsc::channel();
         let sweeper = BrowserSweeper::new(hello, pieces_tx, answers_rx);
-        tracing::info!("browser device attached: {} ({}), shape {}", sweeper.info().name, sweeper.info().driver, hello.shape);
+        tracing::info!(
+            "browser device attached: {} ({}), shape {}",
+            sweeper.info().name,
+            sweeper.info().driver,
+            hello.shape
+        );
         let device = attach(Box::new(sweeper));
         Some(Link { device, pieces, answers })
     }

@@ -28,7 +28,9 @@ pub enum SessionError {
     HelloTwice,
     #[error("this wgminer takes no browser devices now (start it with -d browser)")]
     NotMining,
-    #[error("the kernel shape {0} is not one the kernel runs (K of 1, 2, 4 or 8, workgroups of 1 to 1024, 1 to 4096 nonces each)")]
+    #[error(
+        "the kernel shape {0} is not one the kernel runs (K of 1, 2, 4 or 8, workgroups of 1 to 1024, 1 to 4096 nonces each)"
+    )]
     Shape(Shape),
     #[error("an answer to piece {id}, which is not out (answered before, never handed, or out of order)")]
     NotHanded { id: u32 },

@@ -115,7 +115,10 @@ impl Sweeper for BrowserSweeper {
 
     fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError> {
         if self.handed.len() >= DEPTH {
-            return Err(SweepError { device: self.info.name.clone(), message: "queue called with every piece out".into() });
+            return Err(SweepError {
+                device: self.info.name.clone(),
+                message: "queue called with every piece out".into(),
+            });
         }
         if range.count == 0 || range.count > u64::from(MAX_PIECE) {
             let message = format!("a piece holds 1 to {MAX_PIECE} nonces, asked for {}", range.count);

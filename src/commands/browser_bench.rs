@@ -94,7 +94,7 @@ fn bench_page(mut page: Box<dyn Sweeper>, seconds: f64, runs: usize) -> anyhow::
         sensor: "not reported".into(),
         power: None,
     };
-    Ok(report(rate, cpu_reference, seconds, runs)?)
+    report(rate, cpu_reference, seconds, runs)
 }
 
 fn report(device: Rate, cpu_reference: Rate, seconds: f64, runs: usize) -> anyhow::Result<Report> {

@@ -152,8 +152,7 @@ async fn serve(stream: TcpStream, router: Router) {
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(64)
         .half_close(true);
-    let connection =
-        http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)).with_upgrades();
+    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)).with_upgrades();
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 
