@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
 
@@ -132,12 +133,50 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// A device failed while sweeping: lost, out of memory, or a driver error.
+/// A device failed while sweeping: lost, out of memory, hung, a driver error, or gone.
 #[derive(Debug, thiserror::Error)]
 #[error("{device}: {message}")]
 pub struct SweepError {
     pub device: String,
     pub message: String,
+    pub fault: Fault,
+}
+
+/// What kind of failure a `SweepError` is: it decides whether the device is opened again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The driver refused a call: validation, out of memory, an internal error.
+    Driver,
+    /// The device was lost (a driver reset, `VK_ERROR_DEVICE_LOST`, an unplugged eGPU).
+    Lost,
+    /// A piece did not come back in time: the watchdog gave up on it.
+    Hung,
+    /// The device left for good (a browser tab closed, Stop pressed): never opened again.
+    Gone,
+}
+
+impl SweepError {
+    /// A driver error: the device is sick and is opened again.
+    pub fn new(device: impl Into<String>, message: impl ToString) -> SweepError {
+        SweepError { device: device.into(), message: message.to_string(), fault: Fault::Driver }
+    }
+
+    /// The device was lost and is opened again.
+    pub fn lost(device: impl Into<String>, message: impl ToString) -> SweepError {
+        SweepError { fault: Fault::Lost, ..SweepError::new(device, message) }
+    }
+
+    /// The device left for good.
+    pub fn gone(device: impl Into<String>, message: impl ToString) -> SweepError {
+        SweepError { fault: Fault::Gone, ..SweepError::new(device, message) }
+    }
+}
+
+/// Opens a device again after it failed: a new wgpu `Device` on the same adapter, a new CPU
+/// sweeper. Called on a thread of its own, since a driver may hang here too.
+pub trait Reopen: Send + Sync {
+    fn reopen(&self) -> Result<Box<dyn Sweeper>, SweepError>;
 }
 
 /// A device that sweeps nonces. Work streams through it: `queue` up to `depth()` pieces of
@@ -180,6 +219,12 @@ pub trait Sweeper: Send {
     /// nothing is queued. The caller verifies each candidate.
     fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError>;
 
+    /// How to open this device again after it failed; `None` for a device that cannot be
+    /// (a browser tab: it comes back by attaching again).
+    fn reopener(&self) -> Option<std::sync::Arc<dyn Reopen>> {
+        None
+    }
+
     /// Sweeps a whole range (up to 2^32 nonces), keeping the device fed, and returns every
     /// candidate.
     fn sweep(&mut self, work: &Work, range: NonceRange) -> Result<Vec<Candidate>, SweepError> {
@@ -202,6 +247,59 @@ pub trait Sweeper: Send {
                 None => return Ok(out),
             }
         }
+    }
+}
+
+/// How much of the wall time a device may sweep, from three sources: the user's `--duty`, the
+/// power limit's loop, and the temperature guard's pause. The lowest wins; the scheduler reads
+/// it before each piece and the sensor sampler writes it.
+#[derive(Debug)]
+pub struct Throttle {
+    /// The user's share, in thousandths.
+    duty: AtomicU32,
+    /// The power loop's share, in thousandths (1000 without a limit).
+    power_duty: AtomicU32,
+    paused: AtomicBool,
+}
+
+impl Throttle {
+    /// A device that sweeps `percent` of the time (1–100).
+    pub fn new(percent: u32) -> Throttle {
+        Throttle {
+            duty: AtomicU32::new(percent.clamp(1, 100) * 10),
+            power_duty: AtomicU32::new(1000),
+            paused: AtomicBool::new(false),
+        }
+    }
+
+    /// The share of the time to sweep, 0.001 to 1: the least of the user's and the power loop's.
+    pub fn duty(&self) -> f64 {
+        f64::from(self.duty.load(Relaxed).min(self.power_duty.load(Relaxed))) / 1000.0
+    }
+
+    /// The user's `--duty`, 0.01 to 1.
+    pub fn user_duty(&self) -> f64 {
+        f64::from(self.duty.load(Relaxed)) / 1000.0
+    }
+
+    /// The power loop's share, 0.001 to 1.
+    pub fn set_power_duty(&self, duty: f64) {
+        self.power_duty.store((duty.clamp(0.001, 1.0) * 1000.0).round() as u32, Relaxed);
+    }
+
+    /// Whether the temperature guard holds the device.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Relaxed)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Relaxed);
+    }
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new(100)
     }
 }
 

@@ -62,6 +62,7 @@ async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) ->
         api: Some(api),
         http: None,
         temp: None,
+        budgets: Vec::new(),
         until: Some(Arc::new(move |_: &wgminer::stats::Stats| done.load(Relaxed))),
     };
     let pools = Source::Pools(vec![pool_config(first.addr, "first"), pool_config(second.addr, "second")]);

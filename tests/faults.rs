@@ -92,6 +92,7 @@ fn a_pool_gone_for_good_ends_on_time_with_every_share_journaled() {
             api: None,
             http: None,
             temp: None,
+            budgets: Vec::new(),
             until: None,
         };
         let started = Instant::now();

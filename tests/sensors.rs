@@ -192,6 +192,7 @@ fn the_temperature_guard_pauses_and_resumes_without_losing_a_share() {
             sensors: vec![Some(Box::new(Thermometer(temp.clone())) as Box<dyn Sensor>)],
             limits: Some(TempLimits { cutoff: 90.0, target: 80.0 }),
             every: Duration::from_millis(100),
+            budgets: Vec::new(),
         };
         let devices: Vec<Box<dyn Sweeper>> = vec![Box::new(CpuSweeper::new())];
         let miner = Miner::start_with(Source::Pools(vec![config]), devices, sensing);

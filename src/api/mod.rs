@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::listen::{self, Access, ListenOptions};
 use crate::source::stratum::driver::PoolControl;
 use crate::source::stratum::failover::{PoolCommand, PoolControlError};
-use crate::stats::Stats;
+use crate::stats::{DeviceState, Stats};
 use crate::work::PoolId;
 
 /// cgminer's API version, which dashboards check.
@@ -307,6 +307,7 @@ fn devs(stats: &Stats) -> Vec<Row> {
             // cgminer's ADL fields, from the device's sensor, -1 where it does not say; integers
             // but the temperature, as cgminer's api.c adds them (clients type them so).
             let sensor = d.sensor().unwrap_or_default();
+            let status = d.status();
             let known = |v: Option<f64>, digits| json!(v.map_or(-1.0, |v| round(v, digits)));
             let whole = |v: Option<f64>| json!(v.map_or(-1, |v| v.round() as i64));
             row(vec![
@@ -314,8 +315,11 @@ fn devs(stats: &Stats) -> Vec<Row> {
                 ("Name", json!(info.name)),
                 ("Backend", json!(info.backend)),
                 ("Driver", json!(info.driver)),
-                ("Enabled", json!("Y")),
-                ("Status", json!("Alive")),
+                ("Enabled", json!(if enabled(&status) { "Y" } else { "N" })),
+                ("Status", json!(cgminer_status(&status))),
+                ("State", json!(status.name())),
+                ("Last Fault", json!(status.message.as_deref().unwrap_or(""))),
+                ("Duty", json!(round(d.duty() * 100.0, 1))),
                 ("Temperature", known(sensor.temp_c, 2)),
                 ("Fan Speed", json!(-1)),
                 ("Fan Percent", whole(sensor.fan_percent)),
@@ -335,6 +339,22 @@ fn devs(stats: &Stats) -> Vec<Row> {
             ])
         })
         .collect()
+}
+
+/// cgminer's DEVS `Status` (api.c's `status2str`): a device being opened is `Initialising`,
+/// a sick one `Sick`, one that failed too often or left `Dead`; a paused one is `Alive` but not
+/// enabled, as cgminer shows a device its temperature cutoff holds.
+fn cgminer_status(status: &crate::stats::Status) -> &'static str {
+    match status.state {
+        DeviceState::Starting => "Initialising",
+        DeviceState::Alive => "Alive",
+        DeviceState::Sick => "Sick",
+        DeviceState::Dead | DeviceState::Gone => "Dead",
+    }
+}
+
+fn enabled(status: &crate::stats::Status) -> bool {
+    !status.paused && status.state != DeviceState::Gone
 }
 
 fn pools(stats: &Stats) -> Vec<Row> {

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use tokio::sync::mpsc as tokio_mpsc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::device::{SweepError, Sweeper};
+use crate::device::Sweeper;
 use crate::stats::Stats;
 use crate::work::DeviceId;
 use frame::{Answer, Hello, Piece, Status, Welcome};
@@ -28,11 +28,6 @@ pub const DEFAULT_MAX_DEVICES: usize = 4;
 
 /// Adds a device to the running miner; the id its events carry.
 pub type AttachFn = Arc<dyn Fn(Box<dyn Sweeper>) -> DeviceId + Send + Sync>;
-
-/// A device that left for good (its page closed, Stop pressed): never reopened.
-pub(crate) fn gone(device: &str, message: impl ToString) -> SweepError {
-    SweepError { device: device.to_string(), message: message.to_string() }
-}
 
 /// What the HTTP server needs to take browser pages as devices.
 pub struct BrowserHost {

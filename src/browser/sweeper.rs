@@ -54,8 +54,9 @@ impl BrowserSweeper {
         }
     }
 
+    /// The page left for good (its tab closed, Stop pressed, silent): never reopened.
     fn gone(&self, message: impl ToString) -> SweepError {
-        super::gone(&self.info.name, message)
+        SweepError::gone(self.info.name.clone(), message)
     }
 
     /// An answer's wait: ten times what the pieces out should take (each is sized to
@@ -115,14 +116,11 @@ impl Sweeper for BrowserSweeper {
 
     fn queue(&mut self, work: &Work, range: NonceRange) -> Result<(), SweepError> {
         if self.handed.len() >= DEPTH {
-            return Err(SweepError {
-                device: self.info.name.clone(),
-                message: "queue called with every piece out".into(),
-            });
+            return Err(SweepError::new(self.info.name.clone(), "queue called with every piece out"));
         }
         if range.count == 0 || range.count > u64::from(MAX_PIECE) {
             let message = format!("a piece holds 1 to {MAX_PIECE} nonces, asked for {}", range.count);
-            return Err(SweepError { device: self.info.name.clone(), message });
+            return Err(SweepError::new(self.info.name.clone(), message));
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
@@ -144,7 +142,7 @@ impl Sweeper for BrowserSweeper {
                 "the page answered piece {} ({} nonces from {:#010x}), but was waiting on piece {id} ({} from {:#010x})",
                 answer.id, answer.range.count, answer.range.start, range.count, range.start
             );
-            return Err(SweepError { device: self.info.name.clone(), message });
+            return Err(SweepError::new(self.info.name.clone(), message));
         }
         self.handed.pop_front();
         Ok(Some((range, answer.candidates)))

@@ -8,7 +8,9 @@ use super::DeviceOptions;
 use super::mine::HttpOptions;
 use crate::device::DeviceSelector;
 use crate::gpu::shape::{self, ShapeRequest};
+use crate::gpu::tune;
 use crate::listen::{ListenOptions, Listener};
+use crate::miner::Budget;
 use crate::sensor::TempLimits;
 use crate::work::Difficulty;
 
@@ -55,20 +57,49 @@ pub struct RunArgs {
     /// The temperature (°C) a paused device resumes at [default: --temp-cutoff less 10]
     #[arg(long, value_name = "C", value_parser = temperature, requires = "temp_cutoff")]
     pub temp_target: Option<f64>,
+    /// Share of the wall time each device sweeps, in percent (1-100): it rests after each
+    /// piece in proportion to the piece's time, so that the fan stays quiet and the desktop
+    /// usable. One value for every device, or one per -d (--duty 50,100)
+    #[arg(long, value_name = "PERCENT", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub duty: Vec<u32>,
+    /// Hold each device's average power at or under this many watts, by setting its duty
+    /// every few seconds from its sensor (see `wgminer devices`; a device whose power is not
+    /// reported refuses it). One value for every device, or one per -d
+    #[arg(long, value_name = "WATTS", value_delimiter = ',', value_parser = watts)]
+    pub power_limit: Vec<f64>,
     #[command(flatten)]
     pub kernel: KernelArgs,
 }
 
 impl RunArgs {
-    /// The local devices: every one named but `browser`.
+    /// Opens the local devices (every one named but `browser`); a `--power-limit` on a device
+    /// whose sensor reads no power is refused here, before mining.
     pub fn open(&self) -> anyhow::Result<Vec<Box<dyn crate::device::Sweeper>>> {
-        let local = self.device.iter().filter(|d| **d != DeviceSelector::Browser);
-        local.map(|d| super::open_device(d, &self.kernel.options())).collect()
+        let budgets = self.budgets()?;
+        let devices: Vec<_> =
+            self.local().map(|d| super::open_device(d, &self.kernel.options())).collect::<Result<_, _>>()?;
+        crate::miner::check_power_limits(&devices, &budgets, std::path::Path::new(crate::sensor::SYS))?;
+        Ok(devices)
+    }
+
+    /// The devices of this machine, in order: every one named but `browser`.
+    fn local(&self) -> impl Iterator<Item = &DeviceSelector> {
+        self.device.iter().filter(|d| **d != DeviceSelector::Browser)
     }
 
     /// How many browser pages may sweep at once, with -d browser.
     pub fn browser(&self) -> Option<usize> {
         self.device.contains(&DeviceSelector::Browser).then_some(self.browser_devices)
+    }
+
+    /// Each local device's duty and power limit, from one value for all or one value per device.
+    pub fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
+        let n = self.local().count();
+        let duty = per_device("--duty", &self.duty, n)?;
+        let power = per_device("--power-limit", &self.power_limit, n)?;
+        Ok((0..n)
+            .map(|i| Budget { duty_percent: duty.get(i).copied().unwrap_or(100), power_limit_w: power.get(i).copied() })
+            .collect())
     }
 
     pub fn options(&self, seconds: Option<f64>) -> anyhow::Result<super::mine::MineOptions> {
@@ -87,6 +118,7 @@ impl RunArgs {
             api,
             http: http.map(|listen| HttpOptions { listen, pool_side: Vec::new(), browser_devices }),
             temp: self.temp_limits()?,
+            budgets: self.budgets()?,
             until: None,
         })
     }
@@ -122,8 +154,9 @@ impl HttpArgs {
 #[derive(clap::Args, Clone)]
 pub struct KernelArgs {
     /// Time each GPU dispatch should take; the dispatch size is tuned to it at start
-    #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub dispatch_ms: u64,
+    /// [default: 50, and 16 on an integrated GPU, whose screen stutters while a dispatch runs]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dispatch_ms: Option<u64>,
 
     /// Invocations per workgroup (the kernel's @workgroup_size) [default: measured]
     ///
@@ -163,7 +196,8 @@ impl KernelArgs {
                 retune: self.retune,
                 cache: shape::default_cache_path(),
             },
-            dispatch: Some(Duration::from_millis(self.dispatch_ms)),
+            dispatch: Some(self.dispatch_ms.map_or(tune::DEFAULT_DISPATCH, Duration::from_millis)),
+            integrated_dispatch: self.dispatch_ms.is_none().then_some(tune::INTEGRATED_DISPATCH),
         }
     }
 }
@@ -199,6 +233,8 @@ pub enum ValueError {
     VersionsPerNonce(String),
     #[error("expected 1 to 64 browser devices, got `{0}`")]
     BrowserDevices(String),
+    #[error("expected a power in watts above 0 and at most 10000, got `{0}`")]
+    Watts(String),
 }
 
 /// A number above zero (seconds, minutes), and at most 1e9: a `Duration` made of it cannot
@@ -231,6 +267,24 @@ pub fn temperature(s: &str) -> Result<f64, ValueError> {
     match s.parse::<f64>() {
         Ok(t) if (0.0..=150.0).contains(&t) => Ok(t),
         _ => Err(ValueError::Temperature(s.to_string())),
+    }
+}
+
+/// One value for every device, or one for each.
+fn per_device<T: Copy>(flag: &str, values: &[T], devices: usize) -> anyhow::Result<Vec<T>> {
+    match values.len() {
+        0 => Ok(Vec::new()),
+        1 => Ok(vec![values[0]; devices]),
+        n if n == devices => Ok(values.to_vec()),
+        n => anyhow::bail!("{flag} gives {n} values for {devices} device(s): give one for all, or one per -d"),
+    }
+}
+
+/// A power in watts a device can be held under: above 0, at most 10 kW.
+pub fn watts(s: &str) -> Result<f64, ValueError> {
+    match s.trim().parse::<f64>() {
+        Ok(w) if w > 0.0 && w <= 10_000.0 => Ok(w),
+        _ => Err(ValueError::Watts(s.to_string())),
     }
 }
 

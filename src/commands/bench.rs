@@ -223,6 +223,13 @@ pub struct MiningRun {
     pub efficiency: f64,
     pub bench_after_mhs: f64,
     pub job_interval_s: f64,
+    /// The device's `--duty` while mining: at 50 the efficiency should read about 0.5.
+    #[serde(default = "full_duty")]
+    pub duty_percent: u32,
+}
+
+fn full_duty() -> u32 {
+    100
 }
 
 /// MH/s of a device over about `seconds`, in pieces of one dispatch.
@@ -273,6 +280,8 @@ pub struct BenchOptions {
     pub sv2: Option<ChannelKind>,
     /// Measure each device once per K of this list.
     pub compare_k: Vec<u32>,
+    /// Mine at this duty (percent of the time) with `mining`.
+    pub duty: u32,
 }
 
 /// Measures each device and the CPU reference `runs` times, `seconds` each, interleaved so
@@ -334,13 +343,13 @@ fn mine_both(
     bench: &BenchOptions,
     options: &DeviceOptions,
 ) -> anyhow::Result<(Option<MiningRun>, Option<MiningRun>)> {
-    let (run, device) = mine_once(device, before, seconds, job_interval, None)?;
+    let (run, device) = mine_once(device, before, seconds, job_interval, None, bench.duty)?;
     if !bench.json {
         print_mining(&run, before, options.dispatch, "Stratum v1");
     }
     let sv2 = match (bench.sv2, device) {
         (Some(kind), Some(device)) => {
-            let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind))?;
+            let (sv2, _) = mine_once(device, before, seconds, job_interval, Some(kind), bench.duty)?;
             if !bench.json {
                 let over = format!("Stratum V2, {} channel", format!("{kind:?}").to_lowercase());
                 print_mining(&sv2, before, options.dispatch, &over);
@@ -491,6 +500,7 @@ fn mine_once(
     seconds: f64,
     job_interval: std::time::Duration,
     sv2: Option<ChannelKind>,
+    duty_percent: u32,
 ) -> anyhow::Result<(MiningRun, Option<Box<dyn Sweeper>>)> {
     let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
     let run = super::mine::MineOptions {
@@ -499,6 +509,7 @@ fn mine_once(
         api: None,
         http: None,
         temp: None,
+        budgets: vec![crate::miner::Budget { duty_percent, power_limit_w: None }],
         until: None,
     };
     let journal = std::env::temp_dir().join("wgminer-bench-journal.jsonl");
@@ -508,7 +519,8 @@ fn mine_once(
         None => before,
     };
     let efficiency = summary.mhs / ((before + after) / 2.0);
-    let run = MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s: job_interval.as_secs_f64() };
+    let job_interval_s = job_interval.as_secs_f64();
+    let run = MiningRun { summary, efficiency, bench_after_mhs: after, job_interval_s, duty_percent };
     Ok((run, back.pop()))
 }
 
@@ -538,7 +550,8 @@ fn print_sustained(device: &DeviceInfo, s: &Sustained) {
 fn print_mining(run: &MiningRun, before: f64, dispatch: Option<std::time::Duration>, over: &str) {
     let s = &run.summary;
     println!(
-        "mining through the embedded pool over {over}: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to its first dispatch p50 {} ms, p99 {} ms (dispatch {})",
+        "mining through the embedded pool over {over}{}: {:.2} MH/s, {:.1}% of bench ({:.2} before, {:.2} after); new job to its first dispatch p50 {} ms, p99 {} ms (dispatch {})",
+        if run.duty_percent < 100 { format!(" at --duty {}", run.duty_percent) } else { String::new() },
         s.mhs,
         run.efficiency * 100.0,
         before,
@@ -629,6 +642,10 @@ pub struct Args {
     /// With --browser: stop after this many pages' records
     #[arg(long, default_value_t = 1, value_name = "N", requires = "browser", value_parser = clap::value_parser!(u64).range(1..))]
     pub pages: u64,
+    /// With --mining: mine at this share of the time (1-100), to see that the rate kept is
+    /// that share of the bench rate
+    #[arg(long, value_name = "PERCENT", default_value_t = 100, requires = "mining", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub duty: u32,
     #[command(flatten)]
     pub kernel: KernelArgs,
 }
@@ -649,6 +666,7 @@ impl Args {
             sample: Duration::from_secs_f64(self.sample),
             sv2: self.sv2,
             compare_k: self.compare_k,
+            duty: self.duty,
         };
         run(&self.device, &self.kernel.options(), &bench)?;
         Ok(ExitCode::SUCCESS)

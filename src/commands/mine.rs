@@ -34,6 +34,8 @@ pub struct MineOptions {
     pub http: Option<HttpOptions>,
     /// The temperature guard, when asked for.
     pub temp: Option<crate::sensor::TempLimits>,
+    /// Each device's duty and power limit, in order (full duty and none where missing).
+    pub budgets: Vec<crate::miner::Budget>,
     /// Stop as soon as this holds of the counters (tests and benches wait for outcomes, with
     /// `duration` as the ceiling).
     pub until: Option<Goal>,
@@ -61,6 +63,7 @@ impl MineOptions {
             api: None,
             http: None,
             temp: None,
+            budgets: Vec::new(),
             until: Some(done),
         }
     }
@@ -121,7 +124,7 @@ pub async fn mine(
     }
     let solo = matches!(source, Source::Node(_));
     let started = Instant::now();
-    let sensing = crate::miner::Sensing::detect(&devices, options.temp);
+    let sensing = crate::miner::Sensing::detect(&devices, options.temp).with_budgets(options.budgets.clone());
     let mut miner = Miner::start_with(source, devices, sensing);
     if let Some(http) = &options.http {
         let mode = match (solo, http.pool_side.is_empty()) {
@@ -157,14 +160,12 @@ async fn watch_until_stopped(miner: &mut Miner, quit_rx: &mut mpsc::UnboundedRec
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut status = tokio::time::interval(options.status_every);
     status.tick().await;
-    let mut sample = tokio::time::interval(Duration::from_secs(1));
     let mut check = tokio::time::interval(Duration::from_millis(50));
     // One listener for the whole run: a signal between two turns of the loop is not missed.
     let signal = super::stop_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = sample.tick() => stats.tick(),
             _ = check.tick(), if options.until.is_some() => {
                 if options.until.as_ref().is_some_and(|done| done(&stats)) { break }
             }
@@ -193,10 +194,8 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
 
 /// Browser pages attached to the running miner as devices of their own.
 fn browser_host(miner: &Miner, max: usize) -> crate::browser::BrowserHost {
-    // TEMPORARY until issue 27's Miner::attacher lands on main.
-    let _ = miner;
-    let stats = miner.stats.clone();
-    crate::browser::BrowserHost::mining(max, stats.clone(), Arc::new(move |device| stats.device(device.info())))
+    let attacher = miner.attacher();
+    crate::browser::BrowserHost::mining(max, miner.stats.clone(), Arc::new(move |device| attacher.attach(device)))
 }
 
 /// Metrics, JSON and the dashboard (and with `browser`, the page that makes a browser a

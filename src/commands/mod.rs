@@ -27,12 +27,18 @@ pub struct DeviceOptions {
     pub shape: ShapeRequest,
     /// Tune the batch to this dispatch time; `None` keeps the default batch.
     pub dispatch: Option<Duration>,
+    /// The dispatch time on an integrated GPU, where the user gave none (`tune::INTEGRATED_DISPATCH`).
+    pub integrated_dispatch: Option<Duration>,
 }
 
 /// The default shape, not measured, and dispatches tuned to 50 ms.
 impl Default for DeviceOptions {
     fn default() -> Self {
-        DeviceOptions { shape: ShapeRequest::fixed(Shape::DEFAULT), dispatch: Some(tune::DEFAULT_DISPATCH) }
+        DeviceOptions {
+            shape: ShapeRequest::fixed(Shape::DEFAULT),
+            dispatch: Some(tune::DEFAULT_DISPATCH),
+            integrated_dispatch: Some(tune::INTEGRATED_DISPATCH),
+        }
     }
 }
 
@@ -69,6 +75,10 @@ pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow
         _ => {}
     }
     let adapter = select_adapter(selector)?;
+    let dispatch = match adapter.get_info().device_type {
+        wgpu::DeviceType::IntegratedGpu => options.integrated_dispatch.or(options.dispatch),
+        _ => options.dispatch,
+    };
     let known = tune::known_shape(&adapter, &options.shape);
     let shape = known.map_or(Shape::DEFAULT, |(shape, _)| shape);
     let mut gpu = GpuSweeper::open(adapter, GpuOptions { shape, ..GpuOptions::default() })?;
@@ -76,7 +86,7 @@ pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow
         Some((shape, origin)) => gpu.set_shape(shape, origin)?,
         None => tune::measure_shape(&mut gpu, &options.shape)?,
     }
-    if let Some(target) = options.dispatch {
+    if let Some(target) = dispatch {
         tune::tune(&mut gpu, target)?;
     }
     Ok(Box::new(gpu))

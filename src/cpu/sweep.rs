@@ -1,7 +1,7 @@
 //! The reference sweeper: sha2's compression function (SHA-NI where the CPU has it) from the
 //! header's midstate, one thread. It is the yardstick of `bench` and the `cpu` device.
 
-use crate::device::{DeviceInfo, SweepError, Sweeper};
+use crate::device::{DeviceInfo, Reopen, SweepError, Sweeper};
 use crate::work::sha256::{Midstate, header_tail_block, sha256d_from_midstate};
 use crate::work::target::{candidate_mask, passes_filter};
 use crate::work::{Candidate, NonceRange, Work};
@@ -50,6 +50,19 @@ impl Sweeper for CpuSweeper {
 
     fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError> {
         Ok(self.queued.pop_front().map(|(work, range)| (range, sweep(&work, range))))
+    }
+
+    fn reopener(&self) -> Option<std::sync::Arc<dyn Reopen>> {
+        Some(std::sync::Arc::new(Fresh))
+    }
+}
+
+/// The CPU sweeper holds no driver state: a new one is the same device.
+struct Fresh;
+
+impl Reopen for Fresh {
+    fn reopen(&self) -> Result<Box<dyn Sweeper>, SweepError> {
+        Ok(Box::new(CpuSweeper::new()))
     }
 }
 

@@ -2,6 +2,7 @@
 //! `shaders/sha256d.wgsl`, and the auto-tuner that sizes its dispatches.
 
 pub mod adapter;
+mod fault;
 pub mod kernel;
 pub mod ops;
 pub mod shape;

@@ -10,9 +10,10 @@ use bytemuck::Zeroable;
 use wgpu::util::DeviceExt;
 
 use super::adapter::{GpuError, describe, supports_compute};
+use super::fault::{Health, catch_driver_panic};
 use super::kernel::{KernelParams, SOURCE};
 use super::shape::{Origin, Shape};
-use crate::device::{DeviceInfo, SweepError, Sweeper};
+use crate::device::{DeviceInfo, Reopen, SweepError, Sweeper};
 use crate::work::{Candidate, NonceRange, Work};
 
 /// Candidates one dispatch can return before the host re-sweeps its range in parts. At any
@@ -58,7 +59,11 @@ struct InFlight {
 
 pub struct GpuSweeper {
     info: DeviceInfo,
+    /// Kept to open a new device on it after this one fails.
+    adapter: wgpu::Adapter,
     adapter_info: wgpu::AdapterInfo,
+    /// What the driver reported through the device's callbacks.
+    health: Health,
     max_invocations: u32,
     device: wgpu::Device,
     queue: wgpu::Queue,
@@ -130,6 +135,7 @@ impl GpuSweeper {
             ..Default::default()
         }))
         .map_err(|e| open_error(e.to_string()))?;
+        let health = Health::watch(&device);
 
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("sha256d.wgsl"),
@@ -145,7 +151,9 @@ impl GpuSweeper {
         let options = GpuOptions { batch: clamp_batch(options.batch, options.shape), ..options };
         let mut sweeper = GpuSweeper {
             info,
+            adapter,
             adapter_info,
+            health,
             max_invocations,
             device,
             queue,
@@ -215,7 +223,19 @@ impl GpuSweeper {
     }
 
     fn error(&self, message: impl ToString) -> SweepError {
-        SweepError { device: self.info.name.clone(), message: message.to_string() }
+        SweepError::new(self.info.name.clone(), message)
+    }
+
+    /// The driver's own report where it made one (a lost device explains a failed wait
+    /// better than the wait's error), else `fallback`.
+    fn fault(&self, fallback: impl ToString) -> SweepError {
+        self.health.check(&self.info.name).err().unwrap_or_else(|| self.error(fallback))
+    }
+
+    /// Destroys the wgpu device under this sweeper, as a driver reset does: what follows
+    /// fails as it would in the field. For the watchdog's tests on real drivers.
+    pub fn destroy_device(&self) {
+        self.device.destroy();
     }
 
     fn submit(&mut self, params: &KernelParams, range: NonceRange) -> InFlight {
@@ -246,17 +266,21 @@ impl GpuSweeper {
 
     /// Waits for a dispatch; returns how many candidates it found and those that fit.
     fn collect(&self, flight: InFlight) -> Result<(u32, Vec<Candidate>), SweepError> {
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(flight.submission), timeout: None })
-            .map_err(|e| self.error(e))?;
+        // A wait on a device already lost panics inside wgpu: say so without waiting.
+        self.health.check(&self.info.name)?;
+        let wait = wgpu::PollType::Wait { submission_index: Some(flight.submission), timeout: None };
+        catch_driver_panic(|| self.device.poll(wait))
+            .map_err(|panic| SweepError::lost(self.info.name.clone(), panic))?
+            .map_err(|e| self.fault(e))?;
         flight
             .mapped
             .recv()
-            .map_err(|_| self.error("the driver dropped a buffer mapping"))?
-            .map_err(|e| self.error(e))?;
+            .map_err(|_| self.fault("the driver dropped a buffer mapping"))?
+            .map_err(|e| self.fault(e))?;
+        self.health.check(&self.info.name)?;
         let readback = &self.slots[flight.slot].readback;
         let (count, candidates) = {
-            let view = readback.get_mapped_range(..).map_err(|e| self.error(e))?;
+            let view = readback.get_mapped_range(..).map_err(|e| self.fault(e))?;
             let words: &[u32] = bytemuck::cast_slice(&view);
             let count = words[0];
             let fitted = &words[1..1 + CANDIDATE_WORDS * count.min(CANDIDATE_CAPACITY) as usize];
@@ -449,10 +473,17 @@ impl Sweeper for GpuSweeper {
         if range.count == 0 || range.count > u64::from(MAX_BATCH) {
             return Err(self.error(format!("a dispatch holds 1 to {MAX_BATCH} nonces, asked for {}", range.count)));
         }
+        // A submit to a lost device only calls the error handler: look before adding more.
+        self.health.check(&self.info.name)?;
         let params = KernelParams::new(work);
         let flight = self.submit(&params, range);
         self.in_flight.push_back((flight, params));
         Ok(())
+    }
+
+    fn reopener(&self) -> Option<std::sync::Arc<dyn Reopen>> {
+        let (shape, origin) = (self.options, self.origin);
+        Some(std::sync::Arc::new(SameAdapter { adapter: self.adapter.clone(), options: shape, origin }))
     }
 
     fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, SweepError> {
@@ -488,6 +519,24 @@ impl Sweeper for GpuSweeper {
             self.ready.push_back((range, candidates));
         }
         Ok(Some((range, out)))
+    }
+}
+
+/// A new device on the adapter of one that failed, in the shape and dispatch size it had
+/// (measured once: a driver reset changes neither).
+struct SameAdapter {
+    adapter: wgpu::Adapter,
+    options: GpuOptions,
+    origin: Origin,
+}
+
+impl Reopen for SameAdapter {
+    fn reopen(&self) -> Result<Box<dyn Sweeper>, SweepError> {
+        let name = describe(&self.adapter.get_info()).name;
+        let mut gpu =
+            GpuSweeper::open(self.adapter.clone(), self.options).map_err(|e| SweepError::new(name, e.to_string()))?;
+        gpu.set_shape(self.options.shape, self.origin)?;
+        Ok(Box::new(gpu))
     }
 }
 

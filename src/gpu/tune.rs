@@ -12,6 +12,10 @@ use crate::device::{SweepError, Sweeper, measure_rate};
 
 pub const DEFAULT_DISPATCH: Duration = Duration::from_millis(50);
 
+/// The dispatch time on an integrated GPU, unless the user gives one: the GPU also draws the
+/// screen, which stutters for as long as a dispatch runs, and 16 ms is one frame at 60 Hz.
+pub const INTEGRATED_DISPATCH: Duration = Duration::from_millis(16);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tuned {
     pub batch: u32,

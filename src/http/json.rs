@@ -54,6 +54,16 @@ pub struct Device {
     pub mh_per_joule: Option<f64>,
     /// Held by the temperature guard.
     pub paused: bool,
+    /// starting, alive, paused, sick, dead or gone.
+    pub state: &'static str,
+    /// Seconds in that state.
+    pub state_seconds: f64,
+    /// The driver's last message when the device failed, kept after it recovers.
+    pub last_fault: Option<String>,
+    /// The share of the time it sweeps, 0 to 1 (`--duty`, `--power-limit`).
+    pub duty: f64,
+    /// What the adapter is and runs on: its backend's driver.
+    pub driver: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +148,11 @@ pub fn devices(site: &Site) -> Vec<Device> {
                 .map(|w| rates.get(i).copied().unwrap_or(0.0) / w),
             sensor: d.sensor(),
             paused: d.paused(),
+            state: d.status().name(),
+            state_seconds: d.status().since.elapsed().as_secs_f64(),
+            last_fault: d.status().message,
+            duty: d.duty(),
+            driver: d.info.driver.clone(),
         })
         .collect()
 }

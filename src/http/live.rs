@@ -32,7 +32,8 @@ pub struct Notice {
     /// Unix milliseconds.
     pub time: u64,
     /// accepted, rejected, stale, journaled, unjournaled, hardware_error, pool_down,
-    /// pool_switched, block, paused or resumed (the temperature guard).
+    /// pool_switched, block, paused or resumed (the temperature guard), or a device's state
+    /// (starting, alive, sick, dead, gone).
     pub kind: &'static str,
     pub device: Option<usize>,
     /// The pool's URL, without credentials.
@@ -232,6 +233,9 @@ impl Follower {
             Event::Paused { device, paused, temp_c } => {
                 let temp = temp_c.map(|t| format!("{t:.0} °C"));
                 at(if *paused { "paused" } else { "resumed" }, Some(device.0), None, temp)
+            }
+            Event::DeviceState { device, state, message } => {
+                at(state.name(), Some(device.0), None, message.as_deref().map(crate::logging::printable))
             }
             _ => None,
         }

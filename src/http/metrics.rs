@@ -309,6 +309,48 @@ impl Counters {
             None,
             MetricType::Gauge,
             paused,
+        )?;
+        self.lives(out)
+    }
+
+    /// Each device's state in its life (1 for the state it is in, 0 for the others, as a
+    /// Prometheus state set), how many are alive, and each one's duty.
+    fn lives(&self, out: &mut Out) -> Result<(), std::fmt::Error> {
+        let devices = self.site.stats.devices();
+        let states = devices
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                let now = d.status().name();
+                let names = crate::stats::DeviceState::ALL.map(|s| s.name());
+                names.into_iter().chain(["paused"]).map(move |name| {
+                    (
+                        vec![("device", i.to_string()), ("state", name.to_string())],
+                        Level(f64::from(u8::from(name == now))),
+                    )
+                })
+            })
+            .collect::<Vec<_>>();
+        out.write(
+            "wgminer_device_state",
+            "1 for the state each device is in: starting, alive, paused, sick, dead or gone",
+            None,
+            MetricType::Gauge,
+            states,
+        )?;
+        let alive = vec![(Vec::new(), Level(self.site.stats.alive() as f64))];
+        out.write("wgminer_devices_alive", "Devices alive (a paused one too)", None, MetricType::Gauge, alive)?;
+        let duty = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (vec![("device", i.to_string())], Level(d.duty())))
+            .collect::<Vec<_>>();
+        out.write(
+            "wgminer_device_duty_ratio",
+            "The share of the time the device sweeps, 0 to 1 (--duty, --power-limit)",
+            None,
+            MetricType::Gauge,
+            duty,
         )
     }
 

@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::device::{DeviceInfo, Reading};
+use crate::device::{DeviceInfo, Reading, Throttle};
 use crate::stats::{Event, Stats};
 use crate::work::DeviceId;
 
 pub mod hwmon;
 pub mod nvml;
+pub mod power_limit;
 pub mod powercap;
+
+pub use power_limit::PowerLoop;
 
 /// Where sysfs is mounted; tests point the readers at fixtures instead.
 pub const SYS: &str = "/sys";
@@ -110,11 +113,20 @@ impl TempLimits {
     }
 }
 
-/// One device to sample: its id, its sensor, and the flag that pauses it.
+/// One device to sample: its id, its sensor, its throttle (which the temperature guard
+/// pauses and the power loop sets), and its power loop where it has a limit.
 pub struct Watched {
     pub device: DeviceId,
     pub sensor: Box<dyn Sensor>,
-    pub pause: Arc<AtomicBool>,
+    pub throttle: Arc<Throttle>,
+    pub power: Option<PowerLoop>,
+}
+
+/// Whether a sensor gives power, directly or from an energy counter (whose first reading
+/// gives none yet): what `--power-limit` needs.
+pub fn reads_power(sensor: &mut dyn Sensor) -> bool {
+    let reading = sensor.read();
+    reading.power_w.is_some() || reading.energy_j.is_some()
 }
 
 /// Reads every sensor every `every` on a thread until `stop`, reports each reading, and pauses
@@ -131,18 +143,13 @@ pub fn sample(
             for w in &mut watched {
                 let reading = w.sensor.read();
                 if let Some(limits) = limits {
-                    let was = w.pause.load(Relaxed);
-                    let now = limits.paused(was, reading.temp_c);
-                    if now != was {
-                        w.pause.store(now, Relaxed);
-                        let temp = reading.temp_c.map_or("-".into(), |t| format!("{t:.0}"));
-                        match now {
-                            true => tracing::warn!("device {}: {temp} °C, over --temp-cutoff: paused", w.device.0),
-                            false => {
-                                tracing::info!("device {}: {temp} °C, down to --temp-target: mining again", w.device.0)
-                            }
-                        }
-                        stats.record(Event::Paused { device: w.device, paused: now, temp_c: reading.temp_c });
+                    guard(w, limits, &reading, &stats);
+                }
+                if let (Some(control), Some(watts)) = (&mut w.power, reading.power_w) {
+                    if let Some(duty) = control.observe(watts) {
+                        w.throttle.set_power_duty(duty);
+                        tracing::debug!("device {}: {watts:.1} W, duty now {:.0} %", w.device.0, duty * 100.0);
+                        stats.record(Event::Duty { device: w.device, duty: w.throttle.duty() });
                     }
                 }
                 stats.record(Event::Sensor { device: w.device, reading });
@@ -154,6 +161,22 @@ pub fn sample(
             }
         }
     })
+}
+
+/// The temperature guard's turn: pauses a device over the cutoff, lets it go on at the target.
+fn guard(w: &Watched, limits: TempLimits, reading: &Reading, stats: &Stats) {
+    let was = w.throttle.paused();
+    let now = limits.paused(was, reading.temp_c);
+    if now == was {
+        return;
+    }
+    w.throttle.set_paused(now);
+    let temp = reading.temp_c.map_or("-".into(), |t| format!("{t:.0}"));
+    match now {
+        true => tracing::warn!("device {}: {temp} °C, over --temp-cutoff: paused", w.device.0),
+        false => tracing::info!("device {}: {temp} °C, down to --temp-target: mining again", w.device.0),
+    }
+    stats.record(Event::Paused { device: w.device, paused: now, temp_c: reading.temp_c });
 }
 
 /// A directory's entries whose names start with `prefix`, sorted (card0 before card1).

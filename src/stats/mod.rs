@@ -62,6 +62,59 @@ pub enum Event {
     Sensor { device: DeviceId, reading: Reading },
     /// The temperature guard paused `device` (too hot) or let it go on (cooled).
     Paused { device: DeviceId, paused: bool, temp_c: Option<f64> },
+    /// `device` changed state in its life (the watchdog's view), with the driver's message
+    /// where a failure has one.
+    DeviceState { device: DeviceId, state: DeviceState, message: Option<String> },
+    /// `device` now sweeps this share of the time (its `--duty`, or the power limit's loop).
+    Duty { device: DeviceId, duty: f64 },
+}
+
+/// Where a device is in its life: opened (or opened again), mining, failed and about to be
+/// opened again, failed too often (retried every ten minutes), or gone for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Starting,
+    Alive,
+    Sick,
+    Dead,
+    Gone,
+}
+
+impl DeviceState {
+    pub const ALL: [DeviceState; 5] =
+        [DeviceState::Starting, DeviceState::Alive, DeviceState::Sick, DeviceState::Dead, DeviceState::Gone];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceState::Starting => "starting",
+            DeviceState::Alive => "alive",
+            DeviceState::Sick => "sick",
+            DeviceState::Dead => "dead",
+            DeviceState::Gone => "gone",
+        }
+    }
+}
+
+/// A device's state as the API, the metrics and the page show it: its life's state, or
+/// `paused` while it is alive and the temperature guard holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub state: DeviceState,
+    pub paused: bool,
+    /// The driver's last message, kept after the device recovers.
+    pub message: Option<String>,
+    pub since: Instant,
+}
+
+impl Status {
+    /// `starting`, `alive`, `paused`, `sick`, `dead` or `gone`.
+    pub fn name(&self) -> &'static str {
+        match self.state {
+            DeviceState::Alive if self.paused => "paused",
+            state => state.name(),
+        }
+    }
 }
 
 /// Share counters of one scope (all, a device, a pool).
@@ -143,6 +196,9 @@ pub struct DeviceStats {
     shares: Tally,
     sensor: Mutex<Option<Reading>>,
     paused: std::sync::atomic::AtomicBool,
+    life: Mutex<(DeviceState, Option<String>, Instant)>,
+    /// f64 bits of the share of the time it sweeps.
+    duty: AtomicU64,
 }
 
 impl DeviceStats {
@@ -154,6 +210,22 @@ impl DeviceStats {
     /// Whether the temperature guard holds it.
     pub fn paused(&self) -> bool {
         self.paused.load(Relaxed)
+    }
+
+    pub fn status(&self) -> Status {
+        let (state, message, since) = self.life.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Status { state, paused: self.paused(), message, since }
+    }
+
+    fn moved(&self, state: DeviceState, message: &Option<String>) {
+        let mut life = self.life.lock().unwrap_or_else(|p| p.into_inner());
+        // The last failure's message stays while the device recovers.
+        *life = (state, message.clone().or(life.1.take()), Instant::now());
+    }
+
+    /// The share of the time it sweeps (1 at full speed).
+    pub fn duty(&self) -> f64 {
+        f64::from_bits(self.duty.load(Relaxed))
     }
 
     pub fn hashes(&self) -> u64 {
@@ -208,8 +280,15 @@ impl Stats {
             shares: Tally::default(),
             sensor: Mutex::new(None),
             paused: Default::default(),
+            life: Mutex::new((DeviceState::Alive, None, Instant::now())),
+            duty: AtomicU64::new(1f64.to_bits()),
         }));
         id
+    }
+
+    /// Devices alive (a paused one too: it is well, and resumes by itself).
+    pub fn alive(&self) -> usize {
+        self.devices().iter().filter(|d| d.status().state == DeviceState::Alive).count()
     }
 
     /// Every event in one place: the totals, the device's and the pool's counters move
@@ -262,6 +341,10 @@ impl Stats {
                 device(*id).iter().for_each(|d| d.paused.store(*paused, Relaxed))
             }
             Event::JobSwitch { latency, .. } => self.switched(*latency),
+            Event::DeviceState { device: id, state, message } => {
+                device(*id).iter().for_each(|d| d.moved(*state, message))
+            }
+            Event::Duty { device: id, duty } => device(*id).iter().for_each(|d| d.duty.store(duty.to_bits(), Relaxed)),
         }
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(event);
@@ -326,7 +409,16 @@ impl Stats {
             .enumerate()
             .map(|(i, d)| {
                 let mhs = d.hashes() as f64 / up / 1e6;
-                format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}", d.info, d.hw_errors())
+                let status = d.status();
+                let mut line =
+                    format!("device {i} {}: {mhs:.2} MH/s avg, HW:{}, {}", d.info, d.hw_errors(), status.name());
+                if d.duty() < 1.0 {
+                    line += &format!(", duty {:.0} %", d.duty() * 100.0);
+                }
+                if let Some(message) = status.message {
+                    line += &format!(" (last fault: {message})");
+                }
+                line
             })
             .collect()
     }
@@ -422,6 +514,24 @@ impl Stats {
             self.mean_latency().map_or("-".into(), |d| format!("{} ms", d.as_millis())),
             self.uptime().as_secs()
         );
+        let devices = self.devices();
+        let alive = devices.iter().filter(|d| d.status().state == DeviceState::Alive).count();
+        if alive < devices.len() {
+            let others: Vec<String> = devices
+                .iter()
+                .filter(|d| d.status().state != DeviceState::Alive)
+                .map(|d| format!("{} {}", d.id.0, d.status().name()))
+                .collect();
+            line += &format!(" | devices {alive}/{} alive ({})", devices.len(), others.join(", "));
+        }
+        let throttled: Vec<String> = devices
+            .iter()
+            .filter(|d| d.duty() < 1.0)
+            .map(|d| format!("{} {:.0} %", d.id.0, d.duty() * 100.0))
+            .collect();
+        if !throttled.is_empty() {
+            line += &format!(" | duty {}", throttled.join(", "));
+        }
         if let Some(power) = self.power() {
             line += &format!(" | {:.0} W", power.watts);
             if now > 0.0 && power.watts > 0.0 {

@@ -74,7 +74,9 @@ function showSummary(s) {
 function showDevices(devices) {
   const fixed = (v, digits) => (v == null ? "–" : v.toFixed(digits));
   fill("devices", devices.map((d) => [
-    [d.id], [d.paused ? d.name + " (paused: too hot)" : d.name], [d.backend], [rate(d.mhs_5s), "num"], [rate(d.mhs_avg), "num"],
+    [d.id], [d.paused ? d.name + " (paused: too hot)" : d.name], [d.backend],
+    [d.state + (d.duty < 1 ? " · " + Math.round(d.duty * 100) + " %" : ""), "state-" + d.state],
+    [rate(d.mhs_5s), "num"], [rate(d.mhs_avg), "num"],
     [fixed(d.sensor?.power_w, 0), "num"], [fixed(d.mh_per_joule, 3), "num"], [fixed(d.sensor?.temp_c, 0), "num"],
     [d.shares.accepted, "num"], [d.shares.rejected, "num"], [d.shares.stale, "num"], [d.hardware_errors, "num"],
   ]));
@@ -93,6 +95,7 @@ const EVENT_TEXT = {
   journaled: "share journaled (not sent)", unjournaled: "share NOT journaled", hardware_error: "hardware error",
   pool_down: "pool down", pool_switched: "switched pool", block: "BLOCK FOUND",
   paused: "paused: too hot", resumed: "cooled down: mining again",
+  starting: "device opening", alive: "device mining", sick: "device sick", dead: "device dead", gone: "device gone",
 };
 
 function showEvent(e, atTop) {
