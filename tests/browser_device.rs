@@ -96,13 +96,13 @@ fn a_real_browser_mines_for_the_demo() {
     assert_eq!(seen["sweptBeforeStart"], 0, "{seen}");
     assert!(seen["mining"]["status"]["accepted"].as_u64().unwrap() >= 5, "{seen}");
     assert_eq!(seen["mining"]["status"]["hwErrors"], 0, "{seen}");
-    let listed = &seen["mining"]["devices"]["devices"];
+    let listed = &seen["mining"]["devices"];
     let device = listed.as_array().unwrap().iter().find(|d| d["backend"] == "WebGPU").expect("the WebGPU device");
     assert!(device["name"].as_str().unwrap().contains("swiftshader"), "{seen}");
     assert!(device["shares"]["accepted"].as_u64().unwrap() >= 5, "{seen}");
     let devs = seen["mining"]["devs"]["DEVS"].as_array().unwrap();
     assert!(devs.iter().any(|d| d["Name"].as_str().unwrap_or("").contains("swiftshader")), "{seen}");
-    let after = &seen["stopped"]["devices"]["devices"];
+    let after = &seen["stopped"]["devices"];
     let gone = after.as_array().unwrap().iter().find(|d| d["backend"] == "WebGPU").unwrap();
     assert_eq!(gone["state"], "gone", "{seen}");
     // The pool's own count, printed at the end of the demo.
@@ -261,8 +261,7 @@ async fn closed_with(socket: &mut Socket) -> Option<u16> {
 }
 
 async fn devices(http: SocketAddr) -> Vec<Value> {
-    let reply = common::http::get(http, "/api/v1/devices").await.json();
-    reply["devices"].as_array().cloned().unwrap_or_default()
+    common::http::get(http, "/api/v1/devices").await.json().as_array().cloned().unwrap_or_default()
 }
 
 /// Pages that lie, while a CPU device mines beside them: wrong candidates are counted as

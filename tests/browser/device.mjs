@@ -62,8 +62,8 @@ try {
   let after;
   for (let i = 0; i < 300; i++) {
     after = await devices();
-    const d = after.devices?.find((x) => x.backend === "WebGPU");
-    if (d && d.state && d.state !== "alive") break;
+    const d = after.find((x) => x.backend === "WebGPU");
+    if (d && d.state !== "alive" && d.state !== "starting") break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const stopped = { devices: after, devs: await cgminer("devs"), link: await page.textContent("#link") };
