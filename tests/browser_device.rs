@@ -387,3 +387,100 @@ async fn hostile_pages_are_refused_and_mining_goes_on() {
     assert_eq!(pool.stats.rejected.load(Relaxed), 0);
     assert!(summary.hw_errors >= 6, "{summary:?}");
 }
+
+/// The CPU device, recording each piece it is handed: the kernel's parameters of its work (the
+/// nonce range zeroed) and the range.
+struct Recording {
+    cpu: CpuSweeper,
+    swept: Arc<std::sync::Mutex<Vec<(wgminer::gpu::kernel::KernelParams, NonceRange)>>>,
+}
+
+impl wgminer::device::Sweeper for Recording {
+    fn info(&self) -> &wgminer::device::DeviceInfo {
+        self.cpu.info()
+    }
+    fn preferred_chunk(&self) -> u64 {
+        self.cpu.preferred_chunk()
+    }
+    fn queue(&mut self, work: &wgminer::work::Work, range: NonceRange) -> Result<(), wgminer::device::SweepError> {
+        self.swept.lock().unwrap().push((wgminer::gpu::kernel::KernelParams::new(work), range));
+        self.cpu.queue(work, range)
+    }
+    fn next_result(&mut self) -> Result<Option<(NonceRange, Vec<Candidate>)>, wgminer::device::SweepError> {
+        self.cpu.next_result()
+    }
+}
+
+/// A tab closed mid-piece while a CPU device mines: the pieces the page was handed and did not
+/// answer are swept by the CPU device, every nonce of them, in the same work (issue 27's device
+/// life gives a device's unfinished ranges back to the scheduler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_closed_mid_piece_leaves_no_gap() {
+    // No new job for the length of the test: orphans are swept while their job is the newest.
+    let pool_options = PoolOptions {
+        difficulty: Difficulty::new(0.01).unwrap(),
+        job_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
+    let http = free_addr();
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let options = MineOptions {
+        http: Some(HttpOptions {
+            listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
+            pool_side: vec![],
+            browser_devices: Some(1),
+        }),
+        ..MineOptions::until(Arc::new(move |_| finished.load(Relaxed)), Duration::from_secs(120))
+    };
+    let config = PoolConfig {
+        url: format!("stratum+tcp://{}", pool.addr),
+        user: "gapless".into(),
+        pass: "x".into(),
+        journal: std::env::temp_dir().join(format!("wgminer-test-gapless-{}.jsonl", std::process::id())),
+        trust: Default::default(),
+        suggest_difficulty: None,
+        channel: Default::default(),
+    };
+    let swept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cpu = Recording { cpu: CpuSweeper::new(), swept: swept.clone() };
+    let miner = tokio::spawn(async move { mine(Source::Pools(vec![config]), vec![Box::new(cpu)], &options).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
+        assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut page = connect(http).await.unwrap();
+    page.send(hello()).await.unwrap();
+    let mut pieces = vec![next_piece(&mut page).await];
+    page.send(answer(pieces[0].id, pieces[0].range, vec![])).await.unwrap();
+    // The rest of what it is handed, then the tab closes.
+    while let Ok(piece) = tokio::time::timeout(Duration::from_secs(2), next_piece(&mut page)).await {
+        pieces.push(piece);
+    }
+    assert!(pieces.len() >= 3, "{} pieces handed", pieces.len());
+    drop(page);
+    let unanswered = &pieces[1..];
+    let covered = |swept: &[(wgminer::gpu::kernel::KernelParams, NonceRange)], piece: &Piece| {
+        let params = piece.params.dispatch(0, 0);
+        piece.range.iter().all(|nonce| swept.iter().any(|(p, r)| *p == params && r.contains(nonce)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = unanswered.iter().all(|piece| covered(&swept.lock().unwrap(), piece));
+        if all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed tab's pieces were not swept by the CPU device");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page_device = devices(http).await.into_iter().find(|d| d["backend"] == "WebGPU").unwrap();
+    assert_eq!(page_device["state"], "gone", "{page_device}");
+    assert_eq!(
+        page_device["hashes"].as_u64(),
+        Some(pieces[0].range.count * u64::from(pieces[0].params.sweep.versions))
+    );
+    done.store(true, Relaxed);
+    miner.await.unwrap();
+}
