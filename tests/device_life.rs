@@ -356,6 +356,7 @@ fn the_api_and_metrics_show_each_device_s_life_while_shares_go_on() {
             http: Some(HttpOptions {
                 listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
                 pool_side: vec![],
+                browser_devices: None,
             }),
             ..MineOptions::until(done, Duration::from_secs(120))
         };
