@@ -3,10 +3,13 @@
 //! on its SwiftShader adapter; and hostile pages, scripted here, are refused while a CPU device
 //! goes on mining beside them.
 //!
-//! Chromium's WebGPU is behind flags on Linux (`--enable-unsafe-webgpu`, Vulkan on); Chromium
-//! gives headless pages SwiftShader's Vulkan, a CPU adapter whose `GPUAdapterInfo` reads vendor
-//! "google", architecture "swiftshader" (Dawn's `src/dawn/native/vulkan/PhysicalDeviceVk.cpp`
-//! names SwiftShader's vendor Google).
+//! Chromium's WebGPU is behind flags on Linux (`--enable-unsafe-webgpu`, Vulkan on); headless,
+//! it offers SwiftShader's Vulkan, a CPU adapter. Blink's `GPUAdapterInfo`
+//! (`third_party/blink/renderer/modules/webgpu/gpu_adapter_info.cc`) carries vendor,
+//! architecture, device and description as Dawn reports them; on this machine's Chromium they
+//! read "google" and "swiftshader" with an empty description, which the page sends as is. WebGPU
+//! exists only in secure contexts (MDN's `GPUAdapterInfo` page), which a loopback `http://` URL
+//! is: the tests open `http://127.0.0.1:PORT/device`.
 
 mod common;
 
