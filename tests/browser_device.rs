@@ -368,11 +368,20 @@ async fn hostile_pages_are_refused_and_mining_goes_on() {
         }
     }
 
-    // 100 at once: four places.
-    let crowd = futures_util::future::join_all((0..100).map(|_| connect(http))).await;
-    let held: Vec<Socket> = crowd.into_iter().filter_map(Result::ok).collect();
-    assert_eq!(held.len(), 4, "places held of 100 tries");
-    drop(held);
+    // 100 at once: four places, never more (tried again while the sockets above still let go
+    // of theirs).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let crowd = futures_util::future::join_all((0..100).map(|_| connect(http))).await;
+        let held: Vec<Socket> = crowd.into_iter().filter_map(Result::ok).collect();
+        assert!(held.len() <= 4, "{} places held of 100 tries", held.len());
+        if held.len() == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} places held of 100 tries", held.len());
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The CPU device went on mining throughout, and nothing of the pages reached the pool.
     let deadline = Instant::now() + Duration::from_secs(120);
