@@ -314,11 +314,13 @@ pub enum DeviceSelector {
     Index(usize),
     /// The first adapter whose name contains this text, case-insensitively.
     Name(String),
+    /// No local device: browser pages that open `/device` (`browser::BrowserSweeper`).
+    Browser,
 }
 
 /// A `--device` that names nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("empty device name: give an index from `wgminer devices`, a name, `auto` or `cpu`")]
+#[error("empty device name: give an index from `wgminer devices`, a name, `auto`, `cpu` or `browser`")]
 pub struct EmptySelector;
 
 impl FromStr for DeviceSelector {
@@ -330,6 +332,7 @@ impl FromStr for DeviceSelector {
             "" => return Err(EmptySelector),
             "auto" => DeviceSelector::Auto,
             "cpu" => DeviceSelector::Cpu,
+            "browser" => DeviceSelector::Browser,
             _ => match s.parse::<usize>() {
                 Ok(i) => DeviceSelector::Index(i),
                 Err(_) => DeviceSelector::Name(s.to_string()),
@@ -345,6 +348,7 @@ impl fmt::Display for DeviceSelector {
             DeviceSelector::Cpu => write!(f, "cpu"),
             DeviceSelector::Index(i) => write!(f, "{i}"),
             DeviceSelector::Name(n) => write!(f, "{n}"),
+            DeviceSelector::Browser => write!(f, "browser"),
         }
     }
 }
@@ -391,6 +395,7 @@ mod tests {
     fn selectors_parse() {
         assert_eq!("auto".parse(), Ok(DeviceSelector::Auto));
         assert_eq!("cpu".parse(), Ok(DeviceSelector::Cpu));
+        assert_eq!("browser".parse(), Ok(DeviceSelector::Browser));
         assert_eq!("2".parse(), Ok(DeviceSelector::Index(2)));
         assert_eq!("llvmpipe".parse(), Ok(DeviceSelector::Name("llvmpipe".into())));
         assert!(" ".parse::<DeviceSelector>().is_err());

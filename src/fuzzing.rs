@@ -201,3 +201,25 @@ pub fn api_request(data: &[u8]) {
     let request = String::from_utf8_lossy(data);
     let _ = pollster::block_on(crate::api::respond(&request, crate::listen::Access::Write, &stats, &context));
 }
+
+/// What a browser page sends on `/api/v1/device`: a frame, read as the host reads it, through a
+/// session that handed out two pieces; and every frame either side can read writes back to the
+/// same bytes.
+pub fn browser_frame(data: &[u8]) {
+    use crate::browser::frame::{HostFrame, PageFrame};
+    use crate::browser::session::Session;
+    let mut session = Session::new(true);
+    session.sent(0, crate::work::NonceRange { start: 0, count: 4096 });
+    session.sent(1, crate::work::NonceRange { start: 4096, count: 4096 });
+    for frame in data.split(|&b| b == 0xff).filter(|f| !f.is_empty()).chain([data]) {
+        if session.received(frame).is_err() {
+            break;
+        }
+    }
+    if let Ok(frame) = PageFrame::decode(data) {
+        assert_eq!(frame.encode(), data, "a page frame reads back as written");
+    }
+    if let Ok(frame) = HostFrame::decode(data) {
+        assert_eq!(frame.encode(), data, "a host frame reads back as written");
+    }
+}

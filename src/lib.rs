@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod browser;
 pub mod commands;
 pub mod config;
 pub mod cpu;

@@ -40,13 +40,16 @@ enum Plan {
     WontOpen,
 }
 
+/// A range a device answered: the device, its unit (by merkle root), the range.
+type Answered = (String, [u8; 32], NonceRange);
+
 /// What the faulty devices of a test share: the plans of their next openings, the gate their
 /// hangs wait at, and every range a device answered.
 #[derive(Clone, Default)]
 struct Harness {
     plans: Arc<Mutex<VecDeque<Plan>>>,
     gate: Arc<(Mutex<bool>, Condvar)>,
-    answered: Arc<Mutex<Vec<(String, [u8; 32], NonceRange)>>>,
+    answered: Arc<Mutex<Vec<Answered>>>,
 }
 
 impl Harness {
@@ -117,7 +120,7 @@ struct Faulty {
 }
 
 impl Faulty {
-    fn new(name: &str, make: fn(&str) -> Box<dyn Sweeper>, harness: &Harness) -> Box<dyn Sweeper> {
+    fn boxed(name: &str, make: fn(&str) -> Box<dyn Sweeper>, harness: &Harness) -> Box<dyn Sweeper> {
         let plan = harness.plans.lock().unwrap().pop_front().unwrap_or(Plan::Well);
         let inner = make(name);
         Box::new(Faulty {
@@ -184,7 +187,7 @@ impl Reopen for Again {
             self.harness.plans.lock().unwrap().pop_front();
             return Err(SweepError::new(&self.name, "injected: the driver refused a new device"));
         }
-        Ok(Faulty::new(&self.name, self.make, &self.harness))
+        Ok(Faulty::boxed(&self.name, self.make, &self.harness))
     }
 }
 
@@ -239,7 +242,7 @@ fn wait_for(ceiling: Duration, what: &str, done: impl Fn() -> bool) {
 
 /// The ranges answered for each unit (by its merkle root) tile its nonces exactly: no gap,
 /// no overlap, every unit.
-fn assert_covered_once(answered: &[(String, [u8; 32], NonceRange)]) {
+fn assert_covered_once(answered: &[Answered]) {
     let mut units: BTreeMap<[u8; 32], Vec<NonceRange>> = BTreeMap::new();
     for (_, unit, range) in answered {
         units.entry(*unit).or_default().push(*range);
@@ -271,8 +274,8 @@ fn a_failing_device_hands_its_ranges_to_the_others_and_comes_back() {
     let plans = [Plan::Well, Plan::FailAfter(20, Fault::Lost), Plan::HangAfter(30), Plan::WontOpen, Plan::Well];
     let harness = Harness::with_plans(&plans);
     let quick = |name: &str| Box::new(Quick::new(name)) as Box<dyn Sweeper>;
-    scheduler.spawn(Faulty::new("steady", quick, &harness), Arc::default());
-    scheduler.spawn(Faulty::new("flaky", quick, &harness), Arc::default());
+    scheduler.spawn(Faulty::boxed("steady", quick, &harness), Arc::default());
+    scheduler.spawn(Faulty::boxed("flaky", quick, &harness), Arc::default());
     let flaky = |s: &Stats| s.devices()[1].status().state;
 
     wait_for(Duration::from_secs(60), "the flaky device sick twice", || {
@@ -337,9 +340,9 @@ fn the_api_and_metrics_show_each_device_s_life_while_shares_go_on() {
         let harness =
             Harness::with_plans(&[Plan::Well, Plan::FailAfter(30, Fault::Lost), Plan::FailAfter(10, Fault::Gone)]);
         let devices = vec![
-            Faulty::new("steady", cpu, &harness),
-            Faulty::new("flaky", cpu, &harness),
-            Faulty::new("tab", cpu, &harness),
+            Faulty::boxed("steady", cpu, &harness),
+            Faulty::boxed("flaky", cpu, &harness),
+            Faulty::boxed("tab", cpu, &harness),
         ];
         let http = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
         let api = common::node::free_port();
@@ -357,6 +360,7 @@ fn the_api_and_metrics_show_each_device_s_life_while_shares_go_on() {
             http: Some(HttpOptions {
                 listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
                 pool_side: vec![],
+                browser_devices: None,
             }),
             ..MineOptions::until(done, Duration::from_secs(120))
         };
@@ -404,7 +408,7 @@ fn a_hung_driver_call_holds_neither_mining_nor_shutdown() {
     runtime.block_on(async {
         let pool_options = PoolOptions { difficulty: Difficulty::new(0.0005).unwrap(), ..Default::default() };
         let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
-        let devices = vec![Faulty::new("steady", cpu, &harness), Faulty::new("hung", cpu, &harness)];
+        let devices = vec![Faulty::boxed("steady", cpu, &harness), Faulty::boxed("hung", cpu, &harness)];
         let miner = wgminer::miner::Miner::start(Source::Pools(vec![pool_config(pool.addr, "hung")]), devices);
         let ceiling = Duration::from_secs(60);
         assert!(miner.until(ceiling, |s| s.devices()[1].status().state == DeviceState::Sick).await, "never sick");

@@ -6,7 +6,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 9] = [
+const TARGETS: [(&str, Target); 10] = [
     ("stratum_client", wgminer::fuzzing::stratum_client),
     ("stratum_pool", wgminer::fuzzing::stratum_pool),
     ("stratum_v2_client", wgminer::fuzzing::stratum_v2_client),
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Target); 9] = [
     ("node_http", wgminer::fuzzing::node_http),
     ("config_file", wgminer::fuzzing::config_file),
     ("api_request", wgminer::fuzzing::api_request),
+    ("browser_frame", wgminer::fuzzing::browser_frame),
 ];
 
 #[test]

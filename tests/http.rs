@@ -63,6 +63,7 @@ async fn mine_watched(http: SocketAddr, api: u16, done: wgminer::commands::mine:
         http: Some(HttpOptions {
             listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
             pool_side: vec![("stratum v1", pool.stats.clone())],
+            browser_devices: None,
         }),
         ..MineOptions::until(done, Duration::from_secs(120))
     };

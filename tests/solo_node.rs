@@ -49,7 +49,7 @@ fn solo_mines_blocks_that_a_real_node_accepts_and_its_peer_follows() {
     let http = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
     let listen = ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap();
     let run = MineOptions {
-        http: Some(HttpOptions { listen, pool_side: vec![] }),
+        http: Some(HttpOptions { listen, pool_side: vec![], browser_devices: None }),
         ..MineOptions::until_accepted(3, Duration::from_secs(60))
     };
     // The runtime outlives the run: the HTTP server is read after it.

@@ -27,9 +27,13 @@ pub struct DeviceArgs {
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
-    /// Device to mine on; repeat for several (see `wgminer devices`)
+    /// Device to mine on; repeat for several (see `wgminer devices`). `browser`: browser pages
+    /// that open /device of --http-listen sweep with their WebGPU (alone: no local device)
     #[arg(short, long, default_value = "auto", value_name = "DEVICE")]
     pub device: Vec<DeviceSelector>,
+    /// With -d browser: browser pages that may sweep at once
+    #[arg(long, default_value_t = crate::browser::DEFAULT_MAX_DEVICES, value_name = "N", value_parser = browser_devices)]
+    pub browser_devices: usize,
     /// Seconds between status lines
     #[arg(long, default_value_t = 5, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     pub status_every: u64,
@@ -72,19 +76,29 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Opens the devices; a `--power-limit` on a device whose sensor reads no power is
-    /// refused here, before mining.
+    /// Opens the local devices (every one named but `browser`); a `--power-limit` on a device
+    /// whose sensor reads no power is refused here, before mining.
     pub fn open(&self) -> anyhow::Result<Vec<Box<dyn crate::device::Sweeper>>> {
         let budgets = self.budgets()?;
         let devices: Vec<_> =
-            self.device.iter().map(|d| super::open_device(d, &self.kernel.options())).collect::<Result<_, _>>()?;
+            self.local().map(|d| super::open_device(d, &self.kernel.options())).collect::<Result<_, _>>()?;
         crate::miner::check_power_limits(&devices, &budgets, std::path::Path::new(crate::sensor::SYS))?;
         Ok(devices)
     }
 
-    /// Each device's duty and power limit, from one value for all or one value per device.
+    /// The devices of this machine, in order: every one named but `browser`.
+    fn local(&self) -> impl Iterator<Item = &DeviceSelector> {
+        self.device.iter().filter(|d| **d != DeviceSelector::Browser)
+    }
+
+    /// How many browser pages may sweep at once, with -d browser.
+    pub fn browser(&self) -> Option<usize> {
+        self.device.contains(&DeviceSelector::Browser).then_some(self.browser_devices)
+    }
+
+    /// Each local device's duty and power limit, from one value for all or one value per device.
     pub fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
-        let n = self.device.len();
+        let n = self.local().count();
         let duty = per_device("--duty", &self.duty, n)?;
         let power = per_device("--power-limit", &self.power_limit, n)?;
         Ok((0..n)
@@ -96,11 +110,17 @@ impl RunArgs {
         // The parser took only positive numbers.
         let duration = seconds.map(Duration::from_secs_f64);
         let api = ListenOptions::from_flags(Listener::Api, self.api_listen.as_deref(), &self.api_allow)?;
+        // Browser pages come through the HTTP server: -d browser serves it where not asked.
+        let http = match (self.http.options()?, self.browser()) {
+            (None, Some(_)) => Some(ListenOptions::new(Listener::Http, crate::http::DEFAULT_LISTEN, Vec::new())?),
+            (http, _) => http,
+        };
+        let browser_devices = self.browser();
         Ok(super::mine::MineOptions {
             duration,
             status_every: Duration::from_secs(self.status_every),
             api,
-            http: self.http.options()?.map(|listen| HttpOptions { listen, pool_side: Vec::new() }),
+            http: http.map(|listen| HttpOptions { listen, pool_side: Vec::new(), browser_devices }),
             temp: self.temp_limits()?,
             budgets: self.budgets()?,
             until: None,
@@ -196,6 +216,13 @@ impl KernelArgs {
     }
 }
 
+fn browser_devices(s: &str) -> Result<usize, ValueError> {
+    match s.parse() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(ValueError::BrowserDevices(s.to_string())),
+    }
+}
+
 pub fn versions_per_nonce(s: &str) -> Result<u32, ValueError> {
     match s.parse() {
         Ok(k) if crate::device::VERSIONS_PER_NONCE.contains(&k) => Ok(k),
@@ -218,6 +245,8 @@ pub enum ValueError {
     Temperature(String),
     #[error("expected 1, 2, 4 or 8 versions per nonce, got `{0}`")]
     VersionsPerNonce(String),
+    #[error("expected 1 to 64 browser devices, got `{0}`")]
+    BrowserDevices(String),
     #[error("expected a power in watts above 0 and at most 10000, got `{0}`")]
     Watts(String),
 }

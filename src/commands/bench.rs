@@ -629,6 +629,14 @@ pub struct Args {
     /// schedule among K versions
     #[arg(long, value_name = "K,…", value_delimiter = ',', num_args = 1.., value_parser = super::args::versions_per_nonce)]
     pub compare_k: Vec<u32>,
+    /// Benchmark browsers' GPUs instead: serve /device on this address (127.0.0.1:8080 when
+    /// given without one); each page that presses Start is checked on real blocks, measured
+    /// --runs times for --seconds, and its record written as --json writes one
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::http::DEFAULT_LISTEN)]
+    pub browser: Option<String>,
+    /// With --browser: stop after this many pages' records
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "browser", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pages: u64,
     /// With --mining: mine at this share of the time (1-100), to see that the rate kept is
     /// that share of the bench rate
     #[arg(long, value_name = "PERCENT", default_value_t = 100, requires = "mining", value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -639,6 +647,11 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if let Some(addr) = &self.browser {
+            let listen = crate::listen::ListenOptions::new(crate::listen::Listener::Http, addr, Vec::new())?;
+            super::browser_bench::run(listen, self.seconds, self.runs as usize, self.pages as usize)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let bench = BenchOptions {
             seconds: self.seconds,
             runs: self.runs as usize,

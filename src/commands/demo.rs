@@ -115,7 +115,7 @@ impl Args {
         // The demo is for looking at: its dashboard is on unless asked elsewhere.
         if options.http.is_none() {
             let listen = ListenOptions::new(Listener::Http, "127.0.0.1:0", Vec::new())?;
-            options.http = Some(HttpOptions { listen, pool_side: Vec::new() });
+            options.http = Some(HttpOptions { listen, pool_side: Vec::new(), browser_devices: self.run.browser() });
         }
         if let Some(shares) = self.shares {
             options.until = Some(super::mine::accepted_shares(shares));
@@ -130,7 +130,7 @@ impl Args {
     /// The devices asked for; where that is `auto` and the machine shows no adapter at all,
     /// the CPU reference device, said first, with the note for the summary. `mine` and `solo`
     /// refuse instead: a pool or a node is no place to find out that a driver is missing.
-    fn devices(&self) -> anyhow::Result<(Vec<Box<dyn Sweeper>>, Option<&'static str>)> {
+    fn devices(&self) -> anyhow::Result<Opened> {
         match self.run.open() {
             Err(e) if self.run.device == [DeviceSelector::Auto] && no_adapter(&e) => {
                 println!("{ON_THE_CPU}");
@@ -140,6 +140,9 @@ impl Args {
         }
     }
 }
+
+/// The devices opened, and a note for the summary when they are not the ones asked for.
+type Opened = (Vec<Box<dyn Sweeper>>, Option<&'static str>);
 
 fn no_adapter(error: &anyhow::Error) -> bool {
     matches!(error.downcast_ref::<GpuError>(), Some(GpuError::NoAdapter { .. }))

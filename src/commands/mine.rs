@@ -48,6 +48,8 @@ pub struct HttpOptions {
     pub listen: ListenOptions,
     /// `demo`: the embedded pool's own counters, by protocol.
     pub pool_side: Vec<(&'static str, Arc<crate::pool::PoolStats>)>,
+    /// `-d browser`: browser pages that may sweep at once (`/device`); `None` takes none.
+    pub browser_devices: Option<usize>,
 }
 
 /// A condition on the counters.
@@ -138,7 +140,11 @@ pub async fn mine_watched(
     let stats = watchers.as_ref().map_or_else(|| Arc::new(Stats::new()), |w| w.stats.clone());
     let mut miner = Miner::start_on(stats, source, devices, sensing);
     let mut quit_rx = match watchers {
-        Some(watchers) => watchers.quit,
+        Some(watchers) => {
+            // Pages that open the device page from now on join this miner.
+            let _ = watchers.attach.set(miner.attacher());
+            watchers.quit
+        }
         None => {
             let pool_side = options.http.as_ref().is_some_and(|h| !h.pool_side.is_empty());
             let mode = if solo {
@@ -148,7 +154,8 @@ pub async fn mine_watched(
             } else {
                 Mode::Pools
             };
-            serve_site(options, mode, &miner.stats).await;
+            let attach = Arc::new(std::sync::OnceLock::from(miner.attacher()));
+            serve_site(options, mode, &miner.stats, &attach).await;
             let strategy = if solo { "Solo" } else { "Failover" };
             start_api(options, strategy, miner.control.clone(), &miner.stats).await
         }
@@ -176,6 +183,8 @@ pub async fn mine_watched(
 pub struct Watchers {
     pub stats: Arc<Stats>,
     quit: mpsc::UnboundedReceiver<()>,
+    /// The miner that browser pages join, once it runs (a page before then is refused).
+    attach: Arc<std::sync::OnceLock<crate::scheduler::Attach>>,
 }
 
 impl Watchers {
@@ -183,9 +192,10 @@ impl Watchers {
     /// has no pool commands, as in any solo run.
     pub async fn start(options: &MineOptions, mode: Mode) -> Watchers {
         let stats = Arc::new(Stats::new());
-        serve_site(options, mode, &stats).await;
+        let attach = Arc::default();
+        serve_site(options, mode, &stats, &attach).await;
         let quit = start_api(options, "Solo", None, &stats).await;
-        Watchers { stats, quit }
+        Watchers { stats, quit, attach }
     }
 
     /// Resolves when the API is told to `quit`; never without an API.
@@ -197,10 +207,16 @@ impl Watchers {
 }
 
 /// The HTTP server over `stats`, when asked for.
-async fn serve_site(options: &MineOptions, mode: Mode, stats: &Arc<Stats>) {
+async fn serve_site(
+    options: &MineOptions,
+    mode: Mode,
+    stats: &Arc<Stats>,
+    attach: &Arc<std::sync::OnceLock<crate::scheduler::Attach>>,
+) {
     if let Some(http) = &options.http {
         let site = Site { mode, stats: stats.clone(), pool_side: http.pool_side.clone() };
-        serve_http(http.listen.clone(), site).await;
+        let browser = http.browser_devices.map(|max| Arc::new(browser_host(stats, max, attach.clone())));
+        serve_http(http.listen.clone(), site, browser).await;
     }
 }
 
@@ -248,11 +264,29 @@ pub fn run(source: Source, devices: Vec<Box<dyn Sweeper>>, options: &MineOptions
     Ok(summary)
 }
 
-/// Metrics, JSON and the dashboard; the URL goes to standard output, where a person looks
-/// first. A listener that cannot be had is said, and the run goes on without it.
-pub async fn serve_http(listen: ListenOptions, site: Site) {
-    match crate::http::start(listen, site).await {
-        Ok(addr) => println!("dashboard: http://{addr}/  (metrics: http://{addr}/metrics)"),
+/// Browser pages attached to the running miner as devices of their own.
+/// Browser pages as devices of the miner in `attach`, once it runs.
+fn browser_host(
+    stats: &Arc<Stats>,
+    max: usize,
+    attach: Arc<std::sync::OnceLock<crate::scheduler::Attach>>,
+) -> crate::browser::BrowserHost {
+    let join = Arc::new(move |device| attach.get().map(|a| a.attach(device)));
+    crate::browser::BrowserHost::mining(max, stats.clone(), join)
+}
+
+/// Metrics, JSON and the dashboard (and with `browser`, the page that makes a browser a
+/// device); the URLs go to standard output, where a person looks first. A listener that
+/// cannot be had is said, and the run goes on without it.
+pub async fn serve_http(listen: ListenOptions, site: Site, browser: Option<Arc<crate::browser::BrowserHost>>) {
+    let devices = browser.is_some();
+    match crate::http::start_with(listen, site, browser).await {
+        Ok(addr) => {
+            println!("dashboard: http://{addr}/  (metrics: http://{addr}/metrics)");
+            if devices {
+                println!("browser device: open http://{addr}/device and press Start");
+            }
+        }
         Err(e) => tracing::warn!("HTTP: cannot listen: {e}; going on without it"),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod browser_bench;
 pub mod completions;
 pub mod config;
 pub mod demo;
@@ -68,8 +69,12 @@ pub async fn stop_signal() -> &'static str {
 /// Opens the device a selector names: the CPU reference sweeper, or a GPU, its shape chosen
 /// and its dispatches sized.
 pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow::Result<Box<dyn Sweeper>> {
-    if *selector == DeviceSelector::Cpu {
-        return Ok(Box::new(crate::cpu::CpuSweeper::new()));
+    match selector {
+        DeviceSelector::Cpu => return Ok(Box::new(crate::cpu::CpuSweeper::new())),
+        DeviceSelector::Browser => {
+            anyhow::bail!("`browser` is not a device of this machine: mine, solo and demo take -d browser")
+        }
+        _ => {}
     }
     let adapter = select_adapter(selector)?;
     let dispatch = match adapter.get_info().device_type {

@@ -150,6 +150,7 @@ pub fn select_adapter(selector: &DeviceSelector) -> Result<wgpu::Adapter, GpuErr
             adapters.into_iter().filter(supports_compute).min_by_key(|a| rank(&a.get_info())).ok_or_else(no_match)
         }
         DeviceSelector::Index(i) => adapters.into_iter().nth(*i).ok_or_else(no_match),
+        DeviceSelector::Browser => Err(no_match()),
         DeviceSelector::Name(name) => {
             let needle = name.to_lowercase();
             adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)).ok_or_else(no_match)

@@ -61,14 +61,14 @@ impl ShapeRequest {
 
 /// Workgroup sizes to try, likeliest first: 64 (AMD's wave64, two NVIDIA warps), then wider for
 /// occupancy, then 32 (NVIDIA's warp, RDNA's wave32, Apple's SIMD group).
-const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
+pub const WORKGROUP_SIZES: [u32; 4] = [64, 128, 256, 32];
 /// Nonces per invocation, tried at the best workgroup size: longer loops amortise the
 /// invocation's setup, shorter ones fill small devices.
-const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
+pub const NONCES_PER_INVOCATION: [u32; 3] = [64, 256, 16];
 /// Versions per nonce, tried at the best workgroup size before the nonces, most first: more
 /// share each nonce's schedule (fewest operations per hash; lavapipe runs 8 fastest), fewer win
 /// where the longer shader costs more than it saves (instruction cache, registers).
-const VERSIONS_PER_NONCE: [u32; 4] = [8, 4, 2, 1];
+pub const VERSIONS_PER_NONCE: [u32; 4] = [8, 4, 2, 1];
 
 /// How much faster a shape must measure to replace the best so far: a 100 ms reading on a
 /// busy machine moves by about that much, and the shapes tried first are the safe ones.

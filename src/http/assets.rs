@@ -9,6 +9,10 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("assets/index.html")),
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("assets/app.js")),
     ("app.css", "text/css; charset=utf-8", include_bytes!("assets/app.css")),
+    ("device.html", "text/html; charset=utf-8", include_bytes!("assets/device.html")),
+    ("device.js", "text/javascript; charset=utf-8", include_bytes!("assets/device.js")),
+    // The kernel the native path compiles, the same bytes: the page builds its pipeline of it.
+    ("sha256d.wgsl", "text/plain; charset=utf-8", crate::gpu::kernel::SOURCE.as_bytes()),
     ("favicon.svg", "image/svg+xml", include_bytes!("assets/favicon.svg")),
     ("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("assets/vendor/uPlot.iife.min.js")),
     ("vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("assets/vendor/uPlot.min.css")),

@@ -29,6 +29,7 @@ use crate::pool::PoolStats;
 use crate::stats::Stats;
 
 mod assets;
+pub mod device;
 pub mod guard;
 mod held;
 pub mod json;
@@ -98,15 +99,26 @@ struct Server {
     live: live::Live,
     metrics: metrics::Metrics,
     streams: Arc<Semaphore>,
+    /// Browser pages that sweep for this run (`-d browser`), or send bench records.
+    browser: Option<Arc<crate::browser::BrowserHost>>,
 }
 
 /// Starts serving `site`; returns the address it listens on. It serves until the runtime ends.
 pub async fn start(options: ListenOptions, site: Site) -> std::io::Result<SocketAddr> {
+    start_with(options, site, None).await
+}
+
+/// Starts serving `site`, and with `browser`, taking browser pages on `/api/v1/device`.
+pub async fn start_with(
+    options: ListenOptions,
+    site: Site,
+    browser: Option<Arc<crate::browser::BrowserHost>>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     let metrics = metrics::Metrics::new(&site);
     let live = live::Live::start(site.clone(), metrics.clone());
-    let server = Arc::new(Server { site, live, metrics, streams: Arc::new(Semaphore::new(MAX_STREAMS)) });
+    let server = Arc::new(Server { site, live, metrics, streams: Arc::new(Semaphore::new(MAX_STREAMS)), browser });
     // Over the whole router, built: every route is behind it, those added later included.
     let guard = Arc::new(guard::Guard::new(addr, &options.hosts));
     let router = router(server).layer(axum::middleware::from_fn_with_state(guard, guard::check));
@@ -123,6 +135,13 @@ fn router(server: Arc<Server>) -> Router {
         .route(
             "/{*file}",
             get(|axum::extract::Path(file): axum::extract::Path<String>| async move { assets::page(&file) }),
+        )
+        .route("/device", get(|| async { assets::page("device.html") }))
+        .route(
+            "/api/v1/device",
+            get(|State(s): State<Arc<Server>>, ws: axum::extract::ws::WebSocketUpgrade| async move {
+                device::upgrade(s.browser.clone(), ws).await
+            }),
         )
         .route("/metrics", get(scrape))
         .route(
@@ -145,7 +164,9 @@ fn router(server: Arc<Server>) -> Router {
 /// busy), a bounded life. A client that shuts its writing side once it has sent the request
 /// (`printf 'GET /metrics …' | nc`, as cgminer's API is scripted) still gets its answer: hyper
 /// would otherwise close at that EOF. Each request carries the connection's ticket (an
-/// `Arc<Ticket>` extension), which `held` holds while it is answered.
+/// `Arc<Ticket>` extension), which `held` holds while it is answered. A WebSocket upgrade
+/// (`/api/v1/device`) hands the connection over to its own task, which the browser devices'
+/// cap bounds; the life span bounds the HTTP part.
 async fn serve(stream: TcpStream, router: Router, ticket: Ticket) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -158,7 +179,7 @@ async fn serve(stream: TcpStream, router: Router, ticket: Ticket) {
         request.extensions_mut().insert(ticket.clone());
         hyper::service::Service::call(&router, request)
     });
-    let connection = http.serve_connection(TokioIo::new(stream), service);
+    let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 

@@ -33,6 +33,9 @@ use units::{Extranonces, Orphans};
 /// Verified shares waiting for the source, at most.
 pub const SHARE_QUEUE: usize = 4096;
 
+/// A device's thread, which hands the device back if it is well at the end.
+type DeviceThread = JoinHandle<Option<Box<dyn Sweeper>>>;
+
 /// What every device's loop shares: the newest work, where shares go, the counters, the stop
 /// flag, the unit counter and the ranges failed devices left.
 struct Shared {
@@ -43,7 +46,7 @@ struct Shared {
     extranonces: Extranonces,
     orphans: Orphans,
     /// Each device's thread; joining it gives the device back if it is well.
-    threads: Mutex<Vec<JoinHandle<Option<Box<dyn Sweeper>>>>>,
+    threads: Mutex<Vec<DeviceThread>>,
 }
 
 pub struct Scheduler {
