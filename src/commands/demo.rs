@@ -129,7 +129,7 @@ impl Args {
     /// The devices asked for; where that is `auto` and the machine shows no adapter at all,
     /// the CPU reference device, said first, with the note for the summary. `mine` and `solo`
     /// refuse instead: a pool or a node is no place to find out that a driver is missing.
-    fn devices(&self) -> anyhow::Result<(Vec<Box<dyn Sweeper>>, Option<&'static str>)> {
+    fn devices(&self) -> anyhow::Result<(Devices, Option<&'static str>)> {
         match self.run.open() {
             Err(e) if self.run.device == [DeviceSelector::Auto] && no_adapter(&e) => {
                 println!("{ON_THE_CPU}");
@@ -139,6 +139,8 @@ impl Args {
         }
     }
 }
+
+type Devices = Vec<Box<dyn Sweeper>>;
 
 fn no_adapter(error: &anyhow::Error) -> bool {
     matches!(error.downcast_ref::<GpuError>(), Some(GpuError::NoAdapter { .. }))
