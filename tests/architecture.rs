@@ -11,7 +11,7 @@ const LAYERS: [&[&str]; 10] = [
     &["wire", "listen"],
     &["device"],
     &["cpu", "gpu", "stats"],
-    &["sensor", "source", "pool"],
+    &["sensor", "source", "pool", "browser"],
     &["scheduler"],
     &["miner"],
     &["api", "http"],
