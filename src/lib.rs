@@ -14,6 +14,7 @@ pub mod listen;
 pub mod logging;
 pub mod miner;
 pub mod pool;
+pub mod run;
 pub mod scheduler;
 pub mod sensor;
 pub mod source;

@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::listen::{ListenOptions, Listener};
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{MineOptions, mine};
 use wgminer::source::stratum::PoolConfig;
 
 /// Sends one request and returns the reply without its NUL terminator.
@@ -48,7 +49,7 @@ fn pool_config(addr: std::net::SocketAddr, name: &str) -> PoolConfig {
 /// Two embedded pools and one CPU device, the API on a free port with `allow`: once the
 /// first share is accepted the queries run, and the run ends when they are done (or at
 /// `quit`), `ceiling` seconds at most.
-async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::commands::mine::Summary {
+async fn run_miner(allow: &str, ceiling: u64, queries: impl AsyncFnOnce(u16)) -> wgminer::run::Summary {
     let options = PoolOptions { difficulty: wgminer::work::Difficulty::new(0.0005).unwrap(), ..Default::default() };
     let first = EmbeddedPool::start("127.0.0.1:0", options.clone()).await.unwrap();
     let second = EmbeddedPool::start("127.0.0.1:0", options).await.unwrap();

@@ -25,11 +25,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use wgminer::browser::frame::{Answer, Hello, HostFrame, PageFrame, Piece};
-use wgminer::commands::mine::{HttpOptions, MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::Shape;
 use wgminer::listen::{ListenOptions, Listener};
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{HttpOptions, MineOptions, mine};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::work::{Candidate, Difficulty, NonceRange};
 

@@ -13,12 +13,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use wgminer::commands::mine::{HttpOptions, MineOptions, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::{DeviceInfo, Fault, Reopen, SweepError, Sweeper};
 use wgminer::listen::{ListenOptions, Listener};
 use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{HttpOptions, MineOptions, mine};
 use wgminer::scheduler::Scheduler;
 use wgminer::source::SourceWork;
 use wgminer::source::stratum::PoolConfig;

@@ -4,10 +4,11 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::miner::Miner;
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{MineOptions, mine};
 use wgminer::source::stratum::PoolConfig;
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -20,10 +20,11 @@ use common::http::{get, get_with, metric_sum};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wgminer::commands::mine::{HttpOptions, MineOptions, Source, Summary, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::listen::{ListenOptions, Listener};
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{HttpOptions, MineOptions, Summary, mine};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::work::Difficulty;
 
@@ -55,7 +56,7 @@ fn tool(name: &str, install: &str) -> PathBuf {
 /// cgminer API on port `api`, mining until `done` holds (or 120 s). Both servers outlive the
 /// run (they serve until the runtime ends), so the counters can be read after it, when they
 /// stand still.
-async fn mine_watched(http: SocketAddr, api: u16, done: wgminer::commands::mine::Goal) -> Summary {
+async fn mine_watched(http: SocketAddr, api: u16, done: wgminer::run::Goal) -> Summary {
     let pool_options = PoolOptions { difficulty: Difficulty::new(0.0005).unwrap(), ..Default::default() };
     let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
     let options = MineOptions {
@@ -103,7 +104,7 @@ async fn cgminer_summary(port: u16) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_json_and_the_cgminer_api_agree_with_the_summary() {
     let (http, api) = (free_addr(), common::node::free_port());
-    let summary = mine_watched(http, api, wgminer::commands::mine::accepted_shares(3)).await;
+    let summary = mine_watched(http, api, wgminer::run::accepted_shares(3)).await;
     assert!(summary.accepted >= 3, "{summary:?}");
 
     let metrics = get(http, "/metrics").await;

@@ -10,12 +10,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use wgminer::commands::mine::{MineOptions, Source, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::device::DeviceSelector;
 use wgminer::device::Sweeper;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{MineOptions, mine};
 use wgminer::source::Share;
 use wgminer::source::stratum::{PoolConfig, ShareOutcome};
 use wgminer::work::job::Job;

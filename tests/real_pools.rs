@@ -11,10 +11,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use wgminer::commands::mine::{MineOptions, Source, Summary, mine};
 use wgminer::cpu::CpuSweeper;
 use wgminer::miner::Miner;
+use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
+use wgminer::run::{MineOptions, Summary, mine};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::tls::{Trust, parse_fingerprint};
 

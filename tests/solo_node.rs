@@ -10,10 +10,11 @@ use bitcoin::Network;
 use bitcoin::hex::DisplayHex;
 use common::node::{PASSWORD, RegtestNode, USER};
 use serde_json::{Value, json};
-use wgminer::commands::mine::{HttpOptions, MineOptions, Source, mine};
 use wgminer::device::DeviceSelector;
 use wgminer::gpu::{GpuOptions, GpuSweeper, select_adapter};
 use wgminer::listen::{ListenOptions, Listener};
+use wgminer::miner::Source;
+use wgminer::run::{HttpOptions, MineOptions, mine};
 use wgminer::source::gbt::client::{SetupError, SoloConfig, check_node};
 use wgminer::source::gbt::rpc::{Auth, Node, RpcError};
 

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use common::sri::{self, AUTHORITY_PUBLIC};
 use common::template_provider;
-use wgminer::commands::mine::{MineOptions, Source, Summary, mine};
 use wgminer::cpu::CpuSweeper;
+use wgminer::miner::Source;
 use wgminer::pool::PoolOptions;
 use wgminer::pool::sv2::Sv2Pool;
+use wgminer::run::{MineOptions, Summary, mine};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::source::stratum::core::ConnectError;
 use wgminer::source::stratum::v2::session::ChannelKind;

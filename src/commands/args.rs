@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use super::DeviceOptions;
-use super::mine::HttpOptions;
 use crate::device::DeviceSelector;
 use crate::gpu::shape::{self, ShapeRequest};
 use crate::gpu::tune;
 use crate::listen::{ListenOptions, Listener};
 use crate::miner::Budget;
+use crate::run::HttpOptions;
 use crate::sensor::TempLimits;
 use crate::work::Difficulty;
 
@@ -106,7 +106,7 @@ impl RunArgs {
             .collect())
     }
 
-    pub fn options(&self, seconds: Option<f64>) -> anyhow::Result<super::mine::MineOptions> {
+    pub fn options(&self, seconds: Option<f64>) -> anyhow::Result<crate::run::MineOptions> {
         // The parser took only positive numbers.
         let duration = seconds.map(Duration::from_secs_f64);
         let api = ListenOptions::from_flags(Listener::Api, self.api_listen.as_deref(), &self.api_allow)?;
@@ -116,7 +116,7 @@ impl RunArgs {
             (http, _) => http,
         };
         let browser_devices = self.browser();
-        Ok(super::mine::MineOptions {
+        Ok(crate::run::MineOptions {
             duration,
             status_every: Duration::from_secs(self.status_every),
             api,

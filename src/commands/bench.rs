@@ -217,7 +217,7 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MiningRun {
     #[serde(flatten)]
-    pub summary: super::mine::Summary,
+    pub summary: crate::run::Summary,
     /// Hashes swept while mining over the device's `bench` rate in this run (the mean of its
     /// rates measured before and after mining).
     pub efficiency: f64,
@@ -498,7 +498,7 @@ fn mine_once(
     duty_percent: u32,
 ) -> anyhow::Result<(MiningRun, Option<Box<dyn Sweeper>>)> {
     let pool = crate::pool::PoolOptions { job_interval, ..Default::default() };
-    let run = super::mine::MineOptions {
+    let run = crate::run::MineOptions {
         duration: Some(std::time::Duration::from_secs_f64(seconds)),
         status_every: std::time::Duration::from_secs(3600),
         api: None,

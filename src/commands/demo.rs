@@ -7,12 +7,14 @@ use super::args::RunArgs;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::mine::{HttpOptions, MineOptions, Source, Summary, mine, print_summary};
+use super::mine::print_summary;
 use crate::device::{DeviceSelector, Sweeper};
 use crate::gpu::adapter::GpuError;
 use crate::listen::{ListenOptions, Listener};
+use crate::miner::Source;
 use crate::pool::sv2::Sv2Pool;
 use crate::pool::{EmbeddedPool, PoolOptions, PoolStats};
+use crate::run::{HttpOptions, MineOptions, Summary, mine};
 use crate::source::stratum::PoolConfig;
 use crate::source::stratum::v2::session::ChannelKind;
 use crate::wire::stratum_v2::key::AuthorityPair;
@@ -118,7 +120,7 @@ impl Args {
             options.http = Some(HttpOptions { listen, pool_side: Vec::new(), browser_devices: self.run.browser() });
         }
         if let Some(shares) = self.shares {
-            options.until = Some(super::mine::accepted_shares(shares));
+            options.until = Some(crate::run::accepted_shares(shares));
         }
         let pool = PoolOptions { difficulty: self.difficulty, ..Default::default() };
         crate::source::check_journal(&self.run.journal)?;
@@ -130,7 +132,7 @@ impl Args {
     /// The devices asked for; where that is `auto` and the machine shows no adapter at all,
     /// the CPU reference device, said first, with the note for the summary. `mine` and `solo`
     /// refuse instead: a pool or a node is no place to find out that a driver is missing.
-    fn devices(&self) -> anyhow::Result<Opened> {
+    fn devices(&self) -> anyhow::Result<(Devices, Option<&'static str>)> {
         match self.run.open() {
             Err(e) if self.run.device == [DeviceSelector::Auto] && no_adapter(&e) => {
                 println!("{ON_THE_CPU}");
@@ -141,8 +143,7 @@ impl Args {
     }
 }
 
-/// The devices opened, and a note for the summary when they are not the ones asked for.
-type Opened = (Vec<Box<dyn Sweeper>>, Option<&'static str>);
+type Devices = Vec<Box<dyn Sweeper>>;
 
 fn no_adapter(error: &anyhow::Error) -> bool {
     matches!(error.downcast_ref::<GpuError>(), Some(GpuError::NoAdapter { .. }))

@@ -49,23 +49,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-/// Resolves on Ctrl-C or SIGTERM (systemd, `docker stop`), with the signal's name: both stop
-/// the miner the same way, journal included.
-pub async fn stop_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "Ctrl-C",
-                _ = term.recv() => "SIGTERM",
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
-}
-
 /// Opens the device a selector names: the CPU reference sweeper, or a GPU, its shape chosen
 /// and its dispatches sized.
 pub fn open_device(selector: &DeviceSelector, options: &DeviceOptions) -> anyhow::Result<Box<dyn Sweeper>> {

@@ -32,9 +32,9 @@ pub fn run(
         if let Some(listen) = http {
             // No miner here: the page and the metrics show the pool's side.
             let site = Site { mode: Mode::Pool, stats: Default::default(), pool_side };
-            super::mine::serve_http(listen, site, None).await;
+            crate::run::serve_http(listen, site, None).await;
         }
-        super::stop_signal().await;
+        crate::run::stop_signal().await;
         anyhow::Ok(())
     })
 }

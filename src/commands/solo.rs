@@ -8,9 +8,11 @@ use crate::source::gbt::rpc::Auth;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::mine::{MineOptions, Source, Summary, Watchers, mine_watched, print_summary};
+use super::mine::print_summary;
 use crate::device::Sweeper;
 use crate::http::Mode;
+use crate::miner::Source;
+use crate::run::{MineOptions, Summary, Watchers, mine_watched};
 use crate::source::gbt::client::{self, SoloConfig};
 use crate::source::gbt::rpc::Node;
 
@@ -61,7 +63,7 @@ async fn await_node(
     let stats = watchers.stats.clone();
     tokio::select! {
         r = client::connect(&solo.node, solo.network, &solo.address, &stats) => Some(r),
-        name = super::stop_signal() => {
+        name = crate::run::stop_signal() => {
             tracing::info!("stopping ({name})");
             None
         }
