@@ -7,7 +7,7 @@ use std::path::Path;
 /// Bottom first. A module may use those of lower layers, never one of its own layer or above.
 /// A new module goes here, and into ARCHITECTURE.md's map, where its imports put it.
 const LAYERS: [&[&str]; 11] = [
-    &["work", "logging", "config", "admission"],
+    &["work", "logging", "admission"],
     &["wire", "listen"],
     &["device"],
     &["cpu", "gpu", "stats"],
@@ -15,7 +15,7 @@ const LAYERS: [&[&str]; 11] = [
     &["scheduler"],
     &["miner"],
     &["api", "http"],
-    &["run"],
+    &["run", "config"],
     &["commands"],
     &["fuzzing"],
 ];

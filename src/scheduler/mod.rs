@@ -129,25 +129,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::work::job::Job;
-    use crate::work::{Candidate, Difficulty, Extranonce1, NonceRange, PoolId, VersionMask, Work};
-
-    fn work(extranonce1: u8, size: usize) -> SourceWork {
-        let job =
-            Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
-        SourceWork {
-            source: PoolId(0),
-            generation: 1,
-            job,
-            extranonce1: Extranonce1(vec![extranonce1]),
-            extranonce2_size: size,
-            target: Difficulty::ONE.to_target(),
-            version_mask: VersionMask::NONE,
-            nonces: NonceRange::FULL_RANGE,
-            time_roll: 0,
-            received: std::time::Instant::now(),
-        }
-    }
+    use crate::work::{Candidate, NonceRange, Work};
+    use units::tests::work;
 
     /// A device whose pieces end when the test says so.
     struct Gated {

@@ -135,12 +135,13 @@ impl Orphans {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::work::job::Job;
     use crate::work::{Difficulty, PoolId, Target, VersionMask};
 
-    fn work(extranonce1: u8, size: usize) -> SourceWork {
+    /// Work of one job with a one-byte extranonce1 and an extranonce2 of `size` bytes.
+    pub(in crate::scheduler) fn work(extranonce1: u8, size: usize) -> SourceWork {
         let job =
             Job::from_notify_hex("1", &"00".repeat(32), "", "", &[], "20000000", "1d00ffff", "00000000", true).unwrap();
         SourceWork {
