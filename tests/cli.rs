@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use wgminer::commands::bench::Report;
+use wgminer::commands::record::Report;
 use wgminer::gpu::shape::{Origin, Shape};
 
 const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
@@ -322,7 +322,7 @@ fn the_kernel_shape_is_measured_once_then_remembered() {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shape-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     let file = home.join("wgminer/kernel-shapes.json");
-    let bench = |extra: &[&str]| -> wgminer::commands::bench::KernelShape {
+    let bench = |extra: &[&str]| -> wgminer::commands::record::KernelShape {
         let mut args = vec!["bench", "-d", "0", "--seconds", "0.2", "--runs", "1", "--json"];
         args.extend_from_slice(extra);
         let out = with_cache(&args, &home);

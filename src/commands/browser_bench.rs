@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::bench::{KernelSettings, KernelShape, Measured, Rate, Report};
+use super::record::{KernelSettings, KernelShape, Measured, Rate, Report};
 use crate::browser::BrowserHost;
 use crate::browser::sweeper::DEPTH;
 use crate::cpu::CpuSweeper;

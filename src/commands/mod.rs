@@ -12,6 +12,7 @@ pub mod grind;
 pub mod man;
 pub mod mine;
 pub mod pool;
+pub mod record;
 pub mod report;
 pub mod scan;
 pub mod selftest;

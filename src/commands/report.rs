@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 
-use super::bench::{Efficiency, Report, SampleReading, Sustained};
+use super::record::{Efficiency, Report, SampleReading, Sustained};
 
 /// One measured device, as the table and the chart show it.
 #[derive(Debug, Clone, PartialEq)]

@@ -61,9 +61,14 @@ thread_local! {
     static CATCHING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A panic inside a driver call, by its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct DriverPanic(pub(crate) String);
+
 /// Runs `call`, turning a panic inside it (wgpu's way of reporting a device lost during a
 /// wait) into the panic's message.
-pub(crate) fn catch_driver_panic<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn catch_driver_panic<T>(call: impl FnOnce() -> T) -> Result<T, DriverPanic> {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -79,11 +84,9 @@ pub(crate) fn catch_driver_panic<T>(call: impl FnOnce() -> T) -> Result<T, Strin
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
     CATCHING.with(|c| c.set(false));
     result.map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the driver call panicked".into())
+        let message =
+            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+        DriverPanic(message.unwrap_or_else(|| "the driver call panicked".into()))
     })
 }
 
@@ -94,7 +97,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_its_message_and_the_thread_goes_on() {
         let caught = catch_driver_panic(|| -> u32 { panic!("Error in Device::poll: Parent device is lost") });
-        assert_eq!(caught, Err("Error in Device::poll: Parent device is lost".to_string()));
+        assert_eq!(caught, Err(DriverPanic("Error in Device::poll: Parent device is lost".into())));
         assert_eq!(catch_driver_panic(|| 7), Ok(7));
     }
 
