@@ -255,8 +255,8 @@ pub trait Sweeper: Send {
 /// it before each piece and the sensor sampler writes it.
 #[derive(Debug)]
 pub struct Throttle {
-    /// The user's share, in thousandths.
-    duty: AtomicU32,
+    /// The user's share, in thousandths: fixed at start.
+    duty: u32,
     /// The power loop's share, in thousandths (1000 without a limit).
     power_duty: AtomicU32,
     paused: AtomicBool,
@@ -265,21 +265,12 @@ pub struct Throttle {
 impl Throttle {
     /// A device that sweeps `percent` of the time (1–100).
     pub fn new(percent: u32) -> Throttle {
-        Throttle {
-            duty: AtomicU32::new(percent.clamp(1, 100) * 10),
-            power_duty: AtomicU32::new(1000),
-            paused: AtomicBool::new(false),
-        }
+        Throttle { duty: percent.clamp(1, 100) * 10, power_duty: AtomicU32::new(1000), paused: AtomicBool::new(false) }
     }
 
     /// The share of the time to sweep, 0.001 to 1: the least of the user's and the power loop's.
     pub fn duty(&self) -> f64 {
-        f64::from(self.duty.load(Relaxed).min(self.power_duty.load(Relaxed))) / 1000.0
-    }
-
-    /// The user's `--duty`, 0.01 to 1.
-    pub fn user_duty(&self) -> f64 {
-        f64::from(self.duty.load(Relaxed)) / 1000.0
+        f64::from(self.duty.min(self.power_duty.load(Relaxed))) / 1000.0
     }
 
     /// The power loop's share, 0.001 to 1.

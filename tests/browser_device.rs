@@ -30,7 +30,7 @@ use wgminer::device::Shape;
 use wgminer::listen::{ListenOptions, Listener};
 use wgminer::miner::Source;
 use wgminer::pool::{EmbeddedPool, PoolOptions};
-use wgminer::run::{HttpOptions, MineOptions, mine};
+use wgminer::run::{HttpOptions, MineOptions, Summary, mine};
 use wgminer::source::stratum::PoolConfig;
 use wgminer::work::{Candidate, Difficulty, NonceRange};
 
@@ -276,37 +276,9 @@ async fn devices(http: SocketAddr) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_pages_are_refused_and_mining_goes_on() {
     let pool_options = PoolOptions { difficulty: Difficulty::new(0.0005).unwrap(), ..Default::default() };
-    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
-    let http = free_addr();
-    let done = Arc::new(AtomicBool::new(false));
-    let finished = done.clone();
-    let options = MineOptions {
-        http: Some(HttpOptions {
-            listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
-            pool_side: vec![],
-            browser_devices: Some(4),
-        }),
-        ..MineOptions::until(Arc::new(move |_| finished.load(Relaxed)), Duration::from_secs(300))
-    };
-    let config = PoolConfig {
-        url: format!("stratum+tcp://{}", pool.addr),
-        user: "hostile".into(),
-        pass: "x".into(),
-        journal: std::env::temp_dir().join(format!("wgminer-test-hostile-pages-{}.jsonl", std::process::id())),
-        trust: Default::default(),
-        suggest_difficulty: None,
-        channel: Default::default(),
-        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
-    };
-    let miner =
-        tokio::spawn(
-            async move { mine(Source::Pools(vec![config]), vec![Box::new(CpuSweeper::new())], &options).await },
-        );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
-        assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cpu = Box::new(CpuSweeper::new());
+    let (pool, http, done, miner) =
+        mine_beside_pages(pool_options, 4, Duration::from_secs(300), "hostile-pages", cpu).await;
     let cpu_accepted = |d: &[Value]| d[0]["shares"]["accepted"].as_u64().unwrap();
     let accepted_before = cpu_accepted(&devices(http).await);
 
@@ -436,36 +408,9 @@ async fn a_tab_closed_mid_piece_leaves_no_gap() {
         job_interval: Duration::from_secs(3600),
         ..Default::default()
     };
-    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
-    let http = free_addr();
-    let done = Arc::new(AtomicBool::new(false));
-    let finished = done.clone();
-    let options = MineOptions {
-        http: Some(HttpOptions {
-            listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
-            pool_side: vec![],
-            browser_devices: Some(1),
-        }),
-        ..MineOptions::until(Arc::new(move |_| finished.load(Relaxed)), Duration::from_secs(120))
-    };
-    let config = PoolConfig {
-        url: format!("stratum+tcp://{}", pool.addr),
-        user: "gapless".into(),
-        pass: "x".into(),
-        journal: std::env::temp_dir().join(format!("wgminer-test-gapless-{}.jsonl", std::process::id())),
-        trust: Default::default(),
-        suggest_difficulty: None,
-        channel: Default::default(),
-        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
-    };
     let swept = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let cpu = Recording { cpu: CpuSweeper::new(), swept: swept.clone() };
-    let miner = tokio::spawn(async move { mine(Source::Pools(vec![config]), vec![Box::new(cpu)], &options).await });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
-        assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cpu = Box::new(Recording { cpu: CpuSweeper::new(), swept: swept.clone() });
+    let (_pool, http, done, miner) = mine_beside_pages(pool_options, 1, Duration::from_secs(120), "gapless", cpu).await;
     let mut page = connect(http).await.unwrap();
     page.send(hello()).await.unwrap();
     let mut pieces = vec![next_piece(&mut page).await];
@@ -498,4 +443,50 @@ async fn a_tab_closed_mid_piece_leaves_no_gap() {
     );
     done.store(true, Relaxed);
     miner.await.unwrap();
+}
+
+/// A miner on an embedded pool with `cpu` for its one local device and room for `pages`
+/// browser devices, mining until the flag it returns is set (or `ceiling`); returned once its
+/// HTTP server lists its devices, with the pool (kept open) and the server's address.
+async fn mine_beside_pages(
+    pool_options: PoolOptions,
+    pages: usize,
+    ceiling: Duration,
+    name: &str,
+    cpu: Box<dyn wgminer::device::Sweeper>,
+) -> (
+    EmbeddedPool,
+    SocketAddr,
+    Arc<AtomicBool>,
+    tokio::task::JoinHandle<(Summary, Vec<Box<dyn wgminer::device::Sweeper>>)>,
+) {
+    let pool = EmbeddedPool::start("127.0.0.1:0", pool_options).await.unwrap();
+    let http = free_addr();
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let options = MineOptions {
+        http: Some(HttpOptions {
+            listen: ListenOptions::new(Listener::Http, &http.to_string(), vec![]).unwrap(),
+            pool_side: vec![],
+            browser_devices: Some(pages),
+        }),
+        ..MineOptions::until(Arc::new(move |_| finished.load(Relaxed)), ceiling)
+    };
+    let config = PoolConfig {
+        url: format!("stratum+tcp://{}", pool.addr),
+        user: name.into(),
+        pass: "x".into(),
+        journal: std::env::temp_dir().join(format!("wgminer-test-{name}-{}.jsonl", std::process::id())),
+        trust: Default::default(),
+        suggest_difficulty: None,
+        channel: Default::default(),
+        journal_max: wgminer::source::stratum::pool_url::DEFAULT_JOURNAL_MAX,
+    };
+    let miner = tokio::spawn(async move { mine(Source::Pools(vec![config]), vec![cpu], &options).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(http).await.is_err() || devices(http).await.is_empty() {
+        assert!(Instant::now() < deadline, "the miner's HTTP server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (pool, http, done, miner)
 }

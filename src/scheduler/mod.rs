@@ -82,11 +82,6 @@ impl Scheduler {
         Attach { shared: self.shared.clone() }
     }
 
-    /// Ranges that failed devices left and no device has taken yet.
-    pub fn orphaned_pieces(&self) -> usize {
-        self.shared.orphans.len()
-    }
-
     /// Waits for every device's thread (after the stop flag is set): the devices that are
     /// well, handed back. A device stuck in its driver is not waited for.
     pub fn join(self) -> Vec<Box<dyn Sweeper>> {

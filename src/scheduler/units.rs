@@ -129,6 +129,7 @@ impl Orphans {
         None
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

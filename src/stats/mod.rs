@@ -515,13 +515,14 @@ impl Stats {
             self.uptime().as_secs()
         );
         let devices = self.devices();
-        let alive = devices.iter().filter(|d| d.status().state == DeviceState::Alive).count();
-        if alive < devices.len() {
-            let others: Vec<String> = devices
-                .iter()
-                .filter(|d| d.status().state != DeviceState::Alive)
-                .map(|d| format!("{} {}", d.id.0, d.status().name()))
-                .collect();
+        let others: Vec<String> = devices
+            .iter()
+            .map(|d| (d.id, d.status()))
+            .filter(|(_, status)| status.state != DeviceState::Alive)
+            .map(|(id, status)| format!("{} {}", id.0, status.name()))
+            .collect();
+        if !others.is_empty() {
+            let alive = devices.len() - others.len();
             line += &format!(" | devices {alive}/{} alive ({})", devices.len(), others.join(", "));
         }
         let throttled: Vec<String> = devices
